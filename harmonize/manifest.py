@@ -1,0 +1,228 @@
+"""Build, write, read and validate JSONL manifests (one record per case, jsonlines)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+import numpy as np
+
+from harmonize.dataset import DatasetPlugin
+from harmonize.discovery import Discovery
+from harmonize.errors import ErrorRecord, LabelError, ManifestError
+from harmonize.io import Volume, read_header, sha256_path, write_text_atomic
+from harmonize.labels import class_values
+from harmonize.records import MANIFEST_SCHEMA, SCHEMA_VERSION, Case, ManifestRecord
+from harmonize.splits import assign_splits, splits_document
+from harmonize.vocabulary import Vocabulary, load_vocabulary
+
+SPLITS_FILE = "splits.json"
+
+
+def relative_path(path: Path, start: Path) -> str:
+    """POSIX path of ``path`` relative to the folder ``start`` (so output folders can move)."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+
+
+def read_label_volume(plugin: DatasetPlugin, case: Case) -> Volume | None:
+    """The case's label map via the plugin's reader, or nibabel for plain files."""
+    custom = plugin.read_label(case)
+    if custom is not None or case.label is None:
+        return custom
+    from harmonize.io import read_volume
+
+    return read_volume(case.label, kind="label")
+
+
+def observed_label_values(volume: Volume) -> list[int]:
+    """Distinct label values, rounding float-stored masks (some releases store labels as float)."""
+    data = volume.data
+    if not np.issubdtype(data.dtype, np.integer):
+        data = np.rint(data)
+    return [int(v) for v in np.unique(data)]
+
+
+def record_for_case(
+    plugin: DatasetPlugin,
+    case: Case,
+    manifest_dir: Path,
+    *,
+    vocabulary: Vocabulary | None = None,
+    check_labels: bool = True,
+) -> ManifestRecord:
+    """A manifest record describing the case's *source* files (no normalization)."""
+    vocabulary = vocabulary or load_vocabulary()
+    desc = plugin.descriptor
+    header = read_header(case.images[0])
+    for other in case.images[1:]:
+        other_header = read_header(other)
+        if other_header.shape[:3] != header.shape[:3]:
+            raise LabelError(
+                f"channel shapes differ: {header.shape} vs {other_header.shape}",
+                dataset=desc.id, case=case.case_id, file=other,
+                hint="the channels of a case must share one grid",
+            )
+    labels: dict[str, list[int]] = {}
+    label_source = None
+    if case.label is not None or type(plugin).read_label is not DatasetPlugin.read_label:
+        observed = None
+        if check_labels:
+            volume = read_label_volume(plugin, case)
+            if volume is not None:
+                if tuple(volume.data.shape[:3]) != tuple(header.shape[:3]):
+                    raise LabelError(
+                        f"label shape {volume.data.shape[:3]} differs from image shape "
+                        f"{header.shape[:3]}",
+                        dataset=desc.id, case=case.case_id, file=case.label,
+                        hint="check the label belongs to this image",
+                    )
+                observed = observed_label_values(volume)
+        labels = class_values(
+            desc, vocabulary, observed=observed, annotated=case.annotated,
+            case=case.case_id, file=case.label,
+        )
+        if case.label is not None:
+            label_source = {
+                "path": relative_path(case.label, manifest_dir),
+                "sha256": sha256_path(case.label),
+            }
+    images = [relative_path(p, manifest_dir) for p in case.images]
+    channels = list(case.channel_names) if case.channel_names else (
+        list(desc.channels) if desc.channels else None
+    )
+    return ManifestRecord(
+        dataset=desc.id,
+        case_id=case.case_id,
+        patient_id=case.patient_id,
+        modality=desc.modality,
+        image=images[0] if len(images) == 1 else images,
+        mask=label_source["path"] if label_source else None,
+        label=list(labels),
+        labels=labels,
+        annotated=list(labels),
+        official_split=case.official_split,
+        split=None,
+        shape=list(header.shape),
+        spacing=[round(s, 6) for s in header.spacing],
+        orientation=header.orientation,
+        source={
+            "images": [
+                {"path": rel, "sha256": sha256_path(p)} for rel, p in zip(images, case.images)
+            ],
+            "label": label_source,
+        },
+        channels=channels,
+        affine=[[round(float(v), 6) for v in row] for row in header.affine],
+        metadata=dict(case.metadata),
+    )
+
+
+@dataclass
+class ManifestResult:
+    """Records written for one dataset, and every case that did not make it (with the reason)."""
+
+    dataset: str
+    path: Path | None
+    records: list[ManifestRecord] = field(default_factory=list)
+    discovery: Discovery | None = None
+    errors: list[ErrorRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_manifest(
+    plugin: DatasetPlugin,
+    discovery: Discovery,
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    ratios: Sequence[float] = (0.7, 0.1, 0.2),
+    progress: Any = None,
+) -> ManifestResult:
+    """Describe every discovered case, assign splits and write ``<out_dir>/<dataset>.jsonl``.
+
+    A case that fails becomes an :class:`ErrorRecord`; the others are written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = plugin.dataset_id
+    result = ManifestResult(dataset=dataset, path=None, discovery=discovery,
+                            errors=list(discovery.errors))
+    vocabulary = load_vocabulary()
+    for case in discovery.cases:
+        try:
+            result.records.append(record_for_case(plugin, case, out_dir, vocabulary=vocabulary))
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            result.errors.append(ErrorRecord.from_exception(exc, dataset=dataset, case=case.case_id))
+        if progress is not None:
+            progress()
+    result.warnings = assign_splits(result.records, seed=seed, ratios=ratios)
+    result.path = out_dir / f"{dataset}.jsonl"
+    write_manifest(result.path, result.records)
+    write_splits(out_dir)
+    return result
+
+
+def dumps(record: ManifestRecord | dict[str, Any]) -> str:
+    data = record.to_json() if isinstance(record, ManifestRecord) else record
+    return json.dumps(data, ensure_ascii=False, allow_nan=False)
+
+
+def write_manifest(path: Path, records: Iterable[ManifestRecord]) -> None:
+    """Write records sorted by case id, atomically (temp file + rename)."""
+    ordered = sorted(records, key=lambda r: r.case_id)
+    write_text_atomic(Path(path), "".join(dumps(r) + "\n" for r in ordered))
+
+
+def write_splits(out_dir: Path) -> dict[str, list[str]]:
+    """(Re)write ``splits.json`` from every manifest in ``out_dir``."""
+    records = [r for m in sorted(Path(out_dir).glob("*.jsonl")) if not m.name.startswith("errors")
+               for r in read_manifest(m)]
+    doc = splits_document(records)
+    write_text_atomic(Path(out_dir) / SPLITS_FILE, json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def read_manifest(path: Path) -> list[ManifestRecord]:
+    """Read a manifest; a newer schema version or a broken line is a :class:`ManifestError`."""
+    path = Path(path)
+    records = []
+    try:
+        with jsonlines.open(path) as reader:
+            for lineno, obj in enumerate(reader.iter(type=dict), start=1):
+                version = obj.get("schema_version")
+                if not isinstance(version, int) or version > SCHEMA_VERSION:
+                    raise ManifestError(
+                        f"line {lineno}: schema_version {version!r} is not supported "
+                        f"(this harmonize reads up to {SCHEMA_VERSION})",
+                        dataset=obj.get("dataset"), case=obj.get("case_id"), file=path,
+                        hint="upgrade harmonize-med, or regenerate the manifest",
+                    )
+                records.append(ManifestRecord.from_json(obj))
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest: {exc}", file=path) from exc
+    except jsonlines.InvalidLineError as exc:
+        raise ManifestError(
+            f"line {exc.lineno}: not valid JSON", file=path, hint="regenerate the manifest"
+        ) from exc
+    except TypeError as exc:
+        raise ManifestError(f"malformed record: {exc}", file=path) from exc
+    return records
+
+
+def validate_manifest(path: Path) -> list[str]:
+    """Problems found by the JSON Schema, one readable string per problem (empty = valid)."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(MANIFEST_SCHEMA)
+    problems = []
+    with jsonlines.open(Path(path)) as reader:
+        for lineno, obj in enumerate(reader.iter(type=dict), start=1):
+            for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+                where = "/".join(str(p) for p in error.path) or "(record)"
+                problems.append(f"{path}:{lineno}: {where}: {error.message}")
+    return problems

@@ -1,0 +1,228 @@
+"""Typed records that travel between plugins, the engine and the manifest.
+
+* :class:`Case` is what a plugin's ``discover`` yields for every case it finds.
+* :class:`Skipped` is what it yields for everything it saw and did not take (never drop silently).
+* :class:`ManifestRecord` is one line of a manifest; :data:`MANIFEST_SCHEMA` is its JSON Schema
+  (checked in as ``jsonl/schema.json``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harmonize.errors import DiscoveryError
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "val", "test")
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def check_identifier(value: str, *, what: str, dataset: str | None, file: Path | None = None) -> str:
+    """Return ``value`` if it is safe as a folder name (no separators, no ``..``, no leading dot)."""
+    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value.split("."):
+        raise DiscoveryError(
+            f"unsafe {what} {value!r}: ids may only use letters, digits and . _ + - "
+            "and may not contain path separators or '..'",
+            dataset=dataset,
+            file=file,
+            hint="fix the plugin's id extraction or rename the file",
+        )
+    if value in {".", ".."} or "/" in value or "\\" in value:
+        raise DiscoveryError(f"unsafe {what} {value!r}", dataset=dataset, file=file)
+    return value
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case as found in a dataset's released layout.
+
+    ``images`` holds one path per channel (a 4D file or a DICOM folder counts as one path);
+    ``label`` is ``None`` for unlabelled cases (e.g. a hidden test set). ``official_split`` is one of
+    ``train``/``val``/``test`` or ``None`` when the dataset has no official split for this case.
+    ``annotated`` overrides the descriptor's class list for this case (``None`` = all classes if
+    the case has a label, none otherwise). ``metadata`` is free, JSON-serialisable data.
+    """
+
+    case_id: str
+    patient_id: str
+    images: tuple[Path, ...]
+    label: Path | None = None
+    official_split: str | None = None
+    channel_names: tuple[str, ...] | None = None
+    annotated: tuple[str, ...] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
+        if self.label is not None:
+            object.__setattr__(self, "label", Path(self.label))
+        if not self.images:
+            raise DiscoveryError(f"case {self.case_id!r} has no image", case=self.case_id)
+        if self.official_split not in (None, *SPLITS):
+            raise DiscoveryError(
+                f"official_split must be one of {SPLITS} or None, got {self.official_split!r}",
+                case=self.case_id,
+            )
+        if self.channel_names is not None and len(self.channel_names) not in (1, len(self.images)):
+            # One multi-channel file may carry several channel names.
+            if len(self.images) != 1:
+                raise DiscoveryError(
+                    f"{len(self.channel_names)} channel names for {len(self.images)} images",
+                    case=self.case_id,
+                )
+
+    def files(self) -> list[Path]:
+        """Every source file or folder of this case, images first."""
+        return [*self.images, *([self.label] if self.label is not None else [])]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something discovery saw and did not turn into a case, with the reason and a next step."""
+
+    path: Path
+    reason: str
+    case_id: str | None = None
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "case": self.case_id,
+            "reason": self.reason,
+            "hint": self.hint,
+        }
+
+
+@dataclass
+class ManifestRecord:
+    """One manifest line: everything a loader or a person needs to know about one case.
+
+    Paths are POSIX strings relative to the manifest's folder. ``labels`` maps canonical names to the
+    mask values that make them up (merges cost nothing: no mask is rewritten). ``label`` is the
+    SAT-DS-style list of names; ``annotated`` lists the names labelled in *this* case, so a loader can
+    tell "absent" from "not labelled".
+    """
+
+    dataset: str
+    case_id: str
+    patient_id: str
+    modality: str
+    image: str | list[str]
+    mask: str | None
+    label: list[str]
+    labels: dict[str, list[int]]
+    annotated: list[str]
+    official_split: str | None
+    split: str | None
+    shape: list[int]
+    spacing: list[float]
+    orientation: str
+    source: dict[str, Any]
+    channels: list[str] | None = None
+    affine: list[list[float]] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON object with a stable key order (engine fields from ``extra`` merged at the end)."""
+        data = asdict(self)
+        extra = data.pop("extra")
+        data = {"schema_version": data.pop("schema_version"), **data, **extra}
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ManifestRecord:
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs)
+
+    @property
+    def patient_key(self) -> str:
+        """Patient id qualified by dataset: unique across every manifest."""
+        return f"{self.dataset}:{self.patient_id}"
+
+
+_PATH = {"type": "string", "minLength": 1}
+_NAME_TO_VALUES = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 0},
+        "uniqueItems": True,
+    },
+}
+
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://harmonize-med.invalid/schema/manifest-record.json",
+    "title": "harmonize manifest record",
+    "description": "One JSON object per line of <dataset>.jsonl; paths are relative to the manifest's folder.",
+    "type": "object",
+    "required": [
+        "schema_version", "dataset", "case_id", "patient_id", "modality", "image", "mask",
+        "label", "labels", "annotated", "official_split", "split", "shape", "spacing",
+        "orientation", "source",
+    ],
+    "properties": {
+        "schema_version": {"type": "integer", "const": SCHEMA_VERSION},
+        "dataset": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
+        "case_id": {"type": "string", "pattern": _SAFE_ID.pattern},
+        "patient_id": {"type": "string", "minLength": 1},
+        "modality": {"type": "string", "minLength": 1},
+        "image": {"oneOf": [_PATH, {"type": "array", "items": _PATH, "minItems": 1}]},
+        "mask": {"oneOf": [_PATH, {"type": "null"}]},
+        "label": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "labels": _NAME_TO_VALUES,
+        "annotated": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "official_split": {"enum": [*SPLITS, None]},
+        "split": {"enum": [*SPLITS, None]},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 4},
+        "spacing": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 3, "maxItems": 3},
+        "orientation": {"type": "string", "pattern": "^[RLAPSI]{3}$"},
+        "source": {
+            "type": "object",
+            "required": ["images"],
+            "properties": {
+                "images": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["path", "sha256"],
+                        "properties": {"path": _PATH, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                    },
+                },
+                "label": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["path", "sha256"],
+                            "properties": {"path": _PATH, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                        },
+                    ]
+                },
+            },
+        },
+        "channels": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "string"}}]},
+        "affine": {
+            "oneOf": [
+                {"type": "null"},
+                {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}, "minItems": 4, "maxItems": 4},
+            ]
+        },
+        "metadata": {"type": "object"},
+    },
+    "additionalProperties": True,
+}
+
+
+def as_posix_list(paths: Sequence[str]) -> list[str]:
+    return [Path(p).as_posix() for p in paths]

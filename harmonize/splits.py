@@ -1,0 +1,154 @@
+"""Patient-level train/val/test splits that never leak and stay stable as datasets grow.
+
+Rules (DESIGN.md): official test (and val) sets are kept; every other patient is placed by a stable
+hash of ``(seed, dataset, patient id)``, so adding patients never moves existing ones. Patients that
+share an image across datasets (same fingerprint) form one group and move together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from harmonize.errors import ManifestError
+from harmonize.records import SPLITS, ManifestRecord
+
+DEFAULT_RATIOS = (0.7, 0.1, 0.2)
+KEPT_OFFICIAL = ("test", "val")
+
+
+def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ManifestError(
+            f"split ratios must be three non-negative numbers that sum to 1, got {list(ratios)}",
+            hint="e.g. --ratios 0.7 0.1 0.2",
+        )
+    return (float(ratios[0]), float(ratios[1]), float(ratios[2]))
+
+
+def hash_unit(seed: int, key: str) -> float:
+    """A number in [0, 1) fixed by ``(seed, key)`` alone."""
+    digest = hashlib.sha256(f"{seed}|{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_for(seed: int, key: str, ratios: Sequence[float] = DEFAULT_RATIOS) -> str:
+    """The split a patient key lands in by hash."""
+    u = hash_unit(seed, key)
+    train, val, _ = check_ratios(ratios)
+    if u < train:
+        return "train"
+    if u < train + val:
+        return "val"
+    return "test"
+
+
+def patient_groups(records: Iterable[ManifestRecord]) -> dict[str, str]:
+    """Map every patient key to its group key: patients sharing an image fingerprint are joined."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    by_fingerprint: dict[str, str] = {}
+    for record in records:
+        key = record.patient_key
+        find(key)
+        fingerprint = record.extra.get("fingerprint")
+        if fingerprint:
+            if fingerprint in by_fingerprint:
+                a, b = find(key), find(by_fingerprint[fingerprint])
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                by_fingerprint[fingerprint] = key
+    return {key: find(key) for key in parent}
+
+
+def assign_splits(
+    records: Sequence[ManifestRecord],
+    *,
+    seed: int = 0,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+) -> list[str]:
+    """Set ``record.split`` on every record; return warnings (e.g. conflicting official splits)."""
+    ratios = check_ratios(ratios)
+    groups = patient_groups(records)
+    members: dict[str, list[ManifestRecord]] = defaultdict(list)
+    for record in records:
+        members[groups[record.patient_key]].append(record)
+    warnings: list[str] = []
+    for group, recs in members.items():
+        official = {r.official_split for r in recs if r.official_split in KEPT_OFFICIAL}
+        if len(official) > 1:
+            warnings.append(
+                f"patient group {group} has cases in official splits {sorted(official)}; "
+                "all of them go to test so no patient straddles splits"
+            )
+        if "test" in official:
+            split = "test"
+        elif "val" in official:
+            split = "val"
+        else:
+            split = split_for(seed, group, ratios)
+        for record in recs:
+            record.split = split
+    return warnings
+
+
+def splits_document(records: Iterable[ManifestRecord]) -> dict[str, list[str]]:
+    """``{"train": [...], "val": [...], "test": [...]}`` of ``dataset:patient`` keys, sorted."""
+    doc: dict[str, set[str]] = {s: set() for s in SPLITS}
+    for record in records:
+        if record.split is not None:
+            doc[record.split].add(record.patient_key)
+    return {s: sorted(v) for s, v in doc.items()}
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One thing found in more than one split."""
+
+    kind: str  # "patient" or "fingerprint"
+    key: str
+    splits: tuple[str, ...]
+    cases: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} {self.key} appears in splits {list(self.splits)} "
+            f"(cases: {', '.join(self.cases)})"
+        )
+
+
+def find_leaks(records: Iterable[ManifestRecord]) -> list[Leak]:
+    """Patients or identical images (fingerprints) that sit in more than one split."""
+    seen: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for record in records:
+        if record.split is None:
+            continue
+        case = f"{record.dataset}/{record.case_id}"
+        seen[("patient", record.patient_key)][record.split].add(case)
+        fingerprint = record.extra.get("fingerprint")
+        if fingerprint:
+            seen[("fingerprint", fingerprint)][record.split].add(case)
+    leaks = []
+    for (kind, key), by_split in sorted(seen.items()):
+        if len(by_split) > 1:
+            cases = tuple(sorted(c for cs in by_split.values() for c in cs))
+            leaks.append(Leak(kind, key, tuple(sorted(by_split)), cases))
+    return leaks
+
+
+def split_counts(records: Iterable[ManifestRecord]) -> Mapping[str, int]:
+    counts = dict.fromkeys(SPLITS, 0)
+    for record in records:
+        if record.split is not None:
+            counts[record.split] += 1
+    return counts

@@ -1,0 +1,156 @@
+"""The shared label vocabulary: canonical structure names, synonyms and a parent/child hierarchy.
+
+Loaded from ``registry/vocabulary.yaml``::
+
+    left kidney:
+      synonyms: [kidney_left, Left kidney]
+      parents: [kidney]
+
+Names are lowercase English (level codes such as ``vertebra L1`` keep their capitals). A synonym belongs to exactly one canonical name; lookups ignore case,
+underscores and repeated spaces. The hierarchy is a DAG (checked on load).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harmonize.errors import DescriptorError, LabelError
+
+
+def normalize_name(name: str) -> str:
+    """Lookup key of a name: lowercase, underscores as spaces, single spaces."""
+    return re.sub(r"\s+", " ", name.replace("_", " ")).strip().lower()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Canonical names with synonyms and parents; immutable once loaded."""
+
+    parents: Mapping[str, tuple[str, ...]]
+    lookup: Mapping[str, str]
+    source: Path | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.parents)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.parents
+
+    def resolve(self, name: str, *, dataset: str | None = None, file: Path | None = None) -> str:
+        """Canonical name for ``name`` (a canonical name or a synonym); LabelError otherwise."""
+        if name in self.parents:
+            return name
+        found = self.lookup.get(normalize_name(name))
+        if found is None:
+            close = difflib.get_close_matches(normalize_name(name), list(self.lookup), n=3)
+            hint = (
+                f"did you mean {', '.join(repr(self.lookup[c]) for c in close)}? "
+                if close
+                else ""
+            ) + "add the structure to registry/vocabulary.yaml if it is new"
+            raise LabelError(
+                f"{name!r} is not a canonical structure name or synonym",
+                dataset=dataset,
+                file=file,
+                hint=hint,
+            )
+        return found
+
+    def children(self, name: str) -> list[str]:
+        return [child for child, parents in self.parents.items() if name in parents]
+
+    def descendants(self, name: str) -> list[str]:
+        """Every name below ``name`` in the hierarchy, nearest first."""
+        out: list[str] = []
+        frontier = [name]
+        while frontier:
+            nxt = []
+            for node in frontier:
+                for child in self.children(node):
+                    if child not in out:
+                        out.append(child)
+                        nxt.append(child)
+            frontier = nxt
+        return out
+
+    def ancestors(self, name: str) -> list[str]:
+        out: list[str] = []
+        frontier = list(self.parents.get(name, ()))
+        while frontier:
+            node = frontier.pop(0)
+            if node not in out:
+                out.append(node)
+                frontier.extend(self.parents.get(node, ()))
+        return out
+
+
+def parse_vocabulary(data: Any, *, source: Path | None = None) -> Vocabulary:
+    """Validate the YAML mapping and build a :class:`Vocabulary`."""
+
+    def fail(message: str) -> DescriptorError:
+        return DescriptorError(message, file=source, hint="fix registry/vocabulary.yaml")
+
+    if not isinstance(data, dict) or not data:
+        raise fail("the vocabulary must be a mapping of canonical names")
+    parents: dict[str, tuple[str, ...]] = {}
+    lookup: dict[str, str] = {}
+    for name, entry in data.items():
+        entry = entry or {}
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise fail(f"canonical name {name!r} must be a non-empty string without outer spaces")
+        unknown = set(entry) - {"synonyms", "parents", "description"}
+        if unknown:
+            raise fail(f"{name!r}: unknown key(s) {sorted(unknown)}")
+        parents[name] = tuple(entry.get("parents", ()))
+        for key in (name, *entry.get("synonyms", ())):
+            norm = normalize_name(str(key))
+            if norm in lookup and lookup[norm] != name:
+                raise fail(f"synonym {key!r} is claimed by both {lookup[norm]!r} and {name!r}")
+            lookup[norm] = name
+    for name, ps in parents.items():
+        for parent in ps:
+            if parent not in parents:
+                raise fail(f"{name!r} has unknown parent {parent!r}")
+    _check_acyclic(parents, fail)
+    return Vocabulary(parents=parents, lookup=lookup, source=source)
+
+
+def _check_acyclic(parents: Mapping[str, Iterable[str]], fail: Any) -> None:
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        if state.get(node) == 1:
+            raise fail(f"cycle in the hierarchy: {' -> '.join([*path, node])}")
+        state[node] = 1
+        for parent in parents.get(node, ()):
+            visit(parent, [*path, node])
+        state[node] = 2
+
+    for node in parents:
+        visit(node, [])
+
+
+def load_vocabulary(path: Path | None = None) -> Vocabulary:
+    """Load a vocabulary file; without ``path``, the bundled one (cached)."""
+    if path is None:
+        return _bundled_vocabulary()
+    path = Path(path)
+    return parse_vocabulary(yaml.safe_load(path.read_text(encoding="utf-8")), source=path)
+
+
+@cache
+def _bundled_vocabulary() -> Vocabulary:
+    resource = resources.files("harmonize.registry").joinpath("vocabulary.yaml")
+    return parse_vocabulary(yaml.safe_load(resource.read_text(encoding="utf-8")), source=Path(str(resource)))

@@ -1,0 +1,23 @@
+"""YAML-only built-in datasets: every ``registry/datasets/*.yaml`` that has a ``layout`` section."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import resources
+
+from harmonize import hookimpl
+from harmonize.dataset import DatasetPlugin
+from harmonize.descriptor import load_descriptor
+from harmonize.layout import LayoutDataset
+
+
+@hookimpl
+def harmonize_datasets() -> Iterator[DatasetPlugin]:
+    folder = resources.files("harmonize.registry").joinpath("datasets")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        with resources.as_file(entry) as path:
+            descriptor = load_descriptor(path)
+        if descriptor.layout:
+            yield LayoutDataset(descriptor)
