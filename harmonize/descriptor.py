@@ -17,6 +17,7 @@ import yaml
 
 from harmonize.errors import DescriptorError
 from harmonize.records import SPLITS
+from harmonize.yamlio import load_yaml
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MODALITIES = ("CT", "MR", "PET", "US", "XR")
@@ -77,7 +78,7 @@ def load_descriptor(path: Path) -> Descriptor:
     """Read and validate one descriptor file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise DescriptorError(
             f"cannot read descriptor: {exc}", file=path, hint="fix the YAML syntax"

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from harmonize.errors import DescriptorError, LabelError
+from harmonize.yamlio import load_yaml
 
 
 def normalize_name(name: str) -> str:
@@ -147,10 +148,17 @@ def load_vocabulary(path: Path | None = None) -> Vocabulary:
     if path is None:
         return _bundled_vocabulary()
     path = Path(path)
-    return parse_vocabulary(yaml.safe_load(path.read_text(encoding="utf-8")), source=path)
+    return parse_vocabulary(_read(path), source=path)
 
 
 @cache
 def _bundled_vocabulary() -> Vocabulary:
     resource = resources.files("harmonize.registry").joinpath("vocabulary.yaml")
-    return parse_vocabulary(yaml.safe_load(resource.read_text(encoding="utf-8")), source=Path(str(resource)))
+    return parse_vocabulary(_read(Path(str(resource))), source=Path(str(resource)))
+
+
+def _read(path: Path) -> Any:
+    try:
+        return load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DescriptorError(f"cannot read vocabulary: {exc}", file=path) from exc
