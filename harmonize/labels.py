@@ -5,7 +5,7 @@ Pure functions, no I/O: merges never rewrite a mask, they are sets of values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from harmonize.descriptor import Descriptor
@@ -19,6 +19,7 @@ def class_values(
     *,
     observed: Iterable[int] | None = None,
     annotated: Iterable[str] | None = None,
+    case_labels: Mapping[str, Sequence[int]] | None = None,
     case: str | None = None,
     file: Path | None = None,
 ) -> dict[str, list[int]]:
@@ -28,19 +29,26 @@ def class_values(
     descriptor or their synonyms). ``observed`` are the values actually found in the mask; one that
     the descriptor does not declare is a :class:`LabelError` naming ``file``, because an undeclared
     value means the plugin or the data is not what we think it is.
+
+    ``case_labels`` (from :attr:`Case.labels`) replaces the descriptor's classes for this case, for
+    instance masks whose values mean different things per case; observed values are then checked
+    against the values it uses.
     """
     source = file or descriptor.source_file
+    classes = descriptor.classes if case_labels is None else case_labels
+    class_file = descriptor.source_file if case_labels is None else source
     result: dict[str, list[int]] = {}
-    for name, values in descriptor.classes.items():
-        canonical = vocabulary.resolve(name, dataset=descriptor.id, file=descriptor.source_file)
+    for name, values in classes.items():
+        canonical = vocabulary.resolve(name, dataset=descriptor.id, file=class_file)
         if canonical in result:
             raise LabelError(
                 f"two classes resolve to the canonical name {canonical!r}",
                 dataset=descriptor.id,
-                file=descriptor.source_file,
-                hint="merge them into one class in the descriptor",
+                case=case,
+                file=class_file,
+                hint="merge them into one class",
             )
-        result[canonical] = sorted(values)
+        result[canonical] = sorted(int(v) for v in values)
     if annotated is not None:
         wanted = [vocabulary.resolve(n, dataset=descriptor.id, file=source) for n in annotated]
         missing = [n for n in wanted if n not in result]
@@ -54,7 +62,8 @@ def class_values(
             )
         result = {n: v for n, v in result.items() if n in wanted}
     if observed is not None:
-        check_observed_values(descriptor, observed, case=case, file=file)
+        declared = None if case_labels is None else {v for vs in case_labels.values() for v in vs}
+        check_observed_values(descriptor, observed, case=case, file=file, declared=declared)
     return result
 
 
@@ -64,9 +73,11 @@ def check_observed_values(
     *,
     case: str | None = None,
     file: Path | None = None,
+    declared: Iterable[int] | None = None,
 ) -> None:
-    """Raise :class:`LabelError` if a mask holds a value the descriptor does not declare."""
-    declared = set(descriptor.values) | {0}
+    """Raise :class:`LabelError` if a mask holds a value not declared (by the descriptor's
+    ``values``, or by ``declared`` when given)."""
+    declared = set(descriptor.values if declared is None else declared) | {0}
     unexpected = sorted(int(v) for v in set(observed) - declared)
     if unexpected:
         raise LabelError(

@@ -84,7 +84,7 @@ def record_for_case(
                 observed = observed_label_values(volume)
         labels = class_values(
             desc, vocabulary, observed=observed, annotated=case.annotated,
-            case=case.case_id, file=case.label,
+            case_labels=case.labels, case=case.case_id, file=case.label,
         )
         if case.label is not None:
             label_source = {

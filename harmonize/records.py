@@ -55,6 +55,7 @@ class Case:
     official_split: str | None = None
     channel_names: tuple[str, ...] | None = None
     annotated: tuple[str, ...] | None = None
+    labels: Mapping[str, Sequence[int]] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,211 @@
+"""The ``harmonize`` command line. Each command group lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harmonize import __version__
+from harmonize.catalog import Catalog, load_catalog
+from harmonize.console import console, err_console, print_json, print_problems, progress_bar
+from harmonize.discovery import discover
+from harmonize.errors import HarmonizeError
+from harmonize.manifest import build_manifest, read_manifest, validate_manifest
+from harmonize.splits import check_ratios, find_leaks, split_counts
+
+app = typer.Typer(
+    help="Harmonize public medical imaging segmentation datasets: discover cases in their released "
+    "layouts, write unified JSONL manifests and patient-level splits, normalize volumes, load "
+    "mixed-dataset batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Modules that add commands: each defines ``register(app: typer.Typer) -> None``.
+COMMAND_MODULES: tuple[str, ...] = ("harmonize.demo",)
+
+DescriptorOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option("--descriptor", help="Extra YAML-only dataset descriptor(s) (file or folder).",
+                 exists=True),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+
+
+def get_catalog(descriptors: list[Path] | None = None) -> Catalog:
+    catalog = load_catalog(descriptors=descriptors or ())
+    for error in catalog.errors:
+        err_console.print(f"[bold yellow]plugin problem[/] {error}", highlight=False)
+    return catalog
+
+
+def fail(error: HarmonizeError | str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error[/] {error}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        console.print(f"harmonize-med {__version__}")
+        raise typer.Exit()
+
+
+@app.command("plugins")
+def plugins_command(descriptor: DescriptorOpt = None, format: FormatOpt = "table") -> None:
+    """List every registered dataset plugin: id, name, source, modality, labels, licence."""
+    catalog = get_catalog(descriptor)
+    rows = []
+    for dataset_id, plugin in catalog.datasets.items():
+        try:
+            desc = plugin.descriptor
+        except HarmonizeError as exc:
+            err_console.print(f"[bold red]error[/] {exc}")
+            continue
+        rows.append({
+            "id": dataset_id, "name": desc.name, "source": plugin.source,
+            "modality": desc.modality, "region": desc.region, "cases": desc.cases,
+            "labels": list(desc.classes), "licence": desc.licence, "citation": desc.citation,
+            "homepage": desc.homepage, "expected_root": desc.expected_root,
+        })
+    if format == "json":
+        print_json({"datasets": rows, "errors": [e.to_dict() for e in catalog.errors]})
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{len(rows)} datasets", title_justify="left")
+        for col in ("id", "name", "source", "modality", "cases", "labels", "licence"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(row["id"], row["name"], row["source"], row["modality"],
+                          str(row["cases"] or ""), ", ".join(row["labels"]), row["licence"])
+        console.print(table)
+    if catalog.errors:
+        raise typer.Exit(1)
+
+
+@app.command("discover")
+def discover_command(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id (see `harmonize plugins`).")],
+    root: Annotated[Path, typer.Option("--root", "-r", help="Folder of the dataset as released.")],
+    descriptor: DescriptorOpt = None,
+    format: FormatOpt = "table",
+) -> None:
+    """List the cases found under ROOT and everything skipped, with the reason."""
+    try:
+        plugin = get_catalog(descriptor).get(dataset)
+    except HarmonizeError as exc:
+        raise fail(exc) from None
+    found = discover(plugin, root)
+    if format == "json":
+        print_json({
+            "dataset": dataset, "root": str(root),
+            "cases": [{"case_id": c.case_id, "patient_id": c.patient_id,
+                       "images": [str(p) for p in c.images],
+                       "label": str(c.label) if c.label else None,
+                       "official_split": c.official_split} for c in found.cases],
+            "skipped": [s.to_dict() for s in found.skipped],
+            "errors": [e.to_dict() for e in found.errors],
+        })
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{dataset}: {len(found.cases)} cases", title_justify="left")
+        for col in ("case", "patient", "images", "label", "official split"):
+            table.add_column(col, overflow="fold")
+        for c in found.cases:
+            table.add_row(c.case_id, c.patient_id, "\n".join(str(p) for p in c.images),
+                          str(c.label) if c.label else "-", c.official_split or "-")
+        console.print(table)
+        print_problems(found.errors, found.skipped)
+    if found.errors:
+        raise typer.Exit(1)
+
+
+@app.command("manifest")
+def manifest_command(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id.")],
+    root: Annotated[Path, typer.Option("--root", "-r", help="Folder of the dataset as released.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <dataset>.jsonl and splits.json.")],
+    seed: Annotated[int, typer.Option(help="Seed of the split hash.")] = 0,
+    ratios: Annotated[tuple[float, float, float], typer.Option(help="train val test ratios.")] = (0.7, 0.1, 0.2),
+    descriptor: DescriptorOpt = None,
+    format: FormatOpt = "table",
+) -> None:
+    """Write OUT/<dataset>.jsonl describing the source files, and OUT/splits.json."""
+    try:
+        check_ratios(ratios)
+        plugin = get_catalog(descriptor).get(dataset)
+    except HarmonizeError as exc:
+        raise fail(exc) from None
+    found = discover(plugin, root)
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task(dataset, total=len(found.cases))
+        result = build_manifest(plugin, found, out, seed=seed, ratios=ratios,
+                                progress=lambda: bar.advance(task))
+    counts = split_counts(result.records)
+    summary = {
+        "dataset": dataset, "manifest": str(result.path), "cases": len(result.records),
+        "patients": len({r.patient_id for r in result.records}), "splits": dict(counts),
+        "skipped": [s.to_dict() for s in found.skipped],
+        "errors": [e.to_dict() for e in result.errors], "warnings": result.warnings,
+    }
+    if format == "json":
+        print_json(summary)
+    else:
+        print_problems(result.errors, found.skipped)
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning[/] {warning}")
+        console.print(
+            f"[bold green]wrote[/] {result.path}: {summary['cases']} cases, "
+            f"{summary['patients']} patients, splits {json.dumps(summary['splits'])}; "
+            f"{len(found.skipped)} skipped, {len(result.errors)} errors"
+        )
+    if result.errors:
+        raise typer.Exit(1)
+
+
+@app.command("validate")
+def validate_command(
+    manifests: Annotated[list[Path], typer.Argument(help="Manifest files (.jsonl).", exists=True)],
+    format: FormatOpt = "table",
+) -> None:
+    """Check manifests against the JSON Schema and check splits for leakage across all of them."""
+    problems: list[str] = []
+    records = []
+    for path in manifests:
+        problems.extend(validate_manifest(path))
+        try:
+            records.extend(read_manifest(path))
+        except HarmonizeError as exc:
+            problems.append(str(exc))
+    leaks = [str(leak) for leak in find_leaks(records)]
+    if format == "json":
+        print_json({"records": len(records), "schema_problems": problems, "leaks": leaks})
+    else:
+        for line in problems + leaks:
+            err_console.print(f"[bold red]FAIL[/] {line}", highlight=False)
+        status = "[bold green]PASS[/]" if not (problems or leaks) else "[bold red]FAIL[/]"
+        console.print(f"{status} {len(records)} records, {len(problems)} schema problems, "
+                      f"{len(leaks)} split leaks")
+    if problems or leaks:
+        raise typer.Exit(1)
+
+
+def _register_command_modules() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_command_modules()
+
+
+def main() -> None:
+    app()
