@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,7 +30,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = ("harmonize.demo",)
 
 DescriptorOpt = Annotated[
-    Optional[list[Path]],
+    list[Path] | None,
     typer.Option("--descriptor", help="Extra YAML-only dataset descriptor(s) (file or folder).",
                  exists=True),
 ]
