@@ -120,9 +120,15 @@ def discover_command(
         table = Table(title=f"{dataset}: {len(found.cases)} cases", title_justify="left")
         for col in ("case", "patient", "images", "label", "official split"):
             table.add_column(col, overflow="fold")
+        def short(path: Path) -> str:
+            try:
+                return path.relative_to(root).as_posix()
+            except ValueError:
+                return str(path)
+
         for c in found.cases:
-            table.add_row(c.case_id, c.patient_id, "\n".join(str(p) for p in c.images),
-                          str(c.label) if c.label else "-", c.official_split or "-")
+            table.add_row(c.case_id, c.patient_id, "\n".join(short(p) for p in c.images),
+                          short(c.label) if c.label else "-", c.official_split or "-")
         console.print(table)
         print_problems(found.errors, found.skipped)
     if found.errors:

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from harmonize.errors import ErrorRecord
 
@@ -26,12 +25,11 @@ def print_problems(errors: Iterable[ErrorRecord], skipped: Iterable[Any] = ()) -
     skipped = list(skipped)
     errors = list(errors)
     if skipped:
-        table = Table(title=f"Skipped ({len(skipped)})", title_justify="left", show_lines=False)
-        for col in ("path", "reason", "next step"):
-            table.add_column(col, overflow="fold")
-        for item in skipped:
-            table.add_row(str(item.path), item.reason, item.hint or "")
-        err_console.print(table)
+        err_console.print(f"[bold yellow]skipped {len(skipped)}[/]")
+    for item in skipped:
+        hint = f" [dim](next step: {item.hint})[/]" if item.hint else ""
+        err_console.print(f"  [yellow]skipped[/] {item.path}: {item.reason}{hint}",
+                          highlight=False, soft_wrap=True)
     for error in errors:
         err_console.print(f"[bold red]error[/] {error}", highlight=False, soft_wrap=True)
 

@@ -1,0 +1,5 @@
+"""``python -m harmonize`` runs the CLI."""
+
+from harmonize.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""Descriptor loading is strict: unknown keys and bad values name the file and the key."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from harmonize.descriptor import load_descriptor, parse_descriptor
+from harmonize.errors import DescriptorError
+from harmonize.labels import class_values
+from harmonize.vocabulary import load_vocabulary
+
+MINIMAL = {"id": "toy", "name": "Toy", "modality": "CT", "values": {0: "bg", 1: "liver", 2: "tumor"},
+           "classes": {"liver": [1, 2], "liver tumor": [2]}}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "toy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_descriptor_parses():
+    desc = parse_descriptor(dict(MINIMAL))
+    assert desc.classes == {"liver": (1, 2), "liver tumor": (2,)}
+    assert desc.values == {0: "bg", 1: "liver", 2: "tumor"}
+
+
+@pytest.mark.parametrize(
+    "change, key, message",
+    [
+        ({"colour": "red"}, "colour", "unknown key"),
+        ({"modality": "CAT"}, "modality", "must be one of"),
+        ({"id": "Toy Set"}, "id", "lowercase"),
+        ({"classes": {"liver": [1, 7]}}, "classes", "label value 7"),
+        ({"classes": {"liver": [0]}}, "classes", "not a foreground value"),
+        ({"values": {"one": "liver"}}, "values", "not an integer"),
+        ({"ct_window": [300, -200]}, "ct_window", "low < high"),
+        ({"cases": -1}, "cases", "non-negative"),
+        ({"case_id": "(?P<x>.*)"}, "case_id", "named group"),
+        ({"layout": [{"images": "../*.nii.gz"}]}, "layout", "inside the dataset root"),
+        ({"layout": [{"images": "*.nii.gz", "split": "training"}]}, "layout", "split must be one of"),
+    ],
+)
+def test_bad_descriptor_names_file_and_key(tmp_path, change, key, message):
+    import yaml
+
+    data = {**MINIMAL, **change}
+    path = write(tmp_path, yaml.safe_dump(data))
+    with pytest.raises(DescriptorError) as info:
+        load_descriptor(path)
+    text = str(info.value)
+    assert f"key {key!r}" in text and message in text and str(path) in text
+    assert "Next step" in text
+
+
+def test_missing_required_key_and_duplicate_key(tmp_path):
+    with pytest.raises(DescriptorError, match="missing required key"):
+        load_descriptor(write(tmp_path, "id: toy\nname: Toy\nmodality: CT\nvalues: {1: a}\n"))
+    with pytest.raises(DescriptorError, match="duplicate key 'modality'"):
+        load_descriptor(write(tmp_path, "id: toy\nmodality: CT\nmodality: MR\n"))
+    with pytest.raises(DescriptorError, match="cannot read descriptor"):
+        load_descriptor(write(tmp_path, "id: [unclosed\n"))
+
+
+def test_unknown_canonical_name_is_an_error_naming_the_file(tmp_path):
+    import yaml
+
+    path = write(tmp_path, yaml.safe_dump({**MINIMAL, "classes": {"livr": [1]}}))
+    desc = load_descriptor(path)
+    with pytest.raises(Exception) as info:
+        class_values(desc, load_vocabulary())
+    assert "'livr' is not a canonical structure name" in str(info.value)
+    assert str(path) in str(info.value) and "did you mean 'liver'" in str(info.value)
+
+
+def test_every_bundled_descriptor_is_valid_and_uses_the_vocabulary():
+    vocabulary = load_vocabulary()
+    folder = resources.files("harmonize.registry").joinpath("datasets")
+    files = [e for e in folder.iterdir() if e.name.endswith(".yaml")]
+    assert len(files) >= 3
+    for entry in files:
+        with resources.as_file(entry) as path:
+            desc = load_descriptor(path)
+        assert desc.id == path.stem, f"{path}: id must equal the file name"
+        for name in class_values(desc, vocabulary):
+            assert name in vocabulary
+        assert desc.licence and desc.citation and desc.homepage, path

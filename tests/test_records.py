@@ -1,0 +1,54 @@
+"""Case validation: ids that could escape the output folder are rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harmonize import Case, DatasetPlugin
+from harmonize.discovery import discover
+from harmonize.errors import DiscoveryError
+from harmonize.records import check_identifier
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "..", ".hidden", "a\\b", "", "x/../../y", "a b"])
+def test_unsafe_ids_are_rejected(bad):
+    with pytest.raises(DiscoveryError):
+        check_identifier(bad, what="case id", dataset="toy")
+
+
+@pytest.mark.parametrize("good", ["case_00000", "001_1.3.12.2.1107.5.1", "BraTS-GLI-00000-000", "liver_0"])
+def test_real_ids_pass(good):
+    assert check_identifier(good, what="case id", dataset="toy") == good
+
+
+def test_malicious_case_id_from_a_plugin_is_skipped_not_written(catalog, kits23_root):
+    class Evil(DatasetPlugin):
+        id = "kits23"
+
+        def discover(self, root: Path):
+            yield Case(case_id="../../escape", patient_id="p", images=(root,))
+
+    result = discover(Evil(), kits23_root)
+    assert result.cases == [] and "unsafe case id" in result.skipped[0].reason
+
+
+def test_case_rejects_bad_split_and_no_image():
+    with pytest.raises(DiscoveryError, match="official_split"):
+        Case(case_id="a", patient_id="a", images=(Path("x"),), official_split="training")
+    with pytest.raises(DiscoveryError, match="no image"):
+        Case(case_id="a", patient_id="a", images=())
+
+
+def test_plugin_whose_discover_raises_becomes_an_error_record(kits23_root):
+    class Crashy(DatasetPlugin):
+        id = "kits23"
+
+        def discover(self, root: Path):
+            yield from ()
+            raise ValueError("layout changed")
+
+    result = discover(Crashy(), kits23_root)
+    assert result.errors[0].kind == "unexpected" and "layout changed" in result.errors[0].message
+    assert result.errors[0].dataset == "kits23"
