@@ -11,8 +11,8 @@ from rich.console import Console
 
 from harmonize.errors import ErrorRecord
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

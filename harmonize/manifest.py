@@ -39,12 +39,58 @@ def read_label_volume(plugin: DatasetPlugin, case: Case) -> Volume | None:
     return read_volume(case.label, kind="label")
 
 
-def observed_label_values(volume: Volume) -> list[int]:
-    """Distinct label values, rounding float-stored masks (some releases store labels as float)."""
+def observed_label_values(volume: Volume, *, file: Path | None = None) -> list[int]:
+    """Distinct label values, rounding float-stored masks (some releases store labels as float).
+
+    NaN/inf in a float-stored mask is a :class:`LabelError` (it has no label value).
+    """
     data = volume.data
     if not np.issubdtype(data.dtype, np.integer):
+        if not np.all(np.isfinite(data)):
+            raise LabelError(
+                "mask holds NaN or infinite values", file=file,
+                hint="re-export the mask with integer label values",
+            )
         data = np.rint(data)
     return [int(v) for v in np.unique(data)]
+
+
+def has_label(plugin: DatasetPlugin, case: Case) -> bool:
+    """True if the case has a label file or the plugin reads labels its own way."""
+    return case.label is not None or type(plugin).read_label is not DatasetPlugin.read_label
+
+
+def case_class_values(
+    plugin: DatasetPlugin, case: Case, vocabulary: Vocabulary, observed: list[int] | None
+) -> dict[str, list[int]]:
+    """Canonical name -> mask values for a labelled case (undeclared observed values raise)."""
+    return class_values(
+        plugin.descriptor, vocabulary, observed=observed, annotated=case.annotated,
+        case_labels=case.labels, case=case.case_id, file=case.label,
+    )
+
+
+def case_channels(plugin: DatasetPlugin, case: Case) -> list[str] | None:
+    """Channel names of the case (its own, else the descriptor's), or ``None``."""
+    desc = plugin.descriptor
+    if case.channel_names:
+        return list(case.channel_names)
+    return list(desc.channels) if desc.channels else None
+
+
+def source_section(
+    case: Case, manifest_dir: Path, hashes: dict[Path, str] | None = None
+) -> dict[str, Any]:
+    """The record's ``source``: source paths relative to ``manifest_dir`` and their sha256
+    (taken from ``hashes`` when given, else computed)."""
+    hashes = hashes if hashes is not None else {p: sha256_path(p) for p in case.files()}
+    return {
+        "images": [{"path": relative_path(p, manifest_dir), "sha256": hashes[p]}
+                   for p in case.images],
+        "label": None if case.label is None else {
+            "path": relative_path(case.label, manifest_dir), "sha256": hashes[case.label],
+        },
+    }
 
 
 def record_for_case(
@@ -68,8 +114,7 @@ def record_for_case(
                 hint="the channels of a case must share one grid",
             )
     labels: dict[str, list[int]] = {}
-    label_source = None
-    if case.label is not None or type(plugin).read_label is not DatasetPlugin.read_label:
+    if has_label(plugin, case):
         observed = None
         if check_labels:
             volume = read_label_volume(plugin, case)
@@ -81,27 +126,17 @@ def record_for_case(
                         dataset=desc.id, case=case.case_id, file=case.label,
                         hint="check the label belongs to this image",
                     )
-                observed = observed_label_values(volume)
-        labels = class_values(
-            desc, vocabulary, observed=observed, annotated=case.annotated,
-            case_labels=case.labels, case=case.case_id, file=case.label,
-        )
-        if case.label is not None:
-            label_source = {
-                "path": relative_path(case.label, manifest_dir),
-                "sha256": sha256_path(case.label),
-            }
-    images = [relative_path(p, manifest_dir) for p in case.images]
-    channels = list(case.channel_names) if case.channel_names else (
-        list(desc.channels) if desc.channels else None
-    )
+                observed = observed_label_values(volume, file=case.label)
+        labels = case_class_values(plugin, case, vocabulary, observed)
+    source = source_section(case, manifest_dir)
+    images = [entry["path"] for entry in source["images"]]
     return ManifestRecord(
         dataset=desc.id,
         case_id=case.case_id,
         patient_id=case.patient_id,
         modality=desc.modality,
         image=images[0] if len(images) == 1 else images,
-        mask=label_source["path"] if label_source else None,
+        mask=source["label"]["path"] if source["label"] else None,
         label=list(labels),
         labels=labels,
         annotated=list(labels),
@@ -110,13 +145,8 @@ def record_for_case(
         shape=list(header.shape),
         spacing=[round(s, 6) for s in header.spacing],
         orientation=header.orientation,
-        source={
-            "images": [
-                {"path": rel, "sha256": sha256_path(p)} for rel, p in zip(images, case.images)
-            ],
-            "label": label_source,
-        },
-        channels=channels,
+        source=source,
+        channels=case_channels(plugin, case),
         affine=[[round(float(v), 6) for v in row] for row in header.affine],
         metadata=dict(case.metadata),
     )
