@@ -80,12 +80,15 @@ def plugins_command(descriptor: DescriptorOpt = None, format: FormatOpt = "table
     else:
         from rich.table import Table
 
-        table = Table(title=f"{len(rows)} datasets", title_justify="left")
-        for col in ("id", "name", "source", "modality", "cases", "labels", "licence"):
-            table.add_column(col, overflow="fold")
+        table = Table(title=f"{len(rows)} datasets (--format json for names, citations, homepages)",
+                      title_justify="left")
+        for col in ("id", "modality", "cases", "source"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("labels", overflow="fold", ratio=3)
+        table.add_column("licence", overflow="fold", ratio=1)
         for row in rows:
-            table.add_row(row["id"], row["name"], row["source"], row["modality"],
-                          str(row["cases"] or ""), ", ".join(row["labels"]), row["licence"])
+            table.add_row(row["id"], row["modality"], str(row["cases"] or ""), row["source"],
+                          ", ".join(row["labels"]), row["licence"])
         console.print(table)
     if catalog.errors:
         raise typer.Exit(1)

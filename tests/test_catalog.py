@@ -15,6 +15,7 @@ import pytest
 from harmonize import DatasetPlugin, hookimpl
 from harmonize.catalog import DEFAULT_PLUGINS, get_plugin_manager, load_catalog
 from harmonize.errors import PluginError
+from harmonize.testing import install_entry_point
 
 ACME_PLUGIN = '''
 from pathlib import Path
@@ -44,13 +45,7 @@ def harmonize_datasets():
 
 def install_fake_distribution(site: Path, name: str, module: str, source: str,
                               entry: str | None = None) -> None:
-    """A real (file-based) installed distribution: dist-info with entry_points.txt + a module."""
-    site.mkdir(parents=True, exist_ok=True)
-    (site / f"{module}.py").write_text(source)
-    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[harmonize]\n{entry or module} = {module}\n")
+    install_entry_point(site, name, module, source, entry=entry)
 
 
 @pytest.fixture
@@ -75,8 +70,9 @@ def test_entry_point_plugin_is_registered_with_its_distribution(site, tmp_path):
     assert plugin.source == "harmonize-acme 0.1"
     assert "kits23" in catalog.datasets and catalog.errors == []
 
-    from harmonize.testing import write_nifti
     import numpy as np
+
+    from harmonize.testing import write_nifti
 
     data = tmp_path / "acme"
     write_nifti(data / "a1_img.nii.gz", np.zeros((8, 8, 8), np.int16), np.eye(4))

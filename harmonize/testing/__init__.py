@@ -20,6 +20,7 @@ from harmonize.discovery import Discovery, discover
 from harmonize.errors import ErrorRecord
 from harmonize.manifest import build_manifest, validate_manifest
 from harmonize.records import ManifestRecord
+from harmonize.testing.entrypoints import install_entry_point
 from harmonize.testing.kits import make_kits, make_kits23
 from harmonize.testing.volumes import ct_phantom, ellipsoid, slice_first_affine, write_nifti
 
@@ -56,6 +57,7 @@ __all__ = [
     "check_plugin",
     "ct_phantom",
     "ellipsoid",
+    "install_entry_point",
     "make_kits",
     "make_kits23",
     "slice_first_affine",

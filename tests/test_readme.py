@@ -1,0 +1,79 @@
+"""README examples are executed, so the documentation cannot drift from the code."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from harmonize.catalog import load_catalog
+from harmonize.testing import check_plugin, write_nifti
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def block_containing(language: str, marker: str) -> str:
+    (block,) = [b for b in code_blocks(language) if marker in b]
+    return block
+
+
+def test_readme_commands_are_what_ci_runs():
+    commands = block_containing("bash", "pytest")
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_line = [line for line in commands.splitlines() if "pytest" in line][0]
+    assert test_line in ci, "README's test command must be the one .ci/run runs"
+    demo_line = [line for line in commands.splitlines() if "harmonize demo" in line][0]
+    assert 'pip install -e ".[torch]"' in demo_line
+
+
+def test_readme_yaml_descriptor_example_works(tmp_path):
+    yaml_text = block_containing("yaml", "id: toy-organs")
+    (tmp_path / "toy-organs.yaml").write_text(yaml_text)
+    plugin = load_catalog(descriptors=[tmp_path / "toy-organs.yaml"], entry_points=False).get("toy-organs")
+    affine = np.diag([0.8, 0.8, 3.0, 1.0])
+    root = tmp_path / "data"
+    write_nifti(root / "imagesTr/toy_001_0000.nii.gz", np.zeros((6, 6, 4), np.int16), affine)
+    write_nifti(root / "labelsTr/toy_001.nii.gz", np.full((6, 6, 4), 2, np.uint8), affine)
+    write_nifti(root / "imagesTs/toy_002_0000.nii.gz", np.zeros((6, 6, 4), np.int16), affine)
+    check = check_plugin(plugin, root)
+    assert [(r.case_id, r.official_split) for r in check.records] == [("toy_001", "train"), ("toy_002", "test")]
+
+
+def test_readme_python_plugin_example_works_as_an_installed_entry_point(tmp_path, monkeypatch):
+    from harmonize.testing import install_entry_point
+
+    site = tmp_path / "site"
+    module = block_containing("python", "class AcmeLiver")
+    install_entry_point(site, "acme-harmonize", "acme_harmonize", module, entry="acme")
+    descriptor = textwrap.dedent("""
+        id: acme-liver
+        name: ACME liver
+        modality: CT
+        licence: CC0
+        citation: ACME
+        homepage: https://example.org
+        values: {0: background, 1: liver}
+        classes: {liver: [1]}
+    """)
+    (site / "acme-liver.yaml").write_text(descriptor)
+    entry = block_containing("toml", "entry-points.harmonize")
+    assert 'acme = "acme_harmonize"' in entry
+    monkeypatch.syspath_prepend(str(site))
+    plugin = load_catalog().get("acme-liver")
+    assert plugin.source == "acme-harmonize 0.1"
+    root = tmp_path / "acme"
+    for case in ("p1_a", "p1_b", "p2_a"):
+        write_nifti(root / case / "ct.nii.gz", np.zeros((5, 5, 5), np.int16), np.eye(4))
+        if case != "p2_a":
+            write_nifti(root / case / "liver.nii.gz", np.ones((5, 5, 5), np.uint8), np.eye(4))
+    check = check_plugin(plugin, root)
+    assert {r.patient_id for r in check.records} == {"p1"}
+    assert len({r.split for r in check.records}) == 1
+    assert "liver.nii.gz is missing" in check.discovery.skipped[0].reason
