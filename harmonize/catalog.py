@@ -31,6 +31,15 @@ DESCRIPTORS_ENV = "HARMONIZE_DESCRIPTORS"
 #: Built-in plugin modules, registered before any entry point.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "harmonize.plugins.kits",
+    "harmonize.plugins.msd",
+    "harmonize.plugins.brats",
+    "harmonize.plugins.amos",
+    "harmonize.plugins.lits",
+    "harmonize.plugins.btcv",
+    "harmonize.plugins.ctspine1k",
+    "harmonize.plugins.totalsegmentator",
+    "harmonize.plugins.verse",
+    "harmonize.plugins.recist",
     "harmonize.plugins.descriptors",
 )
 

@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 #: Modules that add commands: each defines ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("harmonize.demo",)
+COMMAND_MODULES: tuple[str, ...] = ("harmonize.demo", "harmonize.cli_run", "harmonize.cli_cache")
 
 DescriptorOpt = Annotated[
     list[Path] | None,
@@ -72,7 +72,7 @@ def plugins_command(descriptor: DescriptorOpt = None, format: FormatOpt = "table
         rows.append({
             "id": dataset_id, "name": desc.name, "source": plugin.source,
             "modality": desc.modality, "region": desc.region, "cases": desc.cases,
-            "labels": list(desc.classes), "licence": desc.licence, "citation": desc.citation,
+            "labels": plugin.label_names, "licence": desc.licence, "citation": desc.citation,
             "homepage": desc.homepage, "expected_root": desc.expected_root,
         })
     if format == "json":

@@ -9,11 +9,11 @@ core's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harmonize.descriptor import Descriptor, load_descriptor, parse_descriptor
 from harmonize.errors import DiscoveryError, PluginError
@@ -71,6 +71,13 @@ class DatasetPlugin:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement discover()")
 
+    @property
+    def label_names(self) -> list[str]:
+        """Canonical class names this dataset's records can carry (listed by ``harmonize
+        plugins``): the descriptor's classes, unless the plugin builds per-case label maps
+        (:attr:`Case.labels`) and overrides this with every name they can use."""
+        return list(self.descriptor.classes)
+
     def read_image(self, case: Case) -> Volume | None:
         """Read the case's image when it is not a plain NIfTI/NRRD/MHA file or DICOM folder.
 
@@ -82,6 +89,17 @@ class DatasetPlugin:
         """Read the case's label map when it is not a plain volume (PNG stacks, one file per
         structure, instance masks ...). Return ``None`` (the default) to let the core read
         ``case.label``.
+        """
+        return None
+
+    def instances(self, case: Case) -> Mapping[int, Mapping[str, Any]] | None:
+        """The case's *instance* label values (one object each, e.g. one lesion per value) with
+        JSON-serialisable attributes per value, or ``None`` (the default) for no instances.
+
+        When given, the manifest measures each value against the image
+        (:func:`harmonize.lesions.lesion_features`: axes, volume, mean intensity) and writes one
+        entry per value, the attributes plus the features, to the record's ``instances`` field.
+        Do no I/O here: return what discovery stored on the case.
         """
         return None
 

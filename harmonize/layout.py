@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harmonize.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
-from harmonize.descriptor import Descriptor
+from harmonize.descriptor import Descriptor, LayoutGroup
 from harmonize.errors import DiscoveryError
 from harmonize.records import Case, Skipped
 
@@ -44,6 +44,7 @@ class LayoutDataset(DatasetPlugin):
         case_re = re.compile(desc.case_id) if desc.case_id else None
         patient_re = re.compile(desc.patient_id) if desc.patient_id else None
         matched = 0
+        claimed: set[Path] = set()
         for group in desc.layout:
             for image in sorted(root.glob(group.images)):
                 matched += 1
@@ -75,6 +76,7 @@ class LayoutDataset(DatasetPlugin):
                 if group.label is not None:
                     parent = image.parent.relative_to(root).as_posix()
                     label = root / group.label.format(case=case_id, name=name, parent=parent)
+                    claimed.add(label)
                     if not label.is_file():
                         if group.label_required:
                             yield Skipped(
@@ -93,6 +95,8 @@ class LayoutDataset(DatasetPlugin):
                     official_split=group.split,
                     channel_names=desc.channels,
                 )
+        if matched:
+            yield from orphan_labels(root, desc.layout, claimed)
         if matched == 0:
             globs = ", ".join(g.images for g in desc.layout)
             raise DiscoveryError(
@@ -100,4 +104,32 @@ class LayoutDataset(DatasetPlugin):
                 dataset=desc.id,
                 file=root,
                 hint=f"point --root at the extracted release ({desc.expected_root or 'see README'})",
+            )
+
+
+def label_glob(template: str) -> str:
+    """The glob matching every file a label template can name (placeholders become ``*``)."""
+    return re.sub(r"\{(case|name|parent)\}", "*", template)
+
+
+def orphan_labels(
+    root: Path, groups: tuple[LayoutGroup, ...], claimed: set[Path]
+) -> Iterator[Skipped]:
+    """A :class:`Skipped` for every label file no image claimed (its image is missing), so a
+    partial download is reported instead of silently ignored."""
+    seen: set[Path] = set()
+    for group in groups:
+        if group.label is None:
+            continue
+        for label in sorted(root.glob(label_glob(group.label))):
+            if label in claimed or label in seen or not label.is_file():
+                continue
+            seen.add(label)
+            if is_hidden(label):
+                yield Skipped(label, "hidden or AppleDouble file, not data")
+                continue
+            yield Skipped(
+                label,
+                "label file without a matching image",
+                hint="re-extract the images (e.g. an image archive is missing) or remove the stray label",
             )

@@ -17,6 +17,7 @@ from harmonize.discovery import Discovery
 from harmonize.errors import ErrorRecord, LabelError, ManifestError
 from harmonize.io import Volume, read_header, sha256_path, write_text_atomic
 from harmonize.labels import class_values
+from harmonize.lesions import instance_fields
 from harmonize.records import MANIFEST_SCHEMA, SCHEMA_VERSION, Case, ManifestRecord
 from harmonize.splits import assign_splits, splits_document
 from harmonize.vocabulary import Vocabulary, load_vocabulary
@@ -52,7 +53,8 @@ def observed_label_values(volume: Volume, *, file: Path | None = None) -> list[i
                 hint="re-export the mask with integer label values",
             )
         data = np.rint(data)
-    return [int(v) for v in np.unique(data)]
+    # ravel in memory order: NIfTI arrays are Fortran-ordered and a C-order flatten is slow
+    return [int(v) for v in np.unique(data.ravel(order="K"))]
 
 
 def has_label(plugin: DatasetPlugin, case: Case) -> bool:
@@ -149,6 +151,7 @@ def record_for_case(
         channels=case_channels(plugin, case),
         affine=[[round(float(v), 6) for v in row] for row in header.affine],
         metadata=dict(case.metadata),
+        extra=instance_fields(plugin, case) if check_labels else {},
     )
 
 

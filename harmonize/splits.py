@@ -1,8 +1,15 @@
 """Patient-level train/val/test splits that never leak and stay stable as datasets grow.
 
-Rules (DESIGN.md): official test (and val) sets are kept; every other patient is placed by a stable
-hash of ``(seed, dataset, patient id)``, so adding patients never moves existing ones. Patients that
-share an image across datasets (same fingerprint) form one group and move together.
+Rules (DESIGN.md):
+
+* official test and val sets are kept;
+* a dataset whose official split is *complete* (it has labelled val or test cases, e.g. CTSpine1K,
+  AMOS) keeps its official train set too;
+* every other patient (no official split, or official train of a dataset whose test set is hidden,
+  e.g. MSD) is placed by a stable hash of ``(seed, dataset, patient id)`` with the given ratios, so
+  adding patients never moves existing ones;
+* patients that share an image across datasets (same fingerprint) form one group and move together
+  (test beats val beats train when their official splits disagree).
 """
 
 from __future__ import annotations
@@ -45,8 +52,14 @@ def split_for(seed: int, key: str, ratios: Sequence[float] = DEFAULT_RATIOS) -> 
     return "test"
 
 
+#: Record metadata key a plugin sets to link its patient to the same person in another dataset,
+#: e.g. ``{"same_patient_as": ["verse19:sub-verse004"]}`` (``dataset:patient_id`` keys).
+SAME_PATIENT_KEY = "same_patient_as"
+
+
 def patient_groups(records: Iterable[ManifestRecord]) -> dict[str, str]:
-    """Map every patient key to its group key: patients sharing an image fingerprint are joined."""
+    """Map every patient key to its group key. Patients are joined when they share an image
+    fingerprint or when a record names the other in ``metadata["same_patient_as"]``."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -56,19 +69,24 @@ def patient_groups(records: Iterable[ManifestRecord]) -> dict[str, str]:
             x = parent[x]
         return x
 
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
     by_fingerprint: dict[str, str] = {}
     for record in records:
         key = record.patient_key
         find(key)
+        for other in record.metadata.get(SAME_PATIENT_KEY, ()):
+            union(key, str(other))
         fingerprint = record.extra.get("fingerprint")
         if fingerprint:
             if fingerprint in by_fingerprint:
-                a, b = find(key), find(by_fingerprint[fingerprint])
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+                union(key, by_fingerprint[fingerprint])
             else:
                 by_fingerprint[fingerprint] = key
-    return {key: find(key) for key in parent}
+    return {key: find(key) for key in list(parent)}
 
 
 def assign_splits(
@@ -83,9 +101,11 @@ def assign_splits(
     members: dict[str, list[ManifestRecord]] = defaultdict(list)
     for record in records:
         members[groups[record.patient_key]].append(record)
+    complete = complete_official_datasets(records)
     warnings: list[str] = []
     for group, recs in members.items():
         official = {r.official_split for r in recs if r.official_split in KEPT_OFFICIAL}
+        kept_train = any(r.official_split == "train" and r.dataset in complete for r in recs)
         if len(official) > 1:
             warnings.append(
                 f"patient group {group} has cases in official splits {sorted(official)}; "
@@ -95,11 +115,20 @@ def assign_splits(
             split = "test"
         elif "val" in official:
             split = "val"
+        elif kept_train:
+            split = "train"
         else:
             split = split_for(seed, group, ratios)
         for record in recs:
             record.split = split
     return warnings
+
+
+def complete_official_datasets(records: Iterable[ManifestRecord]) -> set[str]:
+    """Datasets whose official split has labelled val or test cases: their train set is kept."""
+    return {
+        r.dataset for r in records if r.official_split in KEPT_OFFICIAL and r.mask is not None
+    }
 
 
 def splits_document(records: Iterable[ManifestRecord]) -> dict[str, list[str]]:
@@ -128,13 +157,16 @@ class Leak:
 
 
 def find_leaks(records: Iterable[ManifestRecord]) -> list[Leak]:
-    """Patients or identical images (fingerprints) that sit in more than one split."""
+    """Patients (with their linked patients in other datasets) or identical images (fingerprints)
+    that sit in more than one split."""
+    records = list(records)
+    groups = patient_groups(records)
     seen: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for record in records:
         if record.split is None:
             continue
         case = f"{record.dataset}/{record.case_id}"
-        seen[("patient", record.patient_key)][record.split].add(case)
+        seen[("patient", groups[record.patient_key])][record.split].add(case)
         fingerprint = record.extra.get("fingerprint")
         if fingerprint:
             seen[("fingerprint", fingerprint)][record.split].add(case)

@@ -16,10 +16,10 @@ from harmonize.splits import (
 
 
 def record(case: str, patient: str, *, dataset: str = "toy", official: str | None = None,
-           fingerprint: str | None = None) -> ManifestRecord:
+           fingerprint: str | None = None, labelled: bool = True) -> ManifestRecord:
     return ManifestRecord(
         dataset=dataset, case_id=case, patient_id=patient, modality="CT", image="i.nii.gz",
-        mask=None, label=[], labels={}, annotated=[], official_split=official, split=None,
+        mask="m.nii.gz" if labelled else None, label=[], labels={}, annotated=[], official_split=official, split=None,
         shape=[4, 4, 4], spacing=[1.0, 1.0, 1.0], orientation="RAS", source={"images": []},
         extra={"fingerprint": fingerprint} if fingerprint else {},
     )
@@ -78,11 +78,37 @@ def test_leak_check_finds_patients_and_images_in_two_splits():
     c, d = record("x", "q1", fingerprint="same"), record("y", "q2", dataset="other", fingerprint="same")
     c.split, d.split = "train", "val"
     leaks = find_leaks([a, b, c, d])
-    assert {(leak.kind, leak.key) for leak in leaks} == {("patient", "toy:p1"), ("fingerprint", "same")}
-    assert "toy/c1" in str(leaks[1]) or "toy/c1" in str(leaks[0])
+    # the shared image also makes q1 and q2 one patient group, reported under the group's key
+    assert {(leak.kind, leak.key) for leak in leaks} == {
+        ("patient", "toy:p1"), ("patient", "other:q2"), ("fingerprint", "same")}
+    assert any("toy/c1" in str(leak) for leak in leaks)
 
 
 def test_splits_document_lists_patient_keys():
     recs = [record("c1", "p1"), record("c2", "p2")]
     recs[0].split, recs[1].split = "train", "test"
     assert splits_document(recs) == {"train": ["toy:p1"], "val": [], "test": ["toy:p2"]}
+
+
+def test_official_train_is_kept_only_when_the_official_split_is_complete():
+    complete = [record(f"c{i}", f"p{i}", dataset="full", official="train") for i in range(30)]
+    complete.append(record("t", "pt", dataset="full", official="test"))
+    hidden = [record(f"c{i}", f"p{i}", dataset="msd", official="train") for i in range(30)]
+    hidden.append(record("t", "pt", dataset="msd", official="test", labelled=False))
+    assign_splits(complete + hidden, seed=0)
+    assert {r.split for r in complete[:-1]} == {"train"}
+    assert {r.split for r in hidden[:-1]} == {"train", "val", "test"}
+    assert complete[-1].split == hidden[-1].split == "test"
+
+
+def test_same_patient_links_join_datasets_without_identical_images():
+    v19 = [record(f"sub-verse{i:03d}", f"sub-verse{i:03d}", dataset="verse19") for i in range(30)]
+    v20 = [record(f"sub-verse{i:03d}", f"sub-verse{i:03d}", dataset="verse20") for i in range(30)]
+    for r in v20:
+        r.metadata["same_patient_as"] = [f"verse19:{r.patient_id}"]
+    assign_splits(v19 + v20, seed=5)
+    assert all(a.split == b.split for a, b in zip(v19, v20))
+    assert find_leaks(v19 + v20) == []
+    v20[0].split = "test" if v19[0].split != "test" else "train"
+    (leak,) = find_leaks(v19 + v20)
+    assert leak.kind == "patient" and "verse20/sub-verse000" in leak.cases

@@ -20,8 +20,18 @@ from harmonize.discovery import Discovery, discover
 from harmonize.errors import ErrorRecord
 from harmonize.manifest import build_manifest, validate_manifest
 from harmonize.records import ManifestRecord
+from harmonize.testing.abdomen import make_abdomenct1k, make_flare22, make_word
+from harmonize.testing.amos import make_amos
+from harmonize.testing.brats import make_brats, make_brats2021, make_brats2023_gli
+from harmonize.testing.btcv import make_btcv
+from harmonize.testing.ctspine1k import make_ctspine1k
 from harmonize.testing.entrypoints import install_entry_point
 from harmonize.testing.kits import make_kits, make_kits23
+from harmonize.testing.lits import make_lits
+from harmonize.testing.msd import make_msd_task
+from harmonize.testing.recist import make_recist
+from harmonize.testing.totalsegmentator import make_totalsegmentator
+from harmonize.testing.verse import make_verse
 from harmonize.testing.volumes import ct_phantom, ellipsoid, slice_first_affine, write_nifti
 
 
@@ -58,8 +68,22 @@ __all__ = [
     "ct_phantom",
     "ellipsoid",
     "install_entry_point",
+    "make_abdomenct1k",
+    "make_amos",
+    "make_brats",
+    "make_brats2021",
+    "make_brats2023_gli",
+    "make_flare22",
+    "make_word",
     "make_kits",
     "make_kits23",
+    "make_btcv",
+    "make_ctspine1k",
+    "make_lits",
+    "make_msd_task",
+    "make_recist",
+    "make_totalsegmentator",
+    "make_verse",
     "slice_first_affine",
     "write_nifti",
 ]

@@ -1,0 +1,208 @@
+"""Where case work runs: in this process, in a local process pool, or on a Dask cluster.
+
+Every executor offers one operation, :meth:`Executor.imap_unordered`: apply a picklable top-level
+function to each item and yield ``(index, result)`` pairs as they finish. A worker that dies or a
+function that raises yields the exception *as the result*, so the caller can turn it into an error
+record for that one item and go on. Results never depend on the executor: the same function runs on
+the same items, only the place differs.
+
+Dask is an optional extra (``pip install 'harmonize-med[dask]'``) and is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Protocol
+
+from harmonize.errors import HarmonizeError
+
+DASK_EXTRA = "pip install 'harmonize-med[dask]'"
+
+
+class ExecutorError(HarmonizeError):
+    """An executor cannot be created (unknown name, Dask missing, scheduler unreachable)."""
+
+    kind = "executor"
+
+
+def default_workers() -> int:
+    """``min(4, number of CPUs)``: the default size of the local process pool."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Executor(Protocol):
+    """What the pipeline needs from an executor."""
+
+    name: str
+
+    def imap_unordered(
+        self, fn: Callable[[Any], Any], items: Sequence[Any]
+    ) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(items[index]) or the exception it raised)`` in completion order."""
+        ...
+
+    def close(self) -> None:
+        """Release workers (idempotent)."""
+        ...
+
+
+class SerialExecutor:
+    """Runs everything in this process, in order (``workers=1``; easiest to debug)."""
+
+    name = "serial"
+
+    def imap_unordered(
+        self, fn: Callable[[Any], Any], items: Sequence[Any]
+    ) -> Iterator[tuple[int, Any]]:
+        for index, item in enumerate(items):
+            try:
+                yield index, fn(item)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller as a result
+                yield index, exc
+
+    def close(self) -> None:
+        return None
+
+
+class LocalExecutor:
+    """A process pool of ``workers`` processes on this machine (the default executor).
+
+    At most ``2 * workers`` items are in flight, so a large dataset does not queue thousands of
+    pickled tasks at once.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or default_workers()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the worker processes now (before a progress bar thread starts)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool.submit(int).result()
+
+    def imap_unordered(
+        self, fn: Callable[[Any], Any], items: Sequence[Any]
+    ) -> Iterator[tuple[int, Any]]:
+        self.start()
+        assert self._pool is not None
+        pending: dict[Future, int] = {}
+        queue = iter(enumerate(items))
+        limit = 2 * self.workers
+
+        def fill() -> None:
+            while len(pending) < limit:
+                nxt = next(queue, None)
+                if nxt is None:
+                    return
+                assert self._pool is not None
+                pending[self._pool.submit(fn, nxt[1])] = nxt[0]
+
+        fill()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: pending[f]):
+                index = pending.pop(future)
+                try:
+                    yield index, future.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. BrokenProcessPool, pickling
+                    yield index, exc
+            fill()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor:
+    """Runs items on a Dask ``distributed`` cluster.
+
+    Pass a running ``client``, or a scheduler ``address`` (``tcp://host:8786``) to connect to; with
+    neither, a ``LocalCluster`` of ``workers`` single-threaded processes is started and closed again
+    by :meth:`close`. Workers must have ``harmonize-med`` (and any third-party plugin) installed, and
+    must see the dataset and output folders at the same paths (a shared file system).
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, *, client: Any = None,
+                 workers: int | None = None, connect_timeout: float = 10.0) -> None:
+        distributed = import_distributed()
+        self._own: list[Any] = []
+        if client is not None:
+            self.client = client
+        elif address:
+            try:
+                self.client = distributed.Client(address, timeout=connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ExecutorError(
+                    f"cannot reach the Dask scheduler at {address}: {exc}",
+                    hint="check the address (tcp://host:8786) and that the scheduler is running",
+                ) from exc
+            self._own.append(self.client)
+        else:
+            cluster = distributed.LocalCluster(
+                n_workers=workers or default_workers(), threads_per_worker=1,
+                dashboard_address=None,
+            )
+            self.client = distributed.Client(cluster)
+            self._own.extend([self.client, cluster])
+
+    def imap_unordered(
+        self, fn: Callable[[Any], Any], items: Sequence[Any]
+    ) -> Iterator[tuple[int, Any]]:
+        from distributed import as_completed
+
+        if not items:
+            return
+        futures = [self.client.submit(fn, item, pure=False) for item in items]
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield index[future.key], future.result()
+                except Exception as exc:  # noqa: BLE001 - handed to the caller as a result
+                    yield index[future.key], exc
+        finally:
+            for future in futures:
+                future.release()
+
+    def close(self) -> None:
+        while self._own:
+            self._own.pop(0).close()
+
+
+def import_distributed() -> Any:
+    """``dask.distributed``, or an :class:`ExecutorError` saying how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ExecutorError(
+            f"the dask executor needs dask.distributed, which is not installed ({exc})",
+            hint=f"install the extra: {DASK_EXTRA}, or use --executor local",
+        ) from exc
+    return distributed
+
+
+def make_executor(kind: str | Executor = "local", *, workers: int | None = None,
+                  scheduler: str | None = None) -> Executor:
+    """An executor by name: ``local`` (process pool; in-process when ``workers == 1``) or
+    ``dask`` (``scheduler`` address, or a local cluster). An executor object is returned as is."""
+    if not isinstance(kind, str):
+        return kind
+    if workers is not None and workers < 1:
+        raise ExecutorError(f"workers must be at least 1, got {workers}")
+    if kind == "local":
+        if scheduler:
+            raise ExecutorError("--scheduler only applies to --executor dask",
+                                hint="add --executor dask or drop --scheduler")
+        workers = workers or default_workers()
+        return SerialExecutor() if workers == 1 else LocalExecutor(workers)
+    if kind == "dask":
+        return DaskExecutor(scheduler, workers=workers)
+    raise ExecutorError(f"unknown executor {kind!r}", hint="use local or dask")

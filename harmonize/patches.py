@@ -1,0 +1,150 @@
+"""Patch geometry: where to cut a patch out of a volume, and cutting it (with padding).
+
+Coordinates are voxel indices of the RAS-canonical grid, spatial axes last (``(..., X, Y, Z)``).
+A patch start may be negative, or the patch may run past the end, when the volume is smaller than
+the patch along an axis; the part outside the volume is filled with a pad value.
+
+:class:`ForegroundIndex` keeps, per label value, up to :data:`MAX_LOCATIONS` voxel locations
+(as nnU-Net's ``class_locations``) so that foreground-biased patches cost no scan of the label map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+PatchSize = tuple[int, int, int]
+
+#: Locations kept per label value (sampled without replacement, seeded) by :class:`ForegroundIndex`.
+MAX_LOCATIONS = 10_000
+#: A foreground-centred patch is shifted by up to this fraction of its size so the chosen voxel
+#: is not always in the middle (it always stays inside the patch).
+JITTER = 0.25
+
+
+def as_patch_size(value: int | Sequence[int] | None) -> PatchSize | None:
+    """``None`` (whole volume), an int (cube) or three positive ints, as a tuple; ValueError otherwise."""
+    if value is None:
+        return None
+    size = (int(value),) * 3 if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    if len(size) != 3 or any(v < 1 for v in size):
+        raise ValueError(f"patch_size must be None, a positive int or 3 positive ints, got {value!r}")
+    return size  # type: ignore[return-value]
+
+
+def start_bounds(shape: Sequence[int], patch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive lowest and highest patch start per axis.
+
+    Where the volume is at least as large as the patch the patch stays inside it
+    (``0 .. shape - patch``); where it is smaller the volume stays inside the patch
+    (``shape - patch .. 0``, negative starts mean padding before the volume).
+    """
+    diff = np.asarray(shape, dtype=np.int64) - np.asarray(patch, dtype=np.int64)
+    return np.minimum(diff, 0), np.maximum(diff, 0)
+
+
+def random_start(shape: Sequence[int], patch: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random patch start within :func:`start_bounds`."""
+    lo, hi = start_bounds(shape, patch)
+    return rng.integers(lo, hi + 1)
+
+
+def start_around(
+    location: Sequence[int], shape: Sequence[int], patch: Sequence[int], rng: np.random.Generator
+) -> np.ndarray:
+    """A patch start that puts ``location`` inside the patch, near its centre (jittered)."""
+    patch_arr = np.asarray(patch, dtype=np.int64)
+    reach = (patch_arr * JITTER).astype(np.int64)
+    jitter = rng.integers(-reach, reach + 1)
+    lo, hi = start_bounds(shape, patch)
+    return np.clip(np.asarray(location, dtype=np.int64) - patch_arr // 2 + jitter, lo, hi)
+
+
+def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], pad_value: float = 0) -> np.ndarray:
+    """Copy of ``array[..., start:start+size]`` over the last three axes, padded where outside.
+
+    Works on memory-mapped arrays: only the patch region is read.
+    """
+    spatial = array.shape[-3:]
+    src = tuple(slice(max(int(s), 0), min(int(s) + int(p), n)) for s, p, n in zip(start, size, spatial))
+    region = array[(..., *src)]
+    if region.shape[-3:] == tuple(size):
+        return np.array(region)
+    out = np.full(array.shape[:-3] + tuple(int(p) for p in size), pad_value, dtype=array.dtype)
+    dst = tuple(slice(sl.start - int(s), sl.stop - int(s)) for sl, s in zip(src, start))
+    out[(..., *dst)] = region
+    return out
+
+
+@dataclass(frozen=True)
+class ForegroundIndex:
+    """Sampled voxel locations per non-zero label value.
+
+    ``values`` (V,) sorted label values, ``counts`` (V,) their full voxel counts, ``offsets`` (V+1,)
+    into ``locations`` (N, 3) int32 voxel indices (at most :data:`MAX_LOCATIONS` per value).
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+    offsets: np.ndarray
+    locations: np.ndarray
+
+    @classmethod
+    def from_label(
+        cls, label: np.ndarray, *, seed: int = 0, max_per_value: int = MAX_LOCATIONS
+    ) -> ForegroundIndex:
+        """Index a label map (X, Y, Z) of non-negative integers; deterministic for a given seed."""
+        rng = np.random.default_rng(seed)
+        flat = np.asarray(label).reshape(-1)
+        nonzero = np.flatnonzero(flat)
+        found = flat[nonzero]
+        order = np.argsort(found, kind="stable")
+        values, first, counts = np.unique(found[order], return_index=True, return_counts=True)
+        chunks = []
+        offsets = [0]
+        for start, count in zip(first, counts):
+            picked = nonzero[order[start:start + count]]
+            if count > max_per_value:
+                picked = np.sort(rng.choice(picked, size=max_per_value, replace=False))
+            chunks.append(picked)
+            offsets.append(offsets[-1] + len(picked))
+        flat_locations = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+        locations = np.stack(np.unravel_index(flat_locations, label.shape), axis=1).astype(np.int32)
+        return cls(
+            values=values.astype(np.int64),
+            counts=counts.astype(np.int64),
+            offsets=np.asarray(offsets, dtype=np.int64),
+            locations=locations.reshape(-1, 3),
+        )
+
+    def _rows(self, values: Iterable[int]) -> list[int]:
+        wanted = np.asarray(sorted(set(int(v) for v in values)), dtype=np.int64)
+        rows = np.searchsorted(self.values, wanted)
+        return [int(r) for r, v in zip(rows, wanted) if r < len(self.values) and self.values[r] == v]
+
+    def has_any(self, values: Iterable[int]) -> bool:
+        """True if at least one voxel holds one of ``values``."""
+        return bool(self._rows(values))
+
+    def voxels(self, values: Iterable[int]) -> int:
+        """Number of voxels holding one of ``values``."""
+        return int(sum(self.counts[r] for r in self._rows(values)))
+
+    def locations_for(self, values: Iterable[int]) -> np.ndarray:
+        """Stored locations (N, 3) of voxels holding one of ``values`` (empty if none)."""
+        parts = [self.locations[self.offsets[r]:self.offsets[r + 1]] for r in self._rows(values)]
+        return np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"values": self.values, "counts": self.counts, "offsets": self.offsets,
+                "locations": self.locations}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray] | np.lib.npyio.NpzFile) -> ForegroundIndex:
+        index = cls(*(np.asarray(arrays[k]) for k in ("values", "counts", "offsets", "locations")))
+        if (index.offsets.shape != (len(index.values) + 1,) or index.locations.ndim != 2
+                or index.locations.shape[1] != 3 or int(index.offsets[-1]) != len(index.locations)):
+            raise ValueError("inconsistent foreground index arrays")
+        return index

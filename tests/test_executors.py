@@ -1,0 +1,101 @@
+"""Executors: serial, process pool and Dask give the same results; failures come back as results."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from harmonize.executors import (
+    DaskExecutor,
+    ExecutorError,
+    LocalExecutor,
+    SerialExecutor,
+    default_workers,
+    make_executor,
+)
+from harmonize.normalize import Settings
+from harmonize.pipeline import Target, run
+from harmonize.testing import make_kits23
+
+
+def collect(executor, fn, items) -> dict[int, object]:
+    try:
+        return dict(executor.imap_unordered(fn, items))
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize("factory", [SerialExecutor, lambda: LocalExecutor(2)])
+def test_results_by_index_and_exceptions_as_results(factory) -> None:
+    results = collect(factory(), math.sqrt, [4.0, -1.0, 9.0, 16.0, 25.0, 36.0])
+    assert sorted(results) == [0, 1, 2, 3, 4, 5]
+    assert results[0] == 2.0 and results[5] == 6.0
+    assert isinstance(results[1], ValueError)
+
+
+def test_dead_worker_is_reported_not_hung() -> None:
+    results = collect(LocalExecutor(1), os._exit, [3])
+    assert set(results) == {0} and isinstance(results[0], Exception)
+
+
+def test_make_executor_choices_and_errors(monkeypatch) -> None:
+    assert isinstance(make_executor("local", workers=1), SerialExecutor)
+    pool = make_executor("local", workers=2)
+    assert isinstance(pool, LocalExecutor) and pool.workers == 2
+    assert make_executor(pool) is pool
+    assert 1 <= default_workers() <= 4
+    with pytest.raises(ExecutorError, match="unknown executor"):
+        make_executor("slurm")
+    with pytest.raises(ExecutorError, match="only applies to --executor dask"):
+        make_executor("local", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(ExecutorError, match="at least 1"):
+        make_executor("local", workers=0)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
+    with pytest.raises(ExecutorError) as info:
+        make_executor("dask")
+    assert "harmonize-med[dask]" in str(info.value)
+
+
+def test_dask_cluster_output_is_byte_identical_to_the_process_pool(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    root = make_kits23(tmp_path / "kits23", n_cases=3, seed=21)
+    settings = Settings(spacing=(1.5, 1.5, 2.0))
+    local = run([Target("kits23", root)], tmp_path / "local", settings, workers=2, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        dask = run([Target("kits23", root)], tmp_path / "dask", settings,
+                   executor=DaskExecutor(client=client), progress=False)
+    assert local.ok and dask.ok and len(dask.done) == 3
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    assert files(tmp_path / "dask") == files(tmp_path / "local")
+
+
+def test_unreachable_scheduler_is_a_clear_error() -> None:
+    pytest.importorskip("distributed")
+    with pytest.raises(ExecutorError, match="cannot reach the Dask scheduler"):
+        DaskExecutor("tcp://127.0.0.1:9", connect_timeout=1.0)
+
+
+def test_cli_dask_executor_without_scheduler_starts_a_local_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from typer.testing import CliRunner
+
+    from harmonize.cli import app
+
+    root = make_kits23(tmp_path / "kits23", n_cases=2, seed=22)
+    res = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(root), "-o",
+                                   str(tmp_path / "dask"), "--executor", "dask", "--workers", "1",
+                                   "--no-progress"])
+    assert res.exit_code == 0, res.output
+    run([Target("kits23", root)], tmp_path / "serial", workers=1, progress=False)
+    for name in ("kits23.jsonl", "kits23/case_00000/image.nii.gz", "kits23/case_00001/mask.nii.gz"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes()

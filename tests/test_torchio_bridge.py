@@ -1,0 +1,80 @@
+"""TorchIO bridge: lazy subjects equal to the loader's volumes, usable with transforms and tio.Queue."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+tio = pytest.importorskip("torchio")
+
+from harmonize.catalog import load_catalog  # noqa: E402
+from harmonize.discovery import discover  # noqa: E402
+from harmonize.loader import DatasetMixSampler, HarmonizedDataset  # noqa: E402
+from harmonize.manifest import build_manifest  # noqa: E402
+from harmonize.testing import make_kits23  # noqa: E402
+from harmonize.testing.normalized import make_normalized_dataset  # noqa: E402
+from harmonize.torchio_bridge import CaseReader, to_torchio_subjects  # noqa: E402
+
+CLASSES = ["kidney", "kidney tumor", "right kidney"]
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory) -> list[Path]:
+    tmp = tmp_path_factory.mktemp("tio")
+    plugin = load_catalog(entry_points=False).get("kits23")
+    kits = build_manifest(plugin, discover(plugin, make_kits23(tmp / "kits23", n_cases=2)), tmp / "m").path
+    mr = make_normalized_dataset(tmp / "m", "mrk", n_cases=2, modality="MR", channels=("T1", "T2"))
+    return [kits, mr]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_subjects_match_the_loader(manifests, tmp_path, cache):
+    subjects = to_torchio_subjects(manifests, classes=CLASSES, cache=tmp_path / "c" if cache else False)
+    reference = HarmonizedDataset(manifests, classes=CLASSES, patch_size=None)
+    assert len(subjects) == len(reference) == 4
+    for i, subject in enumerate(subjects):
+        assert not subject["image"]._loaded  # lazy until TorchIO loads it
+        sample = reference[i]
+        assert torch.equal(subject["image"].data, sample["image"])
+        assert torch.equal(subject["mask"].data, sample["mask"])
+        assert torch.equal(subject["label_present"], sample["label_present"])
+        assert torch.equal(subject["channel_present"], sample["channel_present"])
+        assert (subject["dataset"], subject["case_id"], subject["classes"]) == (
+            sample["dataset"], sample["case_id"], CLASSES)
+        assert subject["image"].orientation == ("R", "A", "S")
+        assert isinstance(subject["mask"], tio.LabelMap)
+    assert copy.deepcopy(subjects[0])["image"].reader is subjects[0]["image"].reader
+
+
+def test_queue_with_transforms_and_mixed_sampler(manifests):
+    ds = HarmonizedDataset(manifests, classes=CLASSES, patch_size=None, split=None)
+    subjects = to_torchio_subjects(ds)
+    transform = tio.Compose([tio.RandomFlip(axes=(0,), flip_probability=1.0), tio.RandomNoise(std=0.01)])
+    subjects_dataset = tio.SubjectsDataset(subjects, transform=transform)
+    sampler = DatasetMixSampler([s["dataset"] for s in subjects], weights="uniform", num_samples=4,
+                                with_seeds=False)
+    queue = tio.Queue(subjects_dataset, max_length=8, samples_per_volume=3,
+                      sampler=tio.LabelSampler((8, 8, 8), "mask"), subject_sampler=sampler,
+                      shuffle_subjects=False, num_workers=0)
+    batches = list(DataLoader(queue, batch_size=4, num_workers=0))
+    assert sum(len(b["case_id"]) for b in batches) == 12
+    batch = batches[0]
+    assert batch["image"][tio.DATA].shape == (4, 2, 8, 8, 8)
+    assert batch["mask"][tio.DATA].shape == (4, 3, 8, 8, 8)
+    assert batch["mask"][tio.DATA].flatten(1).any(1).all()  # LabelSampler centres on labels
+    assert batch["label_present"].shape == (4, 3)
+    uniform = tio.Queue(tio.SubjectsDataset(subjects), max_length=4, samples_per_volume=2,
+                        sampler=tio.UniformSampler(8), num_workers=0)
+    assert len(list(DataLoader(uniform, batch_size=2))) == 4
+
+
+def test_reader_rejects_unknown_part(manifests):
+    ds = HarmonizedDataset(manifests[0], patch_size=None)
+    with pytest.raises(ValueError, match="part"):
+        CaseReader(ds, 0, "label")
+    with pytest.raises(TypeError):
+        to_torchio_subjects(ds, classes=CLASSES)
