@@ -21,10 +21,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from harmonize.plugins.lits import walk_files
-
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin
+from harmonize.dataset import DatasetPlugin, walk_files
 from harmonize.errors import DiscoveryError
 from harmonize.records import Case, Skipped
 

@@ -37,10 +37,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from harmonize.plugins.lits import walk_files
-
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, strip_nifti_suffix
+from harmonize.dataset import DatasetPlugin, strip_nifti_suffix, walk_files
 from harmonize.errors import DiscoveryError
 from harmonize.records import Case, Skipped
 from harmonize.yamlio import load_yaml
@@ -57,6 +55,18 @@ SECTIONS = {"trainset": "train", "test_public": "val", "test_private": "test"}
 LABEL_SUFFIX = "_seg.nii.gz"
 TRANSITIONAL_FILE = "ctspine1k_transitional_vertebrae.yaml"
 TRANSITIONAL_FLAGS = {"sacral lumbarization": "lumbarization", "lumbar sacralization": "sacralization"}
+
+
+def same_patient_links(collection: str, patient: str) -> dict[str, list[str]]:
+    """Link MSD liver cases to the same patient in ``msd-liver`` and ``lits`` (same images), so
+    splits keep them together even when the stored files differ."""
+    if collection != "MSD Task03_Liver":
+        return {}
+    number = int(patient.split("_")[1])
+    links = [f"msd-liver:{patient}"]
+    if number <= 130:  # LiTS training volume-N = MSD liver_N; the test numbering differs
+        links.append(f"lits:volume-{number}")
+    return {"same_patient_as": links}
 
 
 @dataclass(frozen=True)
@@ -236,6 +246,7 @@ class CTSpine1K(DatasetPlugin):
         }
         if section is not None:
             metadata["data_split_section"] = section
+        metadata.update(same_patient_links(collection, patient))
         if stem in transitional:
             kind = transitional[stem]
             metadata["transitional_vertebra"] = kind

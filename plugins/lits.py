@@ -21,33 +21,19 @@ test split with no label.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
+from harmonize.dataset import DatasetPlugin, walk_files
 from harmonize.errors import DiscoveryError
 from harmonize.records import Case, Skipped
 
 VOLUME = re.compile(r"^volume-(\d+)\.nii(\.gz)?$")
 SEGMENTATION = re.compile(r"^segmentation-(\d+)\.nii(\.gz)?$")
 TEST_VOLUME = re.compile(r"^test-volume-(\d+)\.nii(\.gz)?$")
-
-
-def walk_files(root: Path) -> Iterator[Path | Skipped]:
-    """Every file below ``root`` in sorted order; hidden files and folders become :class:`Skipped`."""
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        for name in sorted(dirs):
-            if is_hidden(Path(name)):
-                yield Skipped(here / name, "hidden folder, not searched")
-        dirs[:] = sorted(d for d in dirs if not is_hidden(Path(d)))
-        for name in sorted(files):
-            path = here / name
-            yield Skipped(path, "hidden or AppleDouble file, not data") if is_hidden(path) else path
 
 
 class LiTS(DatasetPlugin):

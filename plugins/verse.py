@@ -152,6 +152,8 @@ class VerSe(DatasetPlugin):
         also_in = self.also_in(verse_id)
         if also_in:
             metadata["also_in"] = also_in
+            # same subject folder name in the other release: keep both in one split
+            metadata["same_patient_as"] = [f"{other}:{subject}" for other in also_in]
         centroids = der / (prefix + CENTROID_SUFFIX)
         if centroids.is_file():
             parsed = self.read_centroids(centroids, folder)
