@@ -9,6 +9,7 @@ core's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from importlib import resources
@@ -140,6 +141,19 @@ class DatasetPlugin:
 def is_hidden(path: Path) -> bool:
     """macOS AppleDouble (``._x``), dot files and ``_``-prefixed files are never data."""
     return path.name.startswith((".", "_"))
+
+
+def walk_files(root: Path) -> Iterator[Path | Skipped]:
+    """Every file below ``root`` in sorted order; hidden files and folders become :class:`Skipped`."""
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        for name in sorted(dirs):
+            if is_hidden(Path(name)):
+                yield Skipped(here / name, "hidden folder, not searched")
+        dirs[:] = sorted(d for d in dirs if not is_hidden(Path(d)))
+        for name in sorted(files):
+            path = here / name
+            yield Skipped(path, "hidden or AppleDouble file, not data") if is_hidden(path) else path
 
 
 def strip_nifti_suffix(name: str) -> str:
