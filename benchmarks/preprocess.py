@@ -3,7 +3,7 @@
 Fabricates CT-like volumes (default 512 x 512 x 200 int16, 0.8 x 0.8 x 2.5 mm, LPS affine: body
 ellipse in air, organs, spine, mild noise - compressible like real CT), writes them as .nii.gz
 with nibabel, then runs every variant on the same files, each in its own subprocess so that its
-peak memory (``ru_maxrss``) is its own:
+peak memory is its own:
 
 * ``harmonize``: read_volume -> normalize_case (RAS, [spacing], CT window -200..300 -> [0, 1])
   -> write_volume
@@ -17,7 +17,8 @@ peak memory (``ru_maxrss``) is its own:
 
 Seconds per volume are the median over the volumes, measured inside the worker around
 read -> process -> write (interpreter start and imports excluded; one untimed warm-up volume).
-Peak memory is the worker's maxrss (imports included); "working" subtracts the RSS after imports.
+Peak memory is the worker's high-water RSS (``VmHWM``, imports included); "working" subtracts the
+RSS after imports.
 
     python benchmarks/preprocess.py                      # full size, 2 volumes
     python benchmarks/preprocess.py --shape 128 128 50   # quick smoke run
@@ -82,9 +83,17 @@ def fabricate(path: Path, shape: tuple[int, int, int], seed: int) -> None:
 # ---------------------------------------------------------------------------------- workers
 
 
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
+
+
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return _status_mb("VmRSS")
 
 
 def _worker(variant: str, spacing: tuple[float, float, float] | None, inputs: list[Path],
@@ -99,7 +108,8 @@ def _worker(variant: str, spacing: tuple[float, float, float] | None, inputs: li
         start = time.perf_counter()
         process(path)
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec from the parent
+    peak = _status_mb("VmHWM")
     sizes = [p.stat().st_size for p in outdir.iterdir() if p.is_file()]
     return {"variant": variant, "spacing": list(spacing) if spacing else "native",
             "seconds": times, "median_s": statistics.median(times), "peak_mb": peak,

@@ -215,6 +215,10 @@ class VolumeCache:
         self.max_open = max_open
         self._open: OrderedDict[str, CaseArrays] = OrderedDict()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to spawned workers without the opened memory maps (which would pickle their data).
+        return {**self.__dict__, "_open": OrderedDict()}
+
     def folder(self, record: ManifestRecord, manifest_dir: Path) -> Path:
         base = self.root if self.root is not None else Path(manifest_dir) / DEFAULT_CACHE_DIRNAME
         return base / record.dataset / record.case_id

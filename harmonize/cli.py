@@ -27,7 +27,8 @@ app = typer.Typer(
 )
 
 #: Modules that add commands: each defines ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("harmonize.demo", "harmonize.cli_run", "harmonize.cli_cache")
+COMMAND_MODULES: tuple[str, ...] = ("harmonize.demo", "harmonize.cli_run", "harmonize.cli_cache",
+                                        "harmonize.cli_qa")
 
 DescriptorOpt = Annotated[
     list[Path] | None,

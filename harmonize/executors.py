@@ -12,8 +12,10 @@ Dask is an optional extra (``pip install 'harmonize-med[dask]'``) and is importe
 from __future__ import annotations
 
 import os
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from harmonize.errors import HarmonizeError
@@ -70,7 +72,9 @@ class LocalExecutor:
     """A process pool of ``workers`` processes on this machine (the default executor).
 
     At most ``2 * workers`` items are in flight, so a large dataset does not queue thousands of
-    pickled tasks at once.
+    pickled tasks at once. If a worker process dies (killed for memory, a crash in a C library),
+    the pool is restarted and the items that were in flight run again one at a time; the item that
+    kills its worker again is yielded with the ``BrokenProcessPool`` error, the others go on.
     """
 
     name = "local"
@@ -78,40 +82,65 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
 
     def start(self) -> None:
         """Start the worker processes now (before a progress bar thread starts)."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers)
             self._pool.submit(int).result()
+            self._broken = False
+
+    def _restart(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self.start()
 
     def imap_unordered(
         self, fn: Callable[[Any], Any], items: Sequence[Any]
     ) -> Iterator[tuple[int, Any]]:
         self.start()
-        assert self._pool is not None
+        fresh = deque(range(len(items)))
+        suspects: deque[int] = deque()  # in flight when a worker died: rerun one at a time
+        crashes: Counter[int] = Counter()
         pending: dict[Future, int] = {}
-        queue = iter(enumerate(items))
-        limit = 2 * self.workers
-
-        def fill() -> None:
-            while len(pending) < limit:
-                nxt = next(queue, None)
-                if nxt is None:
-                    return
-                assert self._pool is not None
-                pending[self._pool.submit(fn, nxt[1])] = nxt[0]
-
-        fill()
-        while pending:
+        while fresh or suspects or pending:
+            if self._broken and not pending:
+                self._restart()
+            while not self._broken:
+                if suspects:
+                    if pending:
+                        break
+                    index = suspects.popleft()
+                elif fresh and len(pending) < 2 * self.workers:
+                    index = fresh.popleft()
+                else:
+                    break
+                try:
+                    assert self._pool is not None
+                    pending[self._pool.submit(fn, items[index])] = index
+                except BrokenProcessPool:
+                    self._broken = True
+                    suspects.appendleft(index)
+                except Exception as exc:  # noqa: BLE001 - e.g. an item that cannot be pickled
+                    yield index, exc
+            if not pending:
+                continue
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: pending[f]):
                 index = pending.pop(future)
                 try:
                     yield index, future.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. BrokenProcessPool, pickling
+                except BrokenProcessPool as exc:
+                    self._broken = True
+                    crashes[index] += 1
+                    if crashes[index] > 1:
+                        yield index, exc
+                    else:
+                        suspects.append(index)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller as a result
                     yield index, exc
-            fill()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -221,15 +221,14 @@ class HarmonizedDataset(Dataset):
             raise LoaderError(f"parents must be 'sides' or 'children', got {parents!r}")
         self.vocabulary = vocabulary or load_vocabulary()
         entries = read_manifests(manifests)
-        by_manifest: dict[str, int] = {}
+        kept: dict[tuple[str, Path], int] = {}
         for record, root in entries:
-            by_manifest.setdefault(f"{root}:{record.dataset}", 0)
-            if split is None or record.split == split:
-                by_manifest[f"{root}:{record.dataset}"] += 1
-        for where, count in by_manifest.items():
+            key = (record.dataset, root)
+            kept[key] = kept.get(key, 0) + (split is None or record.split == split)
+        for (dataset, root), count in kept.items():
             if count == 0:
-                warnings.warn(f"no record of {where.rsplit(':', 1)[1]} ({where.rsplit(':', 1)[0]}) "
-                              f"has split {split!r}; it takes no part", stacklevel=2)
+                warnings.warn(f"no record of {dataset} ({root}) has split {split!r}; it takes no part",
+                              stacklevel=2)
         entries = [(r, root) for r, root in entries if split is None or r.split == split]
         if not entries:
             raise LoaderError(f"no record with split {split!r} in the manifests",
@@ -246,7 +245,10 @@ class HarmonizedDataset(Dataset):
                 memo[sig] = record_classes(record, self.classes, self.vocabulary, parents)
             self.record_classes.append(memo[sig])
         self.channels = self._channel_count(in_channels)
-        self.patch_size = as_patch_size(patch_size)
+        try:
+            self.patch_size = as_patch_size(patch_size)
+        except ValueError as exc:
+            raise LoaderError(str(exc), hint="patch_size is in voxels, RAS order (X, Y, Z)") from None
         if self.patch_size is not None and not allow_padding:
             self._check_patch_fits()
         self.foreground_fraction = float(foreground_fraction)

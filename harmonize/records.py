@@ -220,6 +220,24 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             ]
         },
         "metadata": {"type": "object"},
+        "instances": {
+            "description": "Per-instance lesion features (instance masks): value, class, long/short "
+            "in-plane axis (mm), volume (mL), mean intensity, centroid (mm, RAS).",
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["value", "voxels", "volume_ml", "long_axis_mm", "short_axis_mm"],
+                "properties": {
+                    "value": {"type": "integer", "minimum": 1},
+                    "voxels": {"type": "integer", "minimum": 0},
+                    "volume_ml": {"type": "number", "minimum": 0},
+                    "long_axis_mm": {"type": "number", "minimum": 0},
+                    "short_axis_mm": {"type": "number", "minimum": 0},
+                    "mean_hu": {"type": ["number", "null"]},
+                    "centroid_mm": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
+                },
+            },
+        },
     },
     "additionalProperties": True,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from pathlib import Path
 
@@ -57,6 +58,14 @@ def test_cached_samples_equal_file_samples(both, tmp_path):
     assert isinstance(case.image, np.memmap) and isinstance(case.label, np.memmap)
     assert case.label.dtype == np.uint8
     np.testing.assert_array_equal(case.image, read_case(record, files.roots[0]).image)
+
+
+def test_pickled_dataset_leaves_open_volumes_behind(both, tmp_path):
+    ds = HarmonizedDataset(both[1], cache=tmp_path / "c", patch_size=8)
+    ds[0]
+    copy = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
+    assert len(pickle.dumps(ds)) < 100_000 and not copy.cache._open
+    assert torch.equal(copy[(0, 1)]["image"], ds[(0, 1)]["image"])
 
 
 def test_default_cache_lives_next_to_the_manifest(both):

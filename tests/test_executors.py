@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,20 @@ def test_results_by_index_and_exceptions_as_results(factory) -> None:
     assert isinstance(results[1], ValueError)
 
 
-def test_dead_worker_is_reported_not_hung() -> None:
-    results = collect(LocalExecutor(1), os._exit, [3])
-    assert set(results) == {0} and isinstance(results[0], Exception)
+def exit_on_three(value: int) -> int:
+    """Kill the worker process (as the OOM killer would) for the value 3."""
+    if value == 3:
+        os._exit(9)
+    return value * 10
+
+
+def test_dead_worker_fails_only_its_item_and_the_pool_recovers() -> None:
+    pool = LocalExecutor(2)
+    results = collect(pool, exit_on_three, list(range(8)))
+    assert sorted(results) == list(range(8))
+    assert isinstance(results[3], BrokenProcessPool)
+    assert {i: r for i, r in results.items() if i != 3} == {i: i * 10 for i in range(8) if i != 3}
+    assert collect(pool, exit_on_three, [1, 2]) == {0: 10, 1: 20}  # usable again
 
 
 def test_make_executor_choices_and_errors(monkeypatch) -> None:

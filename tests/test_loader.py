@@ -277,3 +277,17 @@ def test_load_one_batch_and_describe(manifests):
     assert torch.equal(batch["image"], again["image"])
     default = next(iter(DataLoader(HarmonizedDataset(kits, patch_size=16), batch_size=2)))
     assert "classes: 0=kidney" in describe_batch(default)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"patch_size": (8, 8)}, "patch_size"),
+    ({"patch_size": 0}, "patch_size"),
+    ({"split": "training"}, "split must be one of"),
+    ({"foreground_fraction": 1.5}, "foreground_fraction"),
+    ({"parents": "all"}, "parents"),
+])
+def test_bad_options_are_loader_errors(manifests, kwargs, match):
+    with pytest.raises(LoaderError, match=match):
+        HarmonizedDataset(manifests[0], **kwargs)
+    with pytest.raises(LoaderError, match="no manifest given"):
+        HarmonizedDataset([])

@@ -8,7 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harmonize.patches import ForegroundIndex, as_patch_size, crop, random_start, start_around, start_bounds
+from harmonize.patches import (
+    ForegroundIndex,
+    as_patch_size,
+    crop,
+    random_start,
+    start_around,
+    start_bounds,
+)
 from harmonize.sampling import DatasetMixSampler, SamplingError, dataset_probabilities
 
 GROUPS = {"big": list(range(100)), "small": list(range(100, 104)), "mid": list(range(104, 129))}

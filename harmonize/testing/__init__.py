@@ -29,6 +29,7 @@ from harmonize.testing.entrypoints import install_entry_point
 from harmonize.testing.kits import make_kits, make_kits23
 from harmonize.testing.lits import make_lits
 from harmonize.testing.msd import make_msd_task
+from harmonize.testing.normalized import make_normalized_dataset
 from harmonize.testing.recist import make_recist
 from harmonize.testing.totalsegmentator import make_totalsegmentator
 from harmonize.testing.verse import make_verse
@@ -81,6 +82,7 @@ __all__ = [
     "make_ctspine1k",
     "make_lits",
     "make_msd_task",
+    "make_normalized_dataset",
     "make_recist",
     "make_totalsegmentator",
     "make_verse",
