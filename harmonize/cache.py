@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ import numpy as np
 from harmonize.errors import ErrorRecord, HarmonizeError, ReadError
 from harmonize.io import Volume, atomic_path, read_volume, write_text_atomic
 from harmonize.manifest import read_manifest
-from harmonize.patches import ForegroundIndex
+from harmonize.patches import ForegroundIndex, NpyFile, crop
 from harmonize.records import ManifestRecord
 
 CACHE_FORMAT = 1
@@ -56,13 +57,28 @@ class CaseArrays:
     """One case's arrays on the RAS grid: ``image`` (C, X, Y, Z) float32, ``label`` (X, Y, Z) or None.
 
     Arrays may be read-only memory maps (cache) or in-memory arrays (files). ``foreground`` is
-    computed from the label on first use when not supplied.
+    computed from the label on first use when not supplied. :meth:`crop_image` and
+    :meth:`crop_label` read patches with ``pread`` from the cache files when there are some.
     """
 
     image: np.ndarray
     label: np.ndarray | None
     affine: np.ndarray
     _foreground: ForegroundIndex | None = field(default=None, repr=False)
+    image_file: NpyFile | None = field(default=None, repr=False)
+    label_file: NpyFile | None = field(default=None, repr=False)
+
+    def crop_image(self, start: Sequence[int], size: Sequence[int], pad_value: float = 0) -> np.ndarray:
+        if self.image_file is not None:
+            return self.image_file.crop(start, size, pad_value)
+        return crop(self.image, start, size, pad_value)
+
+    def crop_label(self, start: Sequence[int], size: Sequence[int]) -> np.ndarray | None:
+        if self.label is None:
+            return None
+        if self.label_file is not None:
+            return self.label_file.crop(start, size, 0)
+        return crop(self.label, start, size, 0)
 
     @property
     def foreground(self) -> ForegroundIndex | None:
@@ -214,10 +230,14 @@ class VolumeCache:
         self.root = Path(root) if root is not None else None
         self.max_open = max_open
         self._open: OrderedDict[str, CaseArrays] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         # Sent to spawned workers without the opened memory maps (which would pickle their data).
-        return {**self.__dict__, "_open": OrderedDict()}
+        return {**self.__dict__, "_open": OrderedDict(), "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def folder(self, record: ManifestRecord, manifest_dir: Path) -> Path:
         base = self.root if self.root is not None else Path(manifest_dir) / DEFAULT_CACHE_DIRNAME
@@ -234,13 +254,15 @@ class VolumeCache:
         ``key`` is :func:`cache_key` of the record, when the caller keeps it."""
         key = key or cache_key(record)
         memo_key = f"{self.folder(record, manifest_dir)}:{key}"
-        if memo_key in self._open:
-            self._open.move_to_end(memo_key)
-            return self._open[memo_key]
+        with self._lock:  # threads of a ThreadLoader share the memo
+            if memo_key in self._open:
+                self._open.move_to_end(memo_key)
+                return self._open[memo_key]
         arrays, _ = self._load_or_build(record, manifest_dir, key)
-        self._open[memo_key] = arrays
-        while len(self._open) > self.max_open:
-            self._open.popitem(last=False)
+        with self._lock:
+            self._open[memo_key] = arrays
+            while len(self._open) > self.max_open:
+                self._open.popitem(last=False)
         return arrays
 
     def ensure(self, record: ManifestRecord, manifest_dir: Path, *, verify: bool = False) -> str:
@@ -285,7 +307,8 @@ class VolumeCache:
                 if meta[part] is not None and file_sha256(folder / names[part]) != meta[part]["sha256"]:
                     raise ValueError(f"{names[part]} does not match its stored sha256")
         return CaseArrays(image=image, label=label, affine=np.asarray(meta["affine"], dtype=float),
-                          _foreground=foreground)
+                          _foreground=foreground, image_file=NpyFile(folder / names["image"]),
+                          label_file=NpyFile(folder / names["label"]) if label is not None else None)
 
     def build(self, record: ManifestRecord, manifest_dir: Path) -> CaseArrays:
         """Read the record's files, write a fresh entry atomically, remove older entries."""

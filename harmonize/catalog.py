@@ -40,6 +40,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harmonize.plugins.totalsegmentator",
     "harmonize.plugins.verse",
     "harmonize.plugins.recist",
+    "harmonize.plugins.chaos",
+    "harmonize.plugins.pancreas_ct",
+    "harmonize.plugins.lidc",
     "harmonize.plugins.descriptors",
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,7 @@ app = typer.Typer(
 
 #: Modules that add commands: each defines ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = ("harmonize.demo", "harmonize.cli_run", "harmonize.cli_cache",
-                                        "harmonize.cli_qa")
+                                        "harmonize.cli_qa", "harmonize.cli_export")
 
 DescriptorOpt = Annotated[
     list[Path] | None,
@@ -36,6 +37,7 @@ DescriptorOpt = Annotated[
                  exists=True),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+CatalogueFormatOpt = Annotated[str, typer.Option("--format", help="table, json or markdown")]
 
 
 def get_catalog(descriptors: list[Path] | None = None) -> Catalog:
@@ -60,7 +62,7 @@ def _main(
 
 
 @app.command("plugins")
-def plugins_command(descriptor: DescriptorOpt = None, format: FormatOpt = "table") -> None:
+def plugins_command(descriptor: DescriptorOpt = None, format: CatalogueFormatOpt = "table") -> None:
     """List every registered dataset plugin: id, name, source, modality, labels, licence."""
     catalog = get_catalog(descriptor)
     rows = []
@@ -75,9 +77,12 @@ def plugins_command(descriptor: DescriptorOpt = None, format: FormatOpt = "table
             "modality": desc.modality, "region": desc.region, "cases": desc.cases,
             "labels": plugin.label_names, "licence": desc.licence, "citation": desc.citation,
             "homepage": desc.homepage, "expected_root": desc.expected_root,
+            "download": desc.download,
         })
     if format == "json":
         print_json({"datasets": rows, "errors": [e.to_dict() for e in catalog.errors]})
+    elif format == "markdown":
+        sys.stdout.write(catalogue_markdown(rows))
     else:
         from rich.table import Table
 
@@ -93,6 +98,32 @@ def plugins_command(descriptor: DescriptorOpt = None, format: FormatOpt = "table
         console.print(table)
     if catalog.errors:
         raise typer.Exit(1)
+
+
+def short_list(names: list[str], limit: int = 12) -> str:
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def catalogue_markdown(rows: list[dict]) -> str:
+    """The dataset catalogue as a Markdown table (README's table is this output, checked by a test)."""
+
+    def cell(text: object) -> str:
+        return str(text or "").replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| id | modality | region | cases | labels | licence | expected folder | download |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        home = f"[{row['homepage']}]({row['homepage']})" if row["homepage"] else ""
+        download = f"`{cell(row['download'])}`" if row["download"] else home
+        lines.append(
+            f"| `{row['id']}` | {row['modality']} | {cell(row['region'])} | {row['cases'] or ''} | "
+            f"{cell(short_list(row['labels']))} | {cell(row['licence'])} | "
+            f"`{cell(row['expected_root'])}` | {download} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 @app.command("discover")

@@ -405,14 +405,16 @@ class SeriesReport:
     modality: str | None
     slices: int
     checks: list[Check]
+    number: str | None = None
+    description: str = ""
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"folder": str(self.folder), "series_uid": self.uid, "modality": self.modality,
-                "slices": self.slices, "status": "PASS" if self.passed else "FAIL",
+        return {"folder": str(self.folder), "series_uid": self.uid, "series_number": self.number,
+                "description": self.description, "modality": self.modality, "slices": self.slices, "status": "PASS" if self.passed else "FAIL",
                 "checks": [c.to_dict() for c in self.checks]}
 
 
@@ -471,7 +473,9 @@ def check_series(series: Series, *, series_in_folder: int = 1) -> SeriesReport:
         f"non-empty {', '.join(phi)} (values not shown): de-identify the series, or blank the "
         "tags if they hold pseudonyms" if phi else f"{', '.join(PHI_TAGS)} empty or absent",
     ))
-    return SeriesReport(series.folder, series.uid, modality, series.n_slices, checks)
+    number = series.headers[0].get("SeriesNumber") if series.headers else None
+    return SeriesReport(series.folder, series.uid, modality, series.n_slices, checks,
+                        None if number in (None, "") else str(number), series.description)
 
 
 @dataclass

@@ -44,11 +44,15 @@ def mean_std(data: np.ndarray) -> tuple[float, float]:
 
 
 def clip_scale(
-    data: np.ndarray, clip: tuple[float, float] | None, offset: float, scale: float
+    data: np.ndarray, clip: tuple[float, float] | None, offset: float, scale: float,
+    *, inplace: bool = False,
 ) -> np.ndarray:
-    """float32 ``(clip(data, *clip) - offset) / scale`` with one full-size allocation."""
+    """float32 ``(clip(data, *clip) - offset) / scale`` with at most one full-size allocation.
+
+    ``inplace=True`` lets a float32 ``data`` that the caller owns be overwritten.
+    """
     out = np.asarray(data, dtype=np.float32, order="K")
-    if out is data or np.shares_memory(out, data):
+    if not inplace and (out is data or np.shares_memory(out, data)):
         out = out.copy(order="K")
     if clip is not None:
         np.clip(out, np.float32(clip[0]), np.float32(clip[1]), out=out)
@@ -65,8 +69,9 @@ def ct_window(
     scaling: str = "unit",
     *,
     stats: dict[str, float] | None = None,
+    inplace: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Clip CT ``data`` (HU) to ``window`` and scale.
+    """Clip CT ``data`` (HU) to ``window`` and scale (``inplace``: see :func:`clip_scale`).
 
     ``scaling``: ``"unit"`` maps the window to [0, 1]; ``"zscore"`` uses the clipped image's own
     mean/std (SAT-DS); ``"dataset-zscore"`` uses ``stats["mean"]``/``stats["std"]`` (nnU-Net
@@ -74,11 +79,11 @@ def ct_window(
     """
     lo, hi = float(window[0]), float(window[1])
     if scaling == "unit":
-        out = clip_scale(data, (lo, hi), lo, hi - lo)
+        out = clip_scale(data, (lo, hi), lo, hi - lo, inplace=inplace)
         return out, {"method": "ct_window", "scaling": "unit", "clip": [lo, hi],
                      "offset": lo, "scale": hi - lo}
     if scaling == "zscore":
-        out = clip_scale(data, (lo, hi), 0.0, 1.0)
+        out = clip_scale(data, (lo, hi), 0.0, 1.0, inplace=inplace)
         mean, std = mean_std(out)
         std = std if std > 0 else 1.0
         out -= np.float32(mean)
@@ -93,7 +98,7 @@ def ct_window(
                 "and pass dataset_stats",
             )
         mean, std = float(stats["mean"]), max(float(stats["std"]), 1e-8)
-        out = clip_scale(data, (lo, hi), mean, std)
+        out = clip_scale(data, (lo, hi), mean, std, inplace=inplace)
         return out, {"method": "ct_window", "scaling": "dataset-zscore", "clip": [lo, hi],
                      "offset": mean, "scale": std}
     raise ValueError(f"unknown CT scaling {scaling!r}")

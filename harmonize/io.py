@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -141,7 +142,8 @@ def _open_read(path: Path) -> IO[bytes]:
 
 
 def _nifti_header(fh: IO[bytes], path: Path) -> nib.Nifti1Header:
-    """Parse a NIfTI-1 or NIfTI-2 single-file header (either byte order) from ``fh``."""
+    """Parse a NIfTI-1 or NIfTI-2 single-file header (either byte order) from the start of
+    ``fh``, reading forward only (no seek), so any stream works."""
     first = fh.read(4)
     if len(first) < 4:
         raise ReadError("file is empty or truncated before the NIfTI header", file=path,
@@ -149,14 +151,18 @@ def _nifti_header(fh: IO[bytes], path: Path) -> nib.Nifti1Header:
     sizes = {int.from_bytes(first, "little"), int.from_bytes(first, "big")}
     klass: type[nib.Nifti1Header]
     if 348 in sizes:
-        klass = nib.Nifti1Header
+        klass, size = nib.Nifti1Header, 348
     elif 540 in sizes:
-        klass = nib.Nifti2Header
+        klass, size = nib.Nifti2Header, 540
     else:
         raise ReadError("not a NIfTI file (sizeof_hdr is neither 348 nor 540)", file=path,
                         hint="check the file type; NRRD/MHA need their own suffix")
-    fh.seek(0)
-    return klass.from_fileobj(fh, check=False)  # our own checks; nibabel would "fix" pixdim 0
+    block = first + fh.read(size - 4)
+    if len(block) < size:
+        raise ReadError("file is truncated inside the NIfTI header", file=path,
+                        hint="re-download the file")
+    # our own checks follow; nibabel's check=True would silently "fix" e.g. pixdim 0
+    return klass.from_fileobj(io.BytesIO(block), check=False)
 
 
 def _check_geometry(affine: np.ndarray, path: Path, pixdim: np.ndarray | None = None) -> None:
@@ -213,21 +219,23 @@ def read_header(path: Path) -> Header:
                 hint="re-download the file; it may be truncated or not NIfTI",
             ) from exc
     else:
-        import SimpleITK as sitk
 
         try:
             if path.is_dir():
                 names = _dicom_series_files(path)
-                reader = sitk.ImageFileReader()
-                reader.SetFileName(names[0])
-                reader.ReadImageInformation()
+                reader = _sitk_info(names[0])
                 size = (*reader.GetSize()[:2], len(names))
+                spacing = list(reader.GetSpacing())
+                if len(names) > 1:  # slice step from the first and last position, as ITK does
+                    last = _sitk_info(names[-1])
+                    normal = np.asarray(reader.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
+                    step = np.asarray(last.GetOrigin()) - np.asarray(reader.GetOrigin())
+                    spacing[2] = abs(float(step @ normal)) / (len(names) - 1) or spacing[2]
             else:
-                reader = sitk.ImageFileReader()
-                reader.SetFileName(str(path))
-                reader.ReadImageInformation()
+                reader = _sitk_info(str(path))
                 size = reader.GetSize()
-            affine = sitk_affine(reader.GetOrigin(), reader.GetSpacing(), reader.GetDirection())
+                spacing = list(reader.GetSpacing())
+            affine = sitk_affine(reader.GetOrigin(), tuple(spacing), reader.GetDirection())
             shape = tuple(int(s) for s in size)
         except RuntimeError as exc:
             raise ReadError(f"cannot read header: {exc}", file=path) from exc
@@ -239,6 +247,16 @@ def read_header(path: Path) -> Header:
         orientation="".join(nib.aff2axcodes(affine)),
         affine=affine,
     )
+
+
+def _sitk_info(name: str):
+    """A SimpleITK reader that has read ``name``'s header only."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(name)
+    reader.ReadImageInformation()
+    return reader
 
 
 def sitk_affine(
@@ -265,11 +283,23 @@ def sha256_path(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Read once at import (os.umask is process-wide and not thread-safe to query later).
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` only on success.
 
     The temporary name keeps ``target``'s suffixes (``.nii.gz``) so writers pick the right format.
+    The result gets the permissions of a normally created file (0666 minus the umask), not the
+    0600 of a temporary file, so other users and cluster workers can read outputs.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -280,6 +310,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -349,8 +380,10 @@ def _read_nifti(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
             affine = _nifti_affine(header, path)
             shape = tuple(int(s) for s in header.get_data_shape())
             dtype = header.get_data_dtype()
-            offset = int(header.get_data_offset())
-            fh.seek(offset)
+            # vox_offset below the header + extension flag (e.g. 0) means "right after it",
+            # as nibabel's header check sets it
+            offset = max(int(header.get_data_offset()), int(header.sizeof_hdr) + 4)
+            _skip(fh, offset - int(header.sizeof_hdr), path)  # extension block, padding
             raw = np.empty(shape, dtype=dtype, order="F")
             _read_into(fh, raw, path)
     except ReadError:
@@ -364,6 +397,15 @@ def _read_nifti(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
         raw = raw.byteswap().view(raw.dtype.newbyteorder("="))
     slope, inter = header.get_slope_inter()
     return _apply_scaling(raw, slope, inter), affine
+
+
+def _skip(fh: IO[bytes], n: int, path: Path) -> None:
+    while n > 0:
+        block = fh.read(min(n, _CHUNK))
+        if not block:
+            raise ReadError("file is truncated before its voxel data", file=path,
+                            hint="re-download the file")
+        n -= len(block)
 
 
 def _read_into(fh: IO[bytes], array: np.ndarray, path: Path) -> None:

@@ -34,7 +34,13 @@ from harmonize.intensity import (
 from harmonize.intensity import foreground_sample as _foreground_sample
 from harmonize.io import ScaledVolume, Volume, output_dtype, write_volume
 from harmonize.presets import PRESETS, PresetInfo, Settings, preset_settings
-from harmonize.resample import needs_resampling, reorient_to_ras, resample, resample_to_ras
+from harmonize.resample import (
+    from_ras,
+    needs_resampling,
+    reorient_to_ras,
+    resample,
+    resample_to_ras,
+)
 
 __all__ = [
     "PRESETS",
@@ -85,30 +91,49 @@ def describe(volume: Volume) -> dict[str, Any]:
     }
 
 
-def check_label_geometry(image: Volume, label: Volume) -> Volume:
-    """``label`` on the image's grid: same shape; affine within tolerance -> image's affine.
+def _same_grid(a: np.ndarray, b: np.ndarray) -> bool:
+    """Affines within :data:`AFFINE_RTOL` (spacing, directions) and :data:`ORIGIN_VOXELS`."""
+    za = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
+    zb = np.sqrt((b[:3, :3] ** 2).sum(axis=0))
+    return bool(
+        np.allclose(za, zb, rtol=AFFINE_RTOL, atol=0)
+        and np.allclose(a[:3, :3] / za, b[:3, :3] / zb, atol=AFFINE_RTOL)
+        and np.linalg.norm(a[:3, 3] - b[:3, 3]) <= ORIGIN_VOXELS * float(za.min())
+    )
 
-    Raises :class:`LabelError` for a shape mismatch or an affine beyond :data:`AFFINE_RTOL` /
-    :data:`ORIGIN_VOXELS`.
+
+def check_label_geometry(image: Volume, label: Volume) -> Volume:
+    """``label`` on the image's voxel grid, as a label volume with the image's affine.
+
+    Accepted: the same shape with an affine within :data:`AFFINE_RTOL` / :data:`ORIGIN_VOXELS`
+    (header round-off), or the same physical grid stored in another axis order/flip (the label is
+    then permuted into the image's order). Float labels must hold integers (within 1e-3);
+    values must be non-negative; the result is uint8, or uint16 above 255. Raises
+    :class:`LabelError` otherwise.
     """
-    if label.data.shape[:3] != image.data.shape[:3]:
-        raise LabelError(
-            f"label shape {label.data.shape[:3]} differs from image shape {image.data.shape[:3]}",
-            hint="the mask must be on the image's voxel grid; check the pair belongs together",
-        )
-    a, b = image.affine, label.affine
-    zi, zl = np.asarray(image.spacing), np.asarray(label.spacing)
-    spacing_ok = np.allclose(zi, zl, rtol=AFFINE_RTOL, atol=0)
-    directions_ok = np.allclose(a[:3, :3] / zi, b[:3, :3] / zl, atol=AFFINE_RTOL)
-    origin_ok = np.linalg.norm(a[:3, 3] - b[:3, 3]) <= ORIGIN_VOXELS * float(zi.min())
-    if not (spacing_ok and directions_ok and origin_ok):
-        raise LabelError(
-            "label affine differs from image affine beyond tolerance "
-            f"(image {image.orientation} spacing {np.round(zi, 4).tolist()} origin "
-            f"{np.round(a[:3, 3], 3).tolist()}; label {label.orientation} spacing "
-            f"{np.round(zl, 4).tolist()} origin {np.round(b[:3, 3], 3).tolist()})",
-            hint="the mask is not aligned with the image; fix the header or report the case",
-        )
+    same_shape = label.data.shape[:3] == image.data.shape[:3]
+    if not (same_shape and _same_grid(image.affine, label.affine)):
+        image_ras, _ = reorient_to_ras(image)
+        label_ras, _ = reorient_to_ras(Volume(label.data, label.affine, "label"))
+        if (label_ras.data.shape[:3] == image_ras.data.shape[:3]
+                and _same_grid(image_ras.affine, label_ras.affine)):
+            label = Volume(from_ras(label_ras.data, image.affine), image.affine, "label")
+        elif label_ras.data.shape[:3] != image_ras.data.shape[:3]:
+            raise LabelError(
+                f"label shape {label.data.shape[:3]} ({label.orientation}) differs from image "
+                f"shape {image.data.shape[:3]} ({image.orientation})",
+                hint="the mask must be on the image's voxel grid; check the pair belongs together",
+            )
+        else:
+            zi, zl = np.asarray(image.spacing), np.asarray(label.spacing)
+            raise LabelError(
+                "label affine differs from image affine beyond tolerance "
+                f"(image {image.orientation} spacing {np.round(zi, 4).tolist()} origin "
+                f"{np.round(image.affine[:3, 3], 3).tolist()}; label {label.orientation} "
+                f"spacing {np.round(zl, 4).tolist()} origin "
+                f"{np.round(label.affine[:3, 3], 3).tolist()})",
+                hint="the mask is not aligned with the image; fix the header or report the case",
+            )
     data = label.data
     if data.dtype.kind == "f":
         rounded = np.rint(data)
@@ -169,8 +194,12 @@ def normalize_intensity(
     dataset_window: tuple[float, float] | None = None,
     series_window: tuple[float, float] | None = None,
     dataset_stats: dict | None = None,
+    inplace: bool = False,
 ) -> tuple[Volume, dict[str, Any], dict[str, Any] | None]:
-    """The intensity step alone: (new image, undo parameters, operation record or None)."""
+    """The intensity step alone: (new image, undo parameters, operation record or None).
+
+    ``inplace=True`` allows overwriting ``image.data`` (only for arrays the caller owns).
+    """
     none: dict[str, Any] = {"method": "none"}
     if image.kind != "image":
         raise HarmonizeError("a label map is never intensity-scaled",
@@ -201,7 +230,8 @@ def normalize_intensity(
             params.update(window_source=source, modality="CT")
             scaled = ScaledVolume(stored, image.affine, slope, inter, kind="image")
             return scaled, params, op
-        data, params = ct_window(image.data, window, settings.ct_scaling, stats=dataset_stats)
+        data, params = ct_window(image.data, window, settings.ct_scaling, stats=dataset_stats,
+                                 inplace=inplace)
         params["window_source"] = source
     elif modality in ("MR", "PET"):
         if settings.mr_percentiles is None:
@@ -240,9 +270,8 @@ def normalize_case(
     ras_view, reorient_op = reorient_to_ras(image)
     label_ras = None
     if label is not None:
-        # compared in RAS, so a mask stored in another axis order on the same grid is accepted
-        label_ras = reorient_to_ras(Volume(label.data, label.affine, "label"))[0]
-        label_ras = check_label_geometry(ras_view, label_ras)
+        label = check_label_geometry(image, label)  # on the image's grid and in its axis order
+        label_ras = reorient_to_ras(label)[0]
 
     if needs_resampling(ras_view, settings.spacing):
         assert settings.spacing is not None
@@ -261,6 +290,7 @@ def normalize_case(
     image_out, intensity, op = normalize_intensity(
         image_ras, modality=modality, settings=settings, dataset_window=dataset_window,
         series_window=series_window, dataset_stats=dataset_stats,
+        inplace=image_ras is not ras_view,  # a resampled array is ours to overwrite
     )
     if op:
         operations.append(op)

@@ -10,6 +10,7 @@ the patch along an axis; the part outside the volume is filled with a pad value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -148,3 +149,64 @@ class ForegroundIndex:
                 or index.locations.shape[1] != 3 or int(index.offsets[-1]) != len(index.locations)):
             raise ValueError("inconsistent foreground index arrays")
         return index
+
+
+class NpyFile:
+    """Box reads from an uncompressed C-order ``.npy`` file with ``pread`` (no memory map).
+
+    A patch costs one ``pread`` per (leading index, x) plane into a small buffer, so reads touch
+    only page cache and no page of the process is faulted in: cheaper than a memory map on first
+    touch, and nothing stays mapped (resident memory does not grow with the cache). Safe to share
+    between threads and forked processes (``pread`` has no file position); the descriptor is
+    reopened after unpickling.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        with open(self.path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh)
+            self.offset = fh.tell()
+        if fortran or dtype.hasobject or len(shape) < 3:
+            raise ValueError(f"{self.path}: not a C-order numeric array of 3 or more dimensions")
+        self.shape, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+        expected = self.offset + int(np.prod(self.shape)) * self.dtype.itemsize
+        if os.path.getsize(self.path) != expected:
+            raise ValueError(f"{self.path}: file size does not match its header (truncated?)")
+        self._fd: int | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_fd": None}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # type: ignore[arg-type]
+
+    def _descriptor(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        return self._fd
+
+    def crop(self, start: Sequence[int], size: Sequence[int], pad_value: float = 0) -> np.ndarray:
+        """Same result as :func:`crop` on the whole array."""
+        lead, spatial = self.shape[:-3], self.shape[-3:]
+        size = tuple(int(p) for p in size)
+        src = [(max(int(s), 0), min(int(s) + p, n)) for s, p, n in zip(start, size, spatial)]
+        inside = all(hi - lo == p for (lo, hi), p in zip(src, size))
+        out = np.empty(lead + size, dtype=self.dtype) if inside else np.full(lead + size, pad_value, dtype=self.dtype)
+        (x0, x1), (y0, y1), (z0, z1) = src
+        dx, dy, dz = (lo - int(s) for (lo, _), s in zip(src, start))
+        _, sy, sz = spatial
+        item = self.dtype.itemsize
+        plane = np.empty((y1 - y0, sz), dtype=self.dtype)
+        fd = self._descriptor()
+        for flat, index in enumerate(np.ndindex(*lead)):
+            base = self.offset + flat * int(np.prod(spatial)) * item
+            for i, x in enumerate(range(x0, x1)):
+                got = os.preadv(fd, [plane], base + (x * sy + y0) * sz * item)
+                if got != plane.nbytes:
+                    raise OSError(f"{self.path}: short read ({got} of {plane.nbytes} bytes)")
+                out[(*index, dx + i, slice(dy, dy + y1 - y0), slice(dz, dz + z1 - z0))] = plane[:, z0:z1]
+        return out

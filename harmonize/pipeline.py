@@ -379,7 +379,18 @@ def sample_case(task: CaseTask) -> CaseOutcome:
         return CaseOutcome(dataset, case.case_id, "failed", error=_error(exc, dataset, case))
 
 
+#: Exceptions meaning "the worker process died", from the process pool and from Dask.
+WORKER_DIED = ("BrokenProcessPool", "KilledWorker")
+
+
 def _error(exc: BaseException, dataset: str, case: Case) -> ErrorRecord:
+    if type(exc).__name__ in WORKER_DIED:
+        return ErrorRecord(
+            "worker", dataset, case.case_id, str(case.images[0]),
+            f"the worker process died while processing this case ({type(exc).__name__})",
+            "it was probably killed for memory: rerun with fewer --workers or on a larger "
+            "machine; the other cases are kept",
+        )
     error = ErrorRecord.from_exception(exc, dataset=dataset, case=case.case_id)
     if error.file is None:  # name the case's first file so every error points somewhere
         error = ErrorRecord(error.kind, error.dataset, error.case, str(case.images[0]),

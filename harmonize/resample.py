@@ -64,6 +64,20 @@ def reorient_to_ras(volume: Volume) -> tuple[Volume, dict[str, Any] | None]:
     return out, op
 
 
+def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`reorient_to_ras`: RAS-ordered ``data`` in the axis order of ``affine``.
+
+    ``reorient_to_ras(Volume(from_ras(d, A), A)).data`` equals ``d`` (a view, no copy).
+    """
+    source, flips = ras_transform(affine)
+    index = tuple(slice(None, None, -1) if f else slice(None) for f in flips)
+    unflipped = data[index]
+    inverse = [0, 0, 0]
+    for out_axis, in_axis in enumerate(source):
+        inverse[in_axis] = out_axis
+    return np.transpose(unflipped, inverse + list(range(3, data.ndim)))
+
+
 def target_grid(
     shape: tuple[int, ...], spacing: tuple[float, ...], target: tuple[float, ...]
 ) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
@@ -127,8 +141,10 @@ def _sitk_resample(
         # sitk axis i == array axis i: (z, y, x) C order is (x, y, z) F order. A Fortran array
         # is passed without a copy here (SimpleITK copies it once into its own buffer).
         image = sitk.GetImageFromArray(np.ascontiguousarray(channel.transpose(2, 1, 0)))
-        out = sitk.GetArrayFromImage(resampler.Execute(image))
-        outputs.append(out.transpose(2, 1, 0))  # (x, y, z), Fortran order, no copy
+        resampled = resampler.Execute(image)
+        del image  # free SimpleITK's input copy before the output is copied out
+        outputs.append(sitk.GetArrayFromImage(resampled).transpose(2, 1, 0))  # (x, y, z)
+        del resampled
     result = outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
     if is_label and result.dtype != data.dtype:
         result = result.astype(data.dtype)

@@ -101,7 +101,7 @@ def test_nrrd_and_mha_via_simpleitk(tmp_path: Path):
 
 def write_dicom_series(folder: Path, hu: np.ndarray, *, series_uid: str, spacing=(0.7, 0.8),
                        thickness=2.5, origin=(-100.0, -120.0, 50.0), intercept=-1024.0,
-                       slope=1.0, names=None) -> None:
+                       slope=1.0, names=None, slice_thickness=None) -> None:
     """Write ``hu`` (rows, cols, slices) as CT DICOM slices, one file per slice."""
     pydicom = pytest.importorskip("pydicom")
     from pydicom.dataset import FileMetaDataset
@@ -127,7 +127,7 @@ def write_dicom_series(folder: Path, hu: np.ndarray, *, series_uid: str, spacing
         ds.InstanceNumber = k + 1
         ds.Rows, ds.Columns = hu.shape[0], hu.shape[1]
         ds.PixelSpacing = [spacing[0], spacing[1]]
-        ds.SliceThickness = thickness
+        ds.SliceThickness = thickness if slice_thickness is None else slice_thickness
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * thickness]
         ds.SamplesPerPixel = 1
@@ -152,7 +152,19 @@ def test_dicom_series_sorted_by_position_with_rescale(tmp_path: Path):
     np.testing.assert_allclose(volume.spacing, (0.8, 0.7, 2.5))
     np.testing.assert_allclose(volume.affine[:3, 3], [100.0, 120.0, 50.0])
     assert volume.orientation == "LPS"
-    assert read_header(tmp_path / "series").shape == (12, 10, 6)
+    header = read_header(tmp_path / "series")
+    assert header.shape == (12, 10, 6)
+    np.testing.assert_allclose(header.affine, volume.affine)
+
+
+def test_dicom_header_spacing_is_the_slice_step_not_thickness(tmp_path: Path):
+    # CHAOS-like: slices 2.0 mm apart but SliceThickness 3.2 (overlapping reconstruction)
+    hu = np.zeros((8, 8, 5))
+    write_dicom_series(tmp_path / "s", hu, series_uid="1.2.3.9", thickness=2.0,
+                       slice_thickness=3.2)
+    header = read_header(tmp_path / "s")
+    assert header.spacing[2] == pytest.approx(2.0)
+    np.testing.assert_allclose(header.affine, read_volume(tmp_path / "s").affine)
 
 
 def test_dicom_two_series_and_unreadable(tmp_path: Path):
@@ -264,6 +276,20 @@ def test_not_nifti_and_gzip_roundtrip(tmp_path: Path):
         assert len(fh.read()) == 352 + data.nbytes
     assert out.read_bytes()[4:8] == b"\0\0\0\0"
     np.testing.assert_array_equal(read_volume(out).data, data)
+
+
+def test_outputs_are_readable_by_others(tmp_path: Path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)  # read the umask (and put it back)
+    os.umask(mask)
+    target = tmp_path / "v.nii.gz"
+    from harmonize.io import Volume
+
+    write_volume(Volume(np.zeros((2, 2, 2), dtype=np.int16), np.eye(4)), target)
+    mode = stat.S_IMODE(target.stat().st_mode)
+    assert mode == 0o666 & ~mask  # not the 0600 of a temporary file
 
 
 def test_atomic_path_cleans_up_on_error(tmp_path: Path):

@@ -403,3 +403,26 @@ def test_label_stored_in_another_axis_order_is_aligned():
     assert resampled.label.data.shape == resampled.image.data.shape
     np.testing.assert_array_equal(resampled.label.affine, resampled.image.affine)
     assert set(np.unique(resampled.label.data)) == {0, 4}
+
+
+def test_check_label_geometry_permutes_into_image_order():
+    from harmonize.normalize import check_label_geometry
+
+    rng = np.random.default_rng(16)
+    image = phantom_case(rng)
+    ras, _ = reorient_to_ras(image)
+    mask_ras = rng.integers(0, 3, size=ras.data.shape).astype(np.uint8)
+    checked = check_label_geometry(image, Volume(mask_ras, ras.affine, "label"))
+    assert checked.data.shape == image.data.shape
+    np.testing.assert_array_equal(checked.affine, image.affine)
+    np.testing.assert_array_equal(reorient_to_ras(checked)[0].data, mask_ras)
+
+
+@pytest.mark.parametrize(("perm", "flips"), ORIENTATIONS[::5])
+def test_from_ras_inverts_reorientation(perm, flips):
+    from harmonize.resample import from_ras
+
+    data = np.arange(5 * 6 * 7).reshape(5, 6, 7)
+    affine = axis_affine(perm, flips)
+    ras, _ = reorient_to_ras(Volume(data, affine))
+    np.testing.assert_array_equal(from_ras(ras.data, affine), data)

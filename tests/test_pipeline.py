@@ -300,7 +300,28 @@ def test_missing_root_is_reported_and_keeps_previous_manifest(tmp_path: Path) ->
 def test_gzip_output_has_no_timestamp(tmp_path: Path) -> None:
     root = make_kits23(tmp_path / "kits23", n_cases=1, seed=8)
     out = tmp_path / "out"
-    run([Target("kits23", root)], out, workers=1, progress=False)
+    run([Target("kits23", root)], out, workers=1, progress=True)
     raw = (out / "kits23" / "case_00000" / "image.nii.gz").read_bytes()
     assert raw[4:8] == b"\0\0\0\0"  # gzip MTIME field
     assert gzip.decompress(raw)[:4] in (b"\x5c\x01\x00\x00", b"\x00\x00\x01\x5c")
+
+
+class CrashingKiTS(KiTS23):
+    """KiTS23 whose reader kills the worker process on case_00001 (as the OOM killer would)."""
+
+    def read_image(self, case: Case):
+        if case.case_id == "case_00001":
+            import os
+
+            os._exit(9)
+        return None
+
+
+def test_worker_killed_on_one_case_fails_only_that_case(tmp_path: Path) -> None:
+    root = make_kits23(tmp_path / "kits23", n_cases=4, seed=9)
+    catalog = Catalog(datasets={"kits23": CrashingKiTS()}, errors=[])
+    result = run([Target("kits23", root)], tmp_path / "out", workers=2, progress=False,
+                 catalog=catalog)
+    assert [(e.case, e.kind) for e in result.errors] == [("case_00001", "worker")]
+    assert "fewer --workers" in (result.errors[0].hint or "")
+    assert result.done == ["kits23/case_00000", "kits23/case_00002", "kits23/case_00003"]

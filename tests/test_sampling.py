@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from collections import Counter
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from harmonize.patches import (
     ForegroundIndex,
+    NpyFile,
     as_patch_size,
     crop,
     random_start,
@@ -137,3 +139,24 @@ def test_foreground_index():
         ForegroundIndex.from_arrays(index.to_arrays() | {"offsets": np.array([0, 5])})
     empty = ForegroundIndex.from_label(np.zeros((4, 4, 4), dtype=np.uint8))
     assert not empty.has_any([1]) and empty.locations_for([1]).shape == (0, 3)
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (2, 7, 9, 11)])
+def test_npy_file_crop_equals_array_crop(tmp_path, shape):
+    rng = np.random.default_rng(1)
+    array = rng.normal(size=shape).astype(np.float32)
+    np.save(tmp_path / "a.npy", array)
+    reader = NpyFile(tmp_path / "a.npy")
+    assert reader.shape == shape and reader.dtype == np.float32
+    for _ in range(40):
+        size = tuple(int(v) for v in rng.integers(1, 14, size=3))
+        start = random_start(shape[-3:], size, rng)
+        np.testing.assert_array_equal(reader.crop(start, size, -2.0), crop(array, start, size, -2.0))
+    whole = reader.crop((0, 0, 0), shape[-3:])
+    np.testing.assert_array_equal(whole, array)
+    copy = pickle.loads(pickle.dumps(reader))
+    np.testing.assert_array_equal(copy.crop((1, 1, 1), (3, 3, 3)), crop(array, (1, 1, 1), (3, 3, 3)))
+    data = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "b.npy").write_bytes(data[:-4])
+    with pytest.raises(ValueError, match="truncated"):
+        NpyFile(tmp_path / "b.npy")

@@ -24,12 +24,15 @@ from harmonize.testing.abdomen import make_abdomenct1k, make_flare22, make_word
 from harmonize.testing.amos import make_amos
 from harmonize.testing.brats import make_brats, make_brats2021, make_brats2023_gli
 from harmonize.testing.btcv import make_btcv
+from harmonize.testing.chaos import make_chaos
 from harmonize.testing.ctspine1k import make_ctspine1k
 from harmonize.testing.entrypoints import install_entry_point
 from harmonize.testing.kits import make_kits, make_kits23
+from harmonize.testing.lidc import make_lidc
 from harmonize.testing.lits import make_lits
 from harmonize.testing.msd import make_msd_task
 from harmonize.testing.normalized import make_normalized_dataset
+from harmonize.testing.pancreas_ct import make_pancreas_ct
 from harmonize.testing.recist import make_recist
 from harmonize.testing.totalsegmentator import make_totalsegmentator
 from harmonize.testing.verse import make_verse
@@ -79,10 +82,13 @@ __all__ = [
     "make_kits",
     "make_kits23",
     "make_btcv",
+    "make_chaos",
     "make_ctspine1k",
     "make_lits",
+    "make_lidc",
     "make_msd_task",
     "make_normalized_dataset",
+    "make_pancreas_ct",
     "make_recist",
     "make_totalsegmentator",
     "make_verse",

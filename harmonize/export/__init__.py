@@ -1,0 +1,353 @@
+"""Exports of manifests to the formats people already train with, and what they share.
+
+One module per format: :mod:`~harmonize.export.slices` (2D PNG slices, the KiTS23-2D layout) with
+:mod:`~harmonize.export.verify`, :mod:`~harmonize.export.nnunet` (nnU-Net v2 raw dataset),
+:mod:`~harmonize.export.monai` (Decathlon-style datalist) and :mod:`~harmonize.export.sat`
+(SAT-DS JSONL and split JSON, both ways).
+
+Every exporter starts from one or more manifests (``harmonize manifest``: records point at the
+source files in any orientation; ``harmonize run``: normalized RAS outputs). This module holds
+what they share:
+
+* :func:`load_entries` reads manifests into :class:`Entry` objects (a record, the folder its
+  paths are relative to, and the file stem exports use: the case id, or ``<dataset>_<case id>``
+  when the manifests hold several datasets);
+* :func:`read_case` reads a record's image and mask with the engine's reader
+  (:func:`harmonize.io.read_volume`), checks the mask against the image grid
+  (:func:`harmonize.normalize.check_label_geometry`) and optionally reorients both to RAS+
+  (:func:`harmonize.resample.reorient_to_ras`, no interpolation);
+* :func:`source_intensity` undoes a recorded intensity mapping
+  (:func:`harmonize.intensity.undo_intensity`) and refuses when a requested window reaches outside
+  the range the engine clipped to;
+* :class:`LabelScheme` turns records' ``labels`` (canonical name -> mask values) into consecutive
+  label values named by the most specific class of each value (KiTS23: 1 kidney, 2 kidney tumor,
+  3 kidney cyst; BraTS 1/2/4 -> 1/2/3), as nnU-Net and SAT-DS need.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harmonize.errors import HarmonizeError, LabelError, ReadError
+from harmonize.intensity import undo_intensity
+from harmonize.io import Volume, read_header, read_volume
+from harmonize.manifest import read_manifest
+from harmonize.normalize import check_label_geometry
+from harmonize.records import ManifestRecord, check_identifier
+from harmonize.resample import reorient_to_ras
+
+__all__ = [
+    "Entry",
+    "ExportError",
+    "LabelScheme",
+    "load_entries",
+    "output_path",
+    "read_case",
+    "remap_values",
+    "source_intensity",
+    "specific_names",
+]
+
+
+class ExportError(HarmonizeError):
+    """An export cannot be made as asked (bad options, unsupported input, inconsistent records)."""
+
+    kind = "export"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One manifest record, the folder its paths are relative to, and its export file stem."""
+
+    record: ManifestRecord
+    base: Path
+    key: str
+    manifest: Path
+
+    @property
+    def dataset(self) -> str:
+        return self.record.dataset
+
+    @property
+    def case_id(self) -> str:
+        return self.record.case_id
+
+    def image_paths(self) -> list[Path]:
+        images = self.record.image
+        names = [images] if isinstance(images, str) else list(images)
+        return [(self.base / p).resolve() for p in names]
+
+    def mask_path(self) -> Path | None:
+        return None if self.record.mask is None else (self.base / self.record.mask).resolve()
+
+    @property
+    def split(self) -> str | None:
+        return self.record.split
+
+    @property
+    def intensity(self) -> dict[str, Any]:
+        """The recorded intensity mapping (``{"method": "none"}`` for source manifests)."""
+        params = self.record.extra.get("intensity")
+        return dict(params) if isinstance(params, dict) else {"method": "none"}
+
+    def error(self, message: str, *, file: Path | None = None, hint: str | None = None,
+              kind: type[HarmonizeError] = ReadError) -> HarmonizeError:
+        return kind(message, dataset=self.dataset, case=self.case_id, file=file, hint=hint)
+
+
+def load_entries(manifests: Sequence[Path] | Path) -> list[Entry]:
+    """Records of every manifest, in manifest then case order, with their export stems.
+
+    Raises :class:`ExportError` for no manifest, no record, or the same (dataset, case) twice.
+    """
+    paths = [Path(manifests)] if isinstance(manifests, (str, Path)) else [Path(p) for p in manifests]
+    if not paths:
+        raise ExportError("no manifest given", hint="pass --manifest PATH (a <dataset>.jsonl)")
+    loaded: list[tuple[ManifestRecord, Path, Path]] = []
+    for path in paths:
+        records = read_manifest(path)
+        base = path.resolve().parent
+        loaded.extend((r, base, path) for r in sorted(records, key=lambda r: r.case_id))
+    if not loaded:
+        raise ExportError("the manifest(s) hold no record", file=paths[0],
+                          hint="check the manifest; `harmonize manifest` writes one record per case")
+    datasets = {r.dataset for r, _, _ in loaded}
+    seen: dict[tuple[str, str], Path] = {}
+    entries = []
+    for record, base, path in loaded:
+        ident = (record.dataset, record.case_id)
+        if ident in seen:
+            raise ExportError(
+                f"case {record.case_id!r} of dataset {record.dataset!r} is in two manifests "
+                f"({seen[ident]} and {path})", dataset=record.dataset, case=record.case_id,
+                file=path, hint="pass each manifest once",
+            )
+        seen[ident] = path
+        key = record.case_id if len(datasets) == 1 else f"{record.dataset}_{record.case_id}"
+        check_identifier(key, what="export file stem", dataset=record.dataset, file=path)
+        entries.append(Entry(record=record, base=base, key=key, manifest=path.resolve()))
+    return entries
+
+
+def output_path(path: Path, base_dir: Path | None) -> str:
+    """``path`` as written into a list file: absolute, or relative to ``base_dir`` (POSIX)."""
+    path = Path(path).resolve()
+    if base_dir is None:
+        return path.as_posix()
+    return Path(os.path.relpath(path, Path(base_dir).resolve())).as_posix()
+
+
+# ------------------------------------------------------------------------------------ volumes
+
+
+def _read(entry: Entry, path: Path, kind: str, allow_channels: bool = True) -> Volume:
+    if not path.exists():
+        raise entry.error(
+            f"{kind} file referenced by the manifest does not exist", file=path,
+            hint=f"restore the file or regenerate the manifest (paths are relative to "
+                 f"{entry.base})",
+        )
+    try:
+        return read_volume(path, kind="label" if kind == "mask" else "image",
+                           allow_channels=allow_channels)
+    except ReadError as exc:
+        hint = exc.hint
+        if kind == "mask" and path.is_dir():
+            hint = ("this dataset's labels need its plugin's reader (PNG stacks, one file per "
+                    "structure); export from a normalized manifest written by `harmonize run`")
+        raise entry.error(exc.message, file=path, hint=hint) from exc
+
+
+def read_image(entry: Entry) -> Volume:
+    """The record's image as stored, (X, Y, Z) or (X, Y, Z, C) with one file per channel stacked."""
+    paths = entry.image_paths()
+    if len(paths) == 1:
+        return _read(entry, paths[0], "image")
+    parts = [_read(entry, p, "image", allow_channels=False) for p in paths]
+    first = parts[0]
+    for path, part in zip(paths[1:], parts[1:]):
+        if part.data.shape != first.data.shape or not np.allclose(part.affine, first.affine,
+                                                                  rtol=1e-3, atol=1e-3):
+            raise entry.error(
+                f"channel grid {part.data.shape} differs from the first channel's "
+                f"{first.data.shape}", file=path, hint="the channels of a case must share one grid",
+            )
+    return Volume(np.stack([p.data for p in parts], axis=-1), first.affine, "image")
+
+
+def read_mask(entry: Entry, image: Volume | None = None) -> Volume | None:
+    """The record's mask (None when unlabelled) on ``image``'s grid, as stored.
+
+    ``image`` may be the image itself or a stand-in with its shape and affine
+    (:func:`image_grid`); the check is :func:`harmonize.normalize.check_label_geometry`.
+    """
+    path = entry.mask_path()
+    if path is None:
+        return None
+    label = _read(entry, path, "mask")
+    if image is None:
+        image = image_grid(entry)
+    try:
+        return check_label_geometry(image, label)
+    except HarmonizeError as exc:
+        raise entry.error(exc.message, file=path, hint=exc.hint, kind=LabelError) from exc
+
+
+def image_grid(entry: Entry) -> Volume:
+    """A zero-cost stand-in for the record's image: right shape and affine, no voxels read."""
+    path = entry.image_paths()[0]
+    if not path.exists():
+        raise entry.error("image file referenced by the manifest does not exist", file=path,
+                          hint="restore the file or regenerate the manifest")
+    try:
+        header = read_header(path)
+    except ReadError as exc:
+        raise entry.error(exc.message, file=path, hint=exc.hint) from exc
+    shape = tuple(int(s) for s in header.shape[:3])
+    return Volume(np.broadcast_to(np.zeros((), dtype=np.uint8), shape), header.affine, "image")
+
+
+def read_case(entry: Entry, *, ras: bool = True, mask: bool = True) -> tuple[Volume, Volume | None]:
+    """Image and mask of a record (mask None when unlabelled or ``mask=False``), in RAS+ when
+    ``ras`` (closest canonical, axes permuted and flipped, never interpolated)."""
+    image = read_image(entry)
+    label = read_mask(entry, image) if mask else None
+    if ras:
+        image = reorient_to_ras(image)[0]
+        label = reorient_to_ras(label)[0] if label is not None else None
+    return image, label
+
+
+def source_intensity(
+    data: np.ndarray, entry: Entry, *, window: tuple[float, float] | None = None,
+    channel: int | None = None,
+) -> np.ndarray:
+    """``data`` (a volume or a slice of the record's image) in source units (HU for CT).
+
+    Source manifests pass through unchanged. For a normalized record the recorded mapping is
+    undone (exact inside its clip range); when ``window`` reaches outside that clip range the
+    values there were lost, and an :class:`ExportError` says so instead of exporting wrong pixels.
+    ``channel`` selects per-channel parameters (``data`` is then that channel only).
+    """
+    params = entry.intensity
+    if params.get("method", "none") == "none":
+        return data
+    if channel is not None and isinstance(params.get("scale"), list):
+        params = {**params, "scale": params["scale"][channel], "offset": params["offset"][channel],
+                  "clip": params["clip"][channel] if params.get("clip") else None}
+    clip = params.get("clip")
+    if window is not None and clip is not None and not isinstance(clip[0], list):
+        lo, hi = float(clip[0]), float(clip[1])
+        tolerance = 1e-4 * max(hi - lo, 1e-6)  # float round-off of the undo
+        if window[0] < lo - tolerance or window[1] > hi + tolerance:
+            raise entry.error(
+                f"the image was normalized with values clipped to [{lo:g}, {hi:g}], so the "
+                f"export window [{window[0]:g}, {window[1]:g}] reaches values that no longer "
+                "exist", kind=ExportError, file=entry.image_paths()[0],
+                hint=f"choose a window inside [{lo:g}, {hi:g}] (--window), or export from the "
+                     "source manifest written by `harmonize manifest`",
+            )
+    return undo_intensity(data, params)
+
+
+# ------------------------------------------------------------------------------------ labels
+
+
+def specific_names(labels: Mapping[str, Iterable[int]]) -> dict[int, str]:
+    """Mask value -> the most specific class containing it (fewest values; first on ties).
+
+    KiTS23 ``{kidney: [1, 2, 3], kidney mass: [2, 3], kidney tumor: [2], kidney cyst: [3]}`` gives
+    ``{1: kidney, 2: kidney tumor, 3: kidney cyst}``. Value 0 is never a class value.
+    """
+    best: dict[int, tuple[int, int, str]] = {}
+    for order, (name, values) in enumerate(labels.items()):
+        values = [int(v) for v in values]
+        for value in values:
+            if value == 0:
+                continue
+            candidate = (len(values), order, name)
+            if value not in best or candidate < best[value]:
+                best[value] = candidate
+    return {value: best[value][2] for value in sorted(best)}
+
+
+@dataclass
+class LabelScheme:
+    """Consecutive export labels 1..K over a set of records, named by their classes.
+
+    Each record's mask value ``v`` becomes the export label of ``specific_names(labels)[v]``;
+    names get labels in order of first appearance (records in order, values ascending), so one
+    dataset's values keep their order (BraTS 1/2/4 -> 1/2/3) and datasets that share a name
+    share its label. ``regions`` maps every class name to the export labels it covers.
+    """
+
+    names: list[str] = field(default_factory=list)
+    regions: dict[str, list[int]] = field(default_factory=dict)
+    _maps: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[Entry]) -> LabelScheme:
+        scheme = cls()
+        index: dict[str, int] = {}
+        for entry in entries:
+            labels = entry.record.labels
+            mapping: dict[int, int] = {}
+            for value, name in specific_names(labels).items():
+                if name not in index:
+                    scheme.names.append(name)
+                    index[name] = len(scheme.names)
+                mapping[value] = index[name]
+            scheme._maps[(entry.dataset, entry.case_id)] = mapping
+            for name, values in labels.items():
+                covered = {mapping[int(v)] for v in values if int(v) in mapping}
+                scheme.regions.setdefault(name, [])
+                scheme.regions[name] = sorted(set(scheme.regions[name]) | covered)
+        return scheme
+
+    def mapping(self, entry: Entry) -> dict[int, int]:
+        """This record's mask value -> export label (0 -> 0 implied)."""
+        return self._maps[(entry.dataset, entry.case_id)]
+
+    def label_of(self, name: str) -> int:
+        return self.names.index(name) + 1
+
+    def remap(self, entry: Entry, data: np.ndarray, *, file: Path | None = None) -> np.ndarray:
+        """``data`` with every value replaced by its export label (uint8, or uint16 above 255).
+
+        A value that no class of the record covers is a :class:`LabelError`: exporting it as
+        background would silently drop annotated voxels.
+        """
+        return remap_values(data, self.mapping(entry), entry=entry, file=file,
+                            dtype=np.uint8 if len(self.names) <= 255 else np.uint16)
+
+    def is_identity(self, entry: Entry) -> bool:
+        mapping = self.mapping(entry)
+        return all(k == v for k, v in mapping.items())
+
+
+def remap_values(data: np.ndarray, mapping: Mapping[int, int], *, entry: Entry,
+                 file: Path | None, dtype: Any) -> np.ndarray:
+    """Look-up-table remap of a label map (values must be non-negative integers)."""
+    if data.size == 0:
+        return data.astype(dtype)
+    top = int(data.max())
+    lut = np.full(top + 1, -1, dtype=np.int64)
+    lut[0] = 0
+    for value, label in mapping.items():
+        if value <= top:
+            lut[value] = label
+    present = np.unique(data)
+    unknown = [int(v) for v in present if lut[int(v)] < 0]
+    if unknown:
+        raise entry.error(
+            f"mask holds value(s) {unknown} that no class of the record covers "
+            f"(record classes: {dict(entry.record.labels)})", file=file, kind=LabelError,
+            hint="regenerate the manifest so its labels cover every mask value, or fix the mask",
+        )
+    return lut.astype(dtype)[data]

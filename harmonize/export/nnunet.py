@@ -1,0 +1,314 @@
+"""nnU-Net v2 raw dataset export (``nnUNet_raw/DatasetXXX_Name``).
+
+Follows nnU-Net's ``documentation/dataset_format.md``:
+
+* ``imagesTr/<case>_0000.nii.gz`` ... one file per channel (a 4D image is split into channels),
+  ``labelsTr/<case>.nii.gz`` for the train and val cases that have a mask;
+* ``imagesTs/`` for test cases and for every case without a mask (``labelsTs/`` holds the masks
+  of labelled test cases, for evaluation; nnU-Net itself does not read it);
+* ``dataset.json`` with ``channel_names`` (``CT`` for CT, so nnU-Net uses its CT normalization;
+  otherwise the record's channel names), ``labels``, ``numTraining``, ``file_ending``;
+* ``splits_final.json``: one fold ``[{"train": [...], "val": [...]}]`` from the manifest's
+  splits (copy it to ``nnUNet_preprocessed/DatasetXXX_Name/`` after planning and train fold 0).
+
+Labels must be consecutive integers: mask values are remapped through
+:class:`harmonize.export.LabelScheme` (BraTS 0/1/2/4 -> 0/1/2/3; several datasets share a label
+when their classes share a name) and every label file is rewritten on its image's grid.
+``regions=True`` adds the record's merged classes as nnU-Net region tuples (KiTS23: kidney
+(1, 2, 3), kidney mass (2, 3)) with a ``regions_class_order`` that decodes every label exactly.
+
+Images keep their stored orientation and intensities (nnU-Net reorients nothing and normalizes
+itself; its normalizations are invariant to the engine's linear intensity mappings). A
+``.nii.gz`` single-channel image is copied byte for byte; anything else is converted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harmonize import __version__
+from harmonize.errors import ErrorRecord
+from harmonize.export import (
+    Entry,
+    ExportError,
+    LabelScheme,
+    image_grid,
+    load_entries,
+    read_image,
+    read_mask,
+    remap_values,
+)
+from harmonize.io import Volume, atomic_path, write_text_atomic, write_volume
+
+FILE_ENDING = ".nii.gz"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def dataset_folder(dataset_id: int, name: str) -> str:
+    """``DatasetXXX_Name`` (nnU-Net's folder name; ids 1..999)."""
+    if not 1 <= int(dataset_id) <= 999:
+        raise ExportError(f"nnU-Net dataset ids run from 1 to 999, got {dataset_id}",
+                          hint="pass --dataset-id with a free id, e.g. 501")
+    if not _NAME.match(name):
+        raise ExportError(f"dataset name {name!r} may only use letters, digits, _ and -",
+                          hint="pass --name like KiTS23 or Abdomen_CT")
+    return f"Dataset{int(dataset_id):03d}_{name}"
+
+
+def channel_names(entries: Sequence[Entry]) -> dict[str, str]:
+    """``channel_names`` for dataset.json: ``CT`` for single-channel CT, else the record's
+    channel names (or its modality). Every record must have the same channel count."""
+    counts = {}
+    for entry in entries:
+        n = len(entry.record.channels) if entry.record.channels else (
+            len(entry.record.image) if isinstance(entry.record.image, list) else (
+                entry.record.shape[3] if len(entry.record.shape) == 4 else 1))
+        counts.setdefault(n, entry)
+    if len(counts) > 1:
+        found = ", ".join(f"{n} ({e.dataset}/{e.case_id})" for n, e in counts.items())
+        raise ExportError(f"records have different channel counts: {found}",
+                          hint="export datasets with the same channels together")
+    first = entries[0].record
+    n = next(iter(counts))
+    if n == 1 and first.modality == "CT":
+        return {"0": "CT"}
+    names = list(first.channels) if first.channels and len(first.channels) == n else (
+        [first.modality] if n == 1 else [f"{first.modality}{c}" for c in range(n)])
+    return {str(c): name for c, name in enumerate(names)}
+
+
+def region_labels(scheme: LabelScheme) -> tuple[dict[str, Any], list[int]]:
+    """nnU-Net ``labels`` with region tuples, and the ``regions_class_order`` that decodes them.
+
+    Regions are every class (largest first), plus a single-label region for any label the
+    classes alone would not decode. A region paints, in order, the one label it holds that no
+    later region holds (else its smallest label, overwritten later).
+    """
+    regions = sorted(((name, tuple(v)) for name, v in scheme.regions.items() if v),
+                     key=lambda item: -len(item[1]))
+    regions = _with_decodable_singles(regions, scheme)
+    order = []
+    for i, (_, region) in enumerate(regions):
+        later = {v for _, r in regions[i + 1:] for v in r}
+        own = sorted(set(region) - later)
+        order.append(own[0] if own else min(region))
+    labels: dict[str, Any] = {"background": 0}
+    for name, region in regions:
+        labels[name] = list(region) if len(region) > 1 else region[0]
+    return labels, order
+
+
+def _decoded(regions: list[tuple[str, tuple[int, ...]]], label: int) -> int:
+    """The label nnU-Net's region decoding gives a voxel of ``label`` (0 if no region holds it)."""
+    result = 0
+    for i, (_, region) in enumerate(regions):
+        if label in region:
+            later = {v for _, r in regions[i + 1:] for v in r}
+            own = sorted(set(region) - later)
+            result = own[0] if own else min(region)
+    return result
+
+
+def _with_decodable_singles(regions: list[tuple[str, tuple[int, ...]]],
+                            scheme: LabelScheme) -> list[tuple[str, tuple[int, ...]]]:
+    regions = list(regions)
+    used = {name for name, _ in regions}
+    for label, name in enumerate(scheme.names, start=1):
+        if _decoded(regions, label) != label:
+            single = name if name not in used else f"{name} (label {label})"
+            regions = [r for r in regions if r[1] != (label,)] + [(single, (label,))]
+            used.add(single)
+    return regions
+
+
+def plain_labels(scheme: LabelScheme) -> dict[str, int]:
+    """nnU-Net ``labels`` without regions: background 0, then each export label by name."""
+    labels = {"background": 0}
+    for label, name in enumerate(scheme.names, start=1):
+        labels[name if name not in labels else f"{name} (label {label})"] = label
+    return labels
+
+
+# ----------------------------------------------------------------------------------- one case
+
+
+@dataclass(frozen=True)
+class NnunetTask:
+    entry: Entry
+    folder: Path
+    images_dir: str
+    labels_dir: str | None
+    mapping: dict[int, int]
+    label_dtype: str
+
+
+def write_case(task: NnunetTask) -> list[str]:
+    """Write one case's channel files (and label); return the written paths (relative)."""
+    entry, folder = task.entry, task.folder
+    written = []
+    paths = entry.image_paths()
+    image_dir = folder / task.images_dir
+    image: Volume | None = None
+    if len(paths) == 1 and paths[0].name.lower().endswith(FILE_ENDING) and len(
+            entry.record.shape) == 3:
+        target = image_dir / f"{entry.key}_0000{FILE_ENDING}"
+        with atomic_path(target) as tmp:
+            shutil.copyfile(paths[0], tmp)
+        written.append(target)
+    else:
+        image = read_image(entry)
+        data = image.data
+        channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
+        for c, channel in enumerate(channels):
+            target = image_dir / f"{entry.key}_{c:04d}{FILE_ENDING}"
+            write_volume(Volume(channel, image.affine, "image"), target)
+            written.append(target)
+    if task.labels_dir is not None:
+        grid = image if image is not None else image_grid(entry)
+        mask = read_mask(entry, grid)
+        assert mask is not None
+        data = remap_values(mask.data, task.mapping, entry=entry, file=entry.mask_path(),
+                            dtype=np.dtype(task.label_dtype))
+        target = folder / task.labels_dir / f"{entry.key}{FILE_ENDING}"
+        write_volume(Volume(data, grid.affine, "label"), target)
+        written.append(target)
+    return [p.relative_to(folder).as_posix() for p in written]
+
+
+# ----------------------------------------------------------------------------------- the export
+
+
+@dataclass
+class NnunetExport:
+    """What was written: the dataset folder, dataset.json, case lists and failures."""
+
+    folder: Path
+    dataset_json: dict[str, Any] = field(default_factory=dict)
+    training: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
+    splits: list[dict[str, list[str]]] | None = None
+    errors: list[ErrorRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def placement(entry: Entry) -> tuple[str, str | None]:
+    """Where a case goes: (images folder, labels folder or None)."""
+    if entry.record.mask is None:
+        return "imagesTs", None
+    if entry.split == "test":
+        return "imagesTs", "labelsTs"
+    return "imagesTr", "labelsTr"
+
+
+def export_nnunet(
+    manifests: Sequence[Path] | Path,
+    out: Path,
+    *,
+    dataset_id: int,
+    name: str,
+    regions: bool = False,
+    workers: int | None = 1,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> NnunetExport:
+    """Write ``out/DatasetXXX_Name`` from the manifests (see the module doc)."""
+    from harmonize.executors import make_executor
+
+    folder = Path(out) / dataset_folder(dataset_id, name)
+    entries = load_entries(manifests)
+    channels = channel_names(entries)
+    scheme = LabelScheme.from_entries(entries)
+    result = NnunetExport(folder=folder)
+    if folder.exists():
+        for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+            if (folder / sub).is_dir():
+                shutil.rmtree(folder / sub)  # a stale case must not stay in the dataset
+    dtype = "uint8" if len(scheme.names) <= 255 else "uint16"
+    tasks = []
+    for entry in entries:
+        images_dir, labels_dir = placement(entry)
+        tasks.append(NnunetTask(entry, folder, images_dir, labels_dir,
+                                dict(scheme.mapping(entry)), dtype))
+    for sub in ("imagesTr", "labelsTr"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    done: set[str] = set()
+    pool = make_executor("local", workers=workers)
+    start = getattr(pool, "start", None)
+    if start is not None:
+        start()  # fork workers before a progress bar thread exists
+    advance = progress(len(tasks)) if progress else (lambda: None)
+    try:
+        for index, outcome in pool.imap_unordered(write_case, tasks):
+            entry = tasks[index].entry
+            if isinstance(outcome, BaseException):
+                result.errors.append(ErrorRecord.from_exception(
+                    outcome, dataset=entry.dataset, case=entry.case_id))
+            else:
+                done.add(entry.key)
+            advance()
+    finally:
+        pool.close()
+    ok = [t for t in tasks if t.entry.key in done]
+    result.training = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr")
+    result.test = sorted(t.entry.key for t in ok if t.images_dir == "imagesTs")
+    if regions:
+        labels, order = region_labels(scheme)
+    else:
+        labels, order = plain_labels(scheme), None
+    result.dataset_json = dataset_json(entries, channels, labels, order, scheme, len(result.training))
+    write_text_atomic(folder / "dataset.json", json.dumps(result.dataset_json, indent=1) + "\n")
+    train = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "train")
+    val = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "val")
+    splits_file = folder / "splits_final.json"
+    if val and train:
+        result.splits = [{"train": train, "val": val}]
+        write_text_atomic(splits_file, json.dumps(result.splits, indent=1) + "\n")
+    else:
+        splits_file.unlink(missing_ok=True)
+        result.warnings.append(
+            "no splits_final.json: the manifest has no " + ("val" if train else "train")
+            + " case with a mask, so nnU-Net will make its own 5-fold split")
+    return result
+
+
+def dataset_json(entries: Sequence[Entry], channels: dict[str, str], labels: dict[str, Any],
+                 order: list[int] | None, scheme: LabelScheme, num_training: int) -> dict[str, Any]:
+    """dataset.json: nnU-Net's required keys first, then where the labels came from."""
+    datasets = sorted({e.dataset for e in entries})
+    doc: dict[str, Any] = {
+        "channel_names": channels,
+        "labels": labels,
+        "numTraining": num_training,
+        "file_ending": FILE_ENDING,
+    }
+    if order is not None:
+        doc["regions_class_order"] = order
+    mapping: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        for value, label in scheme.mapping(entry).items():
+            mapping.setdefault(entry.dataset, {})[str(value)] = label
+    doc.update({
+        "name": "+".join(datasets),
+        "description": f"exported by harmonize {__version__} from {len(entries)} manifest "
+                       f"record(s) of {', '.join(datasets)}",
+        "reference": "see the source datasets' citations (`harmonize plugins --format json`)",
+        "licence": "see the source datasets' licences (`harmonize plugins --format json`)",
+        "harmonize": {
+            "version": __version__,
+            "manifests": sorted({e.manifest.as_posix() for e in entries}),
+            "label_of_mask_value": mapping,
+            "classes": {name: values for name, values in scheme.regions.items()},
+        },
+    })
+    return doc

@@ -1,0 +1,484 @@
+"""2D slice export: the KiTS23-2D converter generalised to any manifest.
+
+Layout under ``out`` (``<key>`` is the case id, or ``<dataset>_<case id>`` for several datasets)::
+
+    images/<key>_slice_ZZZ.png         16-bit grayscale: window [lo, hi] mapped linearly to 0..65535
+    masks/<key>_slice_ZZZ.png          8-bit grayscale: the dataset's own label values
+    masks_visible/<key>_slice_ZZZ.png  RGB: value 1 green, 2 red, 3 yellow (KiTS23 kidney, tumor,
+                                       cyst), further values from a fixed palette, 0 black
+    overlays/<key>_slice_ZZZ.png       RGB: 60 % CT (8-bit) + 40 % colour where the mask is > 0
+    splits/splits.json, splits/{train,val,test}.txt, splits/{train,val,test}_slices.csv
+    metadata/dataset_summary.json, metadata/cases/<key>.json (per case: shape, window, slices)
+
+Geometry: the volume is brought to RAS+ by closest canonical (no resampling) and cut along its
+third (superior) axis; PNG row ``i``, column ``j`` of slice ``z`` is voxel ``(i, j, z)``: the
+array slice itself, no rotation, so a PNG equals the volume pixel for pixel. ``ZZZ`` is zero
+padded to 3 digits, more when a case has 1000 slices or more.
+
+Intensity: CT uses the window in HU (default [-200, 300]); other modalities use each case's
+0.5/99.5 percentiles. A normalized manifest (``harmonize run``) is first brought back to source
+units with the record's ``intensity`` parameters; when the engine clipped to a narrower range
+than the export window the export refuses (the pixels outside are gone).
+
+Mask values above 255 cannot go into an 8-bit PNG and are refused. Multi-channel images export
+one channel (``channel``, default the first).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import csv
+import hashlib
+import io
+import json
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harmonize import __version__
+from harmonize.errors import ErrorRecord
+from harmonize.export import Entry, ExportError, load_entries, read_case, source_intensity
+from harmonize.intensity import clip_scale
+from harmonize.io import atomic_path, write_text_atomic
+from harmonize.records import SPLITS
+
+FORMAT = "harmonize-slices"
+FORMAT_VERSION = 1
+DEFAULT_WINDOW = (-200.0, 300.0)
+DEFAULT_PERCENTILES = (0.5, 99.5)
+FOLDERS = ("images", "masks", "masks_visible", "overlays")
+SPLIT_MODES = ("manifest", "kits23-2d")
+#: The seed's colours for values 1, 2, 3 (KiTS23 kidney, tumor, cyst).
+SEED_COLOURS = ((0, 255, 0), (255, 0, 0), (255, 255, 0))
+_EXTRA_COLOURS = ((0, 0, 255), (255, 0, 255), (0, 255, 255), (255, 128, 0), (128, 0, 255),
+                  (0, 128, 255), (255, 0, 128), (128, 255, 0), (0, 255, 128), (160, 82, 45),
+                  (255, 160, 160), (160, 160, 255))
+SLICE_NAME = re.compile(r"^(?P<key>.+)_slice_(?P<z>\d{3,})\.png$")
+PNG_COMPRESS_LEVEL = 1
+
+
+def palette() -> np.ndarray:
+    """(256, 3) uint8 colours by mask value: 0 black, 1-3 the seed's, then fixed distinct
+    colours, then golden-ratio hues (deterministic)."""
+    colours = [(0, 0, 0), *SEED_COLOURS, *_EXTRA_COLOURS]
+    index = len(colours)
+    while len(colours) < 256:
+        r, g, b = colorsys.hsv_to_rgb((index * 0.618033988749895) % 1.0, 0.85, 1.0)
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+        index += 1
+    return np.asarray(colours, dtype=np.uint8)
+
+
+PALETTE = palette()
+
+
+def to_uint16(data: np.ndarray, window: Sequence[float]) -> np.ndarray:
+    """Clip to ``window`` and map it linearly to 0..65535 (the engine's clip-and-scale, then
+    rounding to nearest)."""
+    lo, hi = float(window[0]), float(window[1])
+    unit = clip_scale(data, (lo, hi), lo, hi - lo)
+    return np.rint(unit.astype(np.float64) * 65535.0).astype(np.uint16)
+
+
+def visible(mask: np.ndarray) -> np.ndarray:
+    """RGB uint8 image of a uint8 mask with :data:`PALETTE`."""
+    return PALETTE[mask]
+
+
+def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """60 % CT (``image // 257`` as 8-bit) + 40 % colour where ``mask > 0``, integer rounding."""
+    gray = (image // 257).astype(np.uint16)
+    out = np.repeat(gray[..., None], 3, axis=-1)
+    colour = PALETTE[mask].astype(np.uint16)
+    blended = (6 * out + 4 * colour + 5) // 10
+    out = np.where((mask > 0)[..., None], blended, out)
+    return out.astype(np.uint8)
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    """Write a 2D uint16/uint8 or (H, W, 3) uint8 array as PNG, atomically."""
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(array))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+def read_png(path: Path) -> tuple[np.ndarray, str]:
+    """Pixels and Pillow mode of a PNG (``I;16`` 16-bit gray, ``L`` 8-bit gray, ``RGB``)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return np.array(image), image.mode
+
+
+def slice_name(key: str, z: int, width: int) -> str:
+    return f"{key}_slice_{z:0{width}d}.png"
+
+
+def index_width(slices: int) -> int:
+    """Zero padding of slice numbers: 3 digits, more when needed."""
+    return max(3, len(str(max(slices - 1, 0))))
+
+
+# ----------------------------------------------------------------------------------- splits
+
+
+def kits23_2d_splits(keys: Sequence[str]) -> dict[str, list[str]]:
+    """The seed's case-level rule: ``random.seed(42)``, shuffle the sorted ids, first 70 %
+    train, next 10 % val (both rounded down), the rest test (489 cases -> 342/48/99)."""
+    ids = sorted(keys)
+    random.Random(42).shuffle(ids)  # same stream as random.seed(42); random.shuffle(ids)
+    n_train, n_val = int(len(ids) * 0.7), int(len(ids) * 0.1)
+    return {"train": sorted(ids[:n_train]), "val": sorted(ids[n_train:n_train + n_val]),
+            "test": sorted(ids[n_train + n_val:])}
+
+
+def case_splits(entries: Sequence[Entry], mode: str) -> tuple[dict[str, str], list[str]]:
+    """Export key -> split, and warnings. ``mode`` is ``manifest`` or ``kits23-2d``."""
+    if mode not in SPLIT_MODES:
+        raise ExportError(f"unknown split mode {mode!r}", hint=f"use one of {SPLIT_MODES}")
+    warnings: list[str] = []
+    if mode == "kits23-2d":
+        splits = kits23_2d_splits([e.key for e in entries])
+        of = {key: split for split, keys in splits.items() for key in keys}
+        patients: dict[str, set[str]] = {}
+        for entry in entries:
+            patients.setdefault(entry.record.patient_key, set()).add(of[entry.key])
+        mixed = sorted(p for p, s in patients.items() if len(s) > 1)
+        if mixed:
+            warnings.append(f"kits23-2d splits cases, not patients: {len(mixed)} patient(s) have "
+                            f"cases in several splits (e.g. {mixed[0]}); use --split-mode manifest")
+        return of, warnings
+    of = {}
+    for entry in entries:
+        if entry.split not in SPLITS:
+            raise ExportError(
+                f"record has no split ({entry.split!r})", dataset=entry.dataset,
+                case=entry.case_id, file=entry.manifest,
+                hint="regenerate the manifest with `harmonize manifest` or `harmonize run`, "
+                     "or pass --split-mode kits23-2d",
+            )
+        of[entry.key] = entry.split
+    return of, warnings
+
+
+# ----------------------------------------------------------------------------------- one case
+
+
+@dataclass(frozen=True)
+class SliceOptions:
+    """What decides the pixels: CT window (HU), percentiles for other modalities, channel."""
+
+    window: tuple[float, float] = DEFAULT_WINDOW
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+    channel: int | str = 0
+
+    def __post_init__(self) -> None:
+        lo, hi = (float(v) for v in self.window)
+        if not lo < hi:
+            raise ExportError(f"window must be LOW HIGH with LOW < HIGH, got {list(self.window)}",
+                              hint="e.g. --window -200 300")
+        object.__setattr__(self, "window", (lo, hi))
+        plo, phi = (float(v) for v in self.percentiles)
+        if not 0 <= plo < phi <= 100:
+            raise ExportError(f"percentiles must satisfy 0 <= low < high <= 100, got "
+                              f"{list(self.percentiles)}")
+        object.__setattr__(self, "percentiles", (plo, phi))
+
+
+@dataclass(frozen=True)
+class SliceTask:
+    entry: Entry
+    out: Path
+    options: SliceOptions
+    skip_existing: bool
+
+
+def resume_key(entry: Entry, options: SliceOptions) -> str:
+    """sha256 of everything a case's PNGs depend on (the record without its split, the options)."""
+    record = {k: v for k, v in entry.record.to_json().items()
+              if k not in ("split", "official_split")}
+    payload = {"format": FORMAT_VERSION, "record": record, "options": asdict(options),
+               "key": entry.key, "palette": hashlib.sha256(PALETTE.tobytes()).hexdigest()}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def channel_index(entry: Entry, channel: int | str, channels: int) -> int:
+    """The channel to export, by index or by name (``record.channels``)."""
+    names = list(entry.record.channels or [])
+    if isinstance(channel, str) and not channel.isdigit():
+        if channel not in names:
+            raise entry.error(f"no channel named {channel!r} (channels: {names})",
+                              kind=ExportError, hint="pass --channel with a name or an index")
+        return names.index(channel)
+    index = int(channel)
+    if not 0 <= index < channels:
+        raise entry.error(f"channel {index} out of range: the image has {channels}",
+                          kind=ExportError, hint="pass --channel 0 .. channels-1")
+    return index
+
+
+def case_window(entry: Entry, data: np.ndarray, options: SliceOptions,
+                channel: int | None) -> tuple[float, float]:
+    """The window of this case: the CT window, else the case's percentiles in source units."""
+    if entry.record.modality == "CT":
+        return options.window
+    source = source_intensity(data, entry, channel=channel)
+    lo, hi = (float(v) for v in np.percentile(source, options.percentiles))
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+def sidecar_path(out: Path, key: str) -> Path:
+    return out / "metadata" / "cases" / f"{key}.json"
+
+
+def _files_present(out: Path, info: dict[str, Any]) -> bool:
+    folders = FOLDERS if info["labelled"] else FOLDERS[:1]
+    return all((out / folder / slice_name(info["key"], z, info["width"])).is_file()
+               for folder in folders for z in range(info["slices"]))
+
+
+def export_case(task: SliceTask) -> dict[str, Any]:
+    """Write one case's PNGs, then its sidecar (written last: the resume marker). Returns the
+    sidecar: shape, window, channel, allowed label values and the values present per slice."""
+    entry, out, options = task.entry, task.out, task.options
+    key = resume_key(entry, options)
+    marker = sidecar_path(out, entry.key)
+    if task.skip_existing and marker.is_file():
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+        except ValueError:
+            info = {}
+        if info.get("resume_key") == key and _files_present(out, info):
+            info["skipped"] = True
+            return info
+    marker.unlink(missing_ok=True)
+    image, mask = read_case(entry, ras=True)
+    data = image.data
+    channel = None
+    if data.ndim == 4:
+        channel = channel_index(entry, options.channel, data.shape[3])
+        data = data[..., channel]
+    allowed = sorted({0, *(int(v) for vs in entry.record.labels.values() for v in vs)})
+    mask_data = None
+    if mask is not None:
+        mask_data = mask.data
+        top = int(mask_data.max()) if mask_data.size else 0
+        if top > 255:
+            raise entry.error(f"mask value {top} does not fit an 8-bit PNG",
+                              file=entry.mask_path(), kind=ExportError,
+                              hint="export this dataset with `harmonize export nnunet` instead")
+    window = case_window(entry, data, options, channel)
+    slices = int(data.shape[2])
+    width = index_width(slices)
+    rows = []
+    for z in range(slices):
+        name = slice_name(entry.key, z, width)
+        source = source_intensity(data[:, :, z], entry, window=window, channel=channel)
+        pixels = to_uint16(source, window)
+        write_png(out / "images" / name, pixels)
+        if mask_data is None:
+            rows.append([z, None])
+            continue
+        labels = np.ascontiguousarray(mask_data[:, :, z]).astype(np.uint8)
+        write_png(out / "masks" / name, labels)
+        write_png(out / "masks_visible" / name, visible(labels))
+        write_png(out / "overlays" / name, overlay(pixels, labels))
+        rows.append([z, [int(v) for v in np.flatnonzero(np.bincount(labels.ravel()))]])
+    info = {
+        "key": entry.key, "dataset": entry.dataset, "case_id": entry.case_id,
+        "patient_id": entry.record.patient_id, "modality": entry.record.modality,
+        "shape": [int(s) for s in data.shape[:3]], "slices": slices, "width": width,
+        "window": [float(window[0]), float(window[1])], "channel": channel,
+        "intensity": entry.intensity.get("method", "none"),
+        "labelled": mask_data is not None, "allowed_values": allowed,
+        "labels": {name: [int(v) for v in vs] for name, vs in entry.record.labels.items()},
+        "annotated": list(entry.record.annotated), "rows": rows, "resume_key": key,
+        "image": [p.as_posix() for p in entry.image_paths()],
+        "mask": None if entry.mask_path() is None else entry.mask_path().as_posix(),  # type: ignore[union-attr]
+    }
+    write_text_atomic(marker, json.dumps(info) + "\n")
+    info["skipped"] = False
+    return info
+
+
+# ----------------------------------------------------------------------------------- the export
+
+
+@dataclass
+class SliceExport:
+    """What an export wrote: per-case sidecars, splits, counts, errors and warnings."""
+
+    out: Path
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    splits: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[ErrorRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def export_slices(
+    manifests: Sequence[Path] | Path,
+    out: Path,
+    options: SliceOptions | None = None,
+    *,
+    split_mode: str = "manifest",
+    skip_existing: bool = False,
+    workers: int | None = 1,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> SliceExport:
+    """Export every record of ``manifests`` as axial PNG slices under ``out`` (see module doc).
+
+    A failing case becomes an :class:`ErrorRecord` and is left out of the split lists; the others
+    are written. ``progress(total)`` returns a callback called once per finished case.
+    """
+    from harmonize.executors import make_executor
+
+    options = options or SliceOptions()
+    out = Path(out)
+    entries = load_entries(manifests)
+    split_of, warnings = case_splits(entries, split_mode)
+    result = SliceExport(out=out, warnings=warnings)
+    for folder in (*FOLDERS, "splits", "metadata/cases"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    tasks = [SliceTask(e, out, options, skip_existing) for e in entries]
+    pool = make_executor("local", workers=workers)
+    start = getattr(pool, "start", None)
+    if start is not None:
+        start()  # fork workers before a progress bar thread exists
+    advance = progress(len(tasks)) if progress else (lambda: None)
+    try:
+        for index, outcome in pool.imap_unordered(export_case, tasks):
+            entry = tasks[index].entry
+            if isinstance(outcome, BaseException):
+                result.errors.append(ErrorRecord.from_exception(
+                    outcome, dataset=entry.dataset, case=entry.case_id))
+            else:
+                result.cases[entry.key] = outcome
+                if outcome.pop("skipped", False):
+                    result.skipped.append(entry.key)
+            advance()
+    finally:
+        pool.close()
+    result.removed = remove_stale(out, {e.key for e in entries}, result.cases)
+    result.splits = {s: sorted(k for k in result.cases if split_of[k] == s) for s in SPLITS}
+    write_lists(out, result)
+    write_summary(out, entries, result, options, split_mode)
+    return result
+
+
+def remove_stale(out: Path, keys: set[str], cases: dict[str, dict[str, Any]]) -> list[str]:
+    """Delete slice PNGs of this export's cases that the current export did not write (a case
+    that now has fewer slices, or failed). Files of other cases are left for verify to report."""
+    expected: set[str] = set()
+    for info in cases.values():
+        expected.update(slice_name(info["key"], z, info["width"]) for z in range(info["slices"]))
+    removed = []
+    for folder in FOLDERS:
+        for path in (out / folder).iterdir():
+            match = SLICE_NAME.match(path.name)
+            if match and match.group("key") in keys and path.name not in expected:
+                path.unlink()
+                removed.append(f"{folder}/{path.name}")
+    for key in keys - set(cases):
+        sidecar_path(out, key).unlink(missing_ok=True)
+    return sorted(removed)
+
+
+def class_columns(cases: dict[str, dict[str, Any]]) -> list[str]:
+    """Every class name of the exported cases, in first-appearance order."""
+    names: dict[str, None] = {}
+    for key in sorted(cases):
+        names.update(dict.fromkeys(cases[key]["labels"]))
+    return list(names)
+
+
+def slice_rows(info: dict[str, Any], split: str, classes: list[str]) -> list[list[Any]]:
+    """CSV rows of one case: presence is 1/0 per class, empty when the class is not annotated
+    in this case (or the case has no mask)."""
+    rows = []
+    for z, present in info["rows"]:
+        name = slice_name(info["key"], z, info["width"])
+        row: list[Any] = [info["key"], info["dataset"], info["case_id"], z, split,
+                          f"images/{name}"]
+        if present is None:
+            row += ["", "", ""] + [""] * len(classes)
+        else:
+            found = set(present) - {0}
+            row += [f"masks/{name}", int(bool(found)), ";".join(str(v) for v in sorted(found))]
+            for cls in classes:
+                values = info["labels"].get(cls)
+                row.append("" if values is None or cls not in info["annotated"]
+                           else int(bool(found & set(values))))
+        rows.append(row)
+    return rows
+
+
+CSV_HEADER = ["key", "dataset", "case_id", "slice", "split", "image", "mask", "foreground",
+              "values"]
+
+
+def write_lists(out: Path, result: SliceExport) -> None:
+    """splits.json, <split>.txt (case keys) and <split>_slices.csv."""
+    write_text_atomic(out / "splits" / "splits.json", json.dumps(result.splits, indent=1) + "\n")
+    classes = class_columns(result.cases)
+    for split, keys in result.splits.items():
+        write_text_atomic(out / "splits" / f"{split}.txt", "".join(f"{k}\n" for k in keys))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_HEADER + classes)
+        for key in keys:
+            writer.writerows(slice_rows(result.cases[key], split, classes))
+        write_text_atomic(out / "splits" / f"{split}_slices.csv", buffer.getvalue())
+
+
+def write_summary(out: Path, entries: Sequence[Entry], result: SliceExport,
+                  options: SliceOptions, split_mode: str) -> dict[str, Any]:
+    """metadata/dataset_summary.json: options, counts per split and class, palette, errors."""
+    cases = result.cases
+    values = sorted({v for info in cases.values() for v in info["allowed_values"]} - {0})
+    per_class: dict[str, int] = {}
+    for info in cases.values():
+        for _, present in info["rows"]:
+            if present is None:
+                continue
+            for name, vs in info["labels"].items():
+                if set(vs) & set(present):
+                    per_class[name] = per_class.get(name, 0) + 1
+    counts = {split: {"cases": len(keys), "slices": sum(cases[k]["slices"] for k in keys),
+                      "labelled_cases": sum(cases[k]["labelled"] for k in keys)}
+              for split, keys in result.splits.items()}
+    summary = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "harmonize": __version__,
+        "manifests": sorted({e.manifest.as_posix() for e in entries}),
+        "datasets": sorted({e.dataset for e in entries}),
+        "orientation": "RAS", "axis": "axial: third axis of the RAS+ volume (inferior -> superior)",
+        "pixel_layout": "PNG row i, column j of slice z = voxel (i, j, z) of the RAS+ volume",
+        "image": {"dtype": "uint16", "mode": "I;16", "ct_window": list(options.window),
+                  "other_modalities": {"percentiles": list(options.percentiles)},
+                  "channel": options.channel},
+        "mask": {"dtype": "uint8", "values": values},
+        "overlay": {"ct": 0.6, "colour": 0.4, "ct_8bit": "image // 257"},
+        "palette": {str(v): PALETTE[v].tolist() for v in values},
+        "split_mode": split_mode, "splits": counts,
+        "cases": len(cases), "slices": sum(info["slices"] for info in cases.values()),
+        "slices_per_class": per_class,
+        "naming": "<folder>/<key>_slice_<z zero-padded to 3 digits or more>.png",
+        "errors": [e.to_dict() for e in result.errors], "warnings": result.warnings,
+    }
+    write_text_atomic(out / "metadata" / "dataset_summary.json",
+                      json.dumps(summary, indent=1) + "\n")
+    return summary
