@@ -3,8 +3,10 @@
 Fabricates normalized volumes (CT-like phantom in [0, 1], float32 .nii.gz, uint8 masks) from 3
 datasets in a temporary folder, then measures, each in its own subprocess:
 
-  a  harmonize HarmonizedDataset from the fast cache (memory-mapped .npy, built by build_cache)
-  b  harmonize HarmonizedDataset from the .nii.gz files (no cache)
+  a  harmonize HarmonizedDataset from the fast cache (.npy, built by build_cache), batches made
+     by ThreadLoader (2 threads in the training process)
+  p  the same through torch DataLoader with 2 worker processes
+  b  harmonize HarmonizedDataset from the .nii.gz files (no cache), DataLoader with 2 processes
   c  TorchIO SubjectsDataset + Queue + UniformSampler from the .nii.gz files
   d  MONAI PersistentDataset (LoadImaged, EnsureChannelFirstd, FgBgToIndicesd cached on disk) +
      RandCropByPosNegLabeld, if MONAI is installed; its cache is warmed by an unmeasured pass
@@ -40,7 +42,8 @@ DATASETS = {  # name: labels (canonical name -> mask values; shapes from make_no
     "bench-kidney": {"left kidney": [1], "right kidney": [2]},
     "bench-spleen": {"spleen": [3]},
 }
-METHODS = {"a": "harmonize, fast cache", "b": "harmonize, .nii.gz", "c": "TorchIO Queue, .nii.gz",
+METHODS = {"a": "harmonize ThreadLoader, fast cache", "p": "harmonize DataLoader, fast cache",
+           "b": "harmonize DataLoader, .nii.gz", "c": "TorchIO Queue, .nii.gz",
            "d": "MONAI PersistentDataset"}
 
 
@@ -72,13 +75,16 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
     patch = (args.patch,) * 3
     n = args.slow_patches if method == "b" else args.patches
     start = time.perf_counter()
-    if method in ("a", "b"):
-        from harmonize.loader import DatasetMixSampler, HarmonizedDataset
+    if method in ("a", "p", "b"):
+        from harmonize.loader import DatasetMixSampler, HarmonizedDataset, ThreadLoader
 
-        ds = HarmonizedDataset(manifests, patch_size=patch, cache=data / "cache" if method == "a" else False)
+        ds = HarmonizedDataset(manifests, patch_size=patch, cache=data / "cache" if method != "b" else False)
         sampler = DatasetMixSampler(ds, weights="sqrt", num_samples=n)
-        loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, sampler=sampler,
-                                             num_workers=args.workers)
+        if method == "a":
+            loader = ThreadLoader(ds, batch_size=args.batch, sampler=sampler, num_workers=args.workers)
+        else:
+            loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, sampler=sampler,
+                                                 num_workers=args.workers)
         key = "image"
     elif method == "c":
         import torchio as tio
@@ -106,6 +112,10 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
                                cache_dir=data / "monai-cache")
         loader = DataLoader(ds, batch_size=1, num_workers=args.workers, shuffle=True)
         key = "image"
+        if args.warm:  # fill the PersistentDataset cache: every case once, unmeasured
+            for _ in DataLoader(ds, batch_size=1, num_workers=args.workers):
+                pass
+            return {"patches": 0, "seconds": time.perf_counter() - start}
     done = first = 0
     first_at = start
     while done < n:
@@ -136,7 +146,8 @@ def measure(method: str, args: argparse.Namespace) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--run", method, "--data", str(args.data), "--patch", str(args.patch),
            "--patches", str(args.patches), "--slow-patches", str(args.slow_patches),
            "--batch", str(args.batch), "--workers", str(args.workers),
-           "--samples-per-volume", str(args.samples_per_volume), "--queue-length", str(args.queue_length)]
+           "--samples-per-volume", str(args.samples_per_volume), "--queue-length", str(args.queue_length),
+           *(["--warm"] if getattr(args, "warm", False) else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     peak = {"pss": 0, "anon": 0}
     parent = psutil.Process(proc.pid)
@@ -160,7 +171,7 @@ def measure(method: str, args: argparse.Namespace) -> dict[str, float]:
     if proc.returncode != 0:
         raise RuntimeError(f"method {method} failed (exit {proc.returncode})")
     result = json.loads(out.strip().splitlines()[-1])
-    return {**result, "patches_per_s": result["steady_patches_per_s"],
+    return {**result, "patches_per_s": result.get("steady_patches_per_s", 0.0),
             "peak_pss_mb": peak["pss"] / 2**20, "peak_anon_mb": peak["anon"] / 2**20}
 
 
@@ -175,10 +186,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--samples-per-volume", type=int, default=8, help="TorchIO Queue")
     parser.add_argument("--queue-length", type=int, default=64, help="TorchIO Queue max_length")
-    parser.add_argument("--methods", default="abcd")
+    parser.add_argument("--methods", default="apbcd")
     parser.add_argument("--quick", action="store_true", help="9 volumes of 128x128x80, patch 64")
     parser.add_argument("--data", type=Path, help="reuse/keep fabricated data in this folder")
     parser.add_argument("--run", choices=sorted(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         print(json.dumps(run_method(args.run, args)))
@@ -205,6 +217,7 @@ def report(args: argparse.Namespace) -> None:
           f"{args.data} ({time.perf_counter() - t0:.0f} s); patch {args.patch}^3, batch {args.batch}, "
           f"{args.workers} workers, {psutil.cpu_count()} CPUs", flush=True)
     results = {}
+    cache_ready = False
     for method in args.methods:
         if method == "d":
             try:
@@ -212,12 +225,13 @@ def report(args: argparse.Namespace) -> None:
             except ImportError:
                 print("d: MONAI not installed, skipped", flush=True)
                 continue
-            measure_warm = measure("d", argparse.Namespace(**{**vars(args), "patches": 1}))
+            measure_warm = measure("d", argparse.Namespace(**{**vars(args), "warm": True}))
             print(f"d: PersistentDataset cache warmed ({measure_warm['seconds']:.1f} s)", flush=True)
-        if method == "a":
+        if method in "ap" and not cache_ready:
             t = time.perf_counter()
             built = build_cache(manifests, args.data / "cache", workers=args.workers)
-            print(f"a: cache built in {time.perf_counter() - t:.1f} s ({built.counts})", flush=True)
+            print(f"{method}: cache built in {time.perf_counter() - t:.1f} s ({built.counts})", flush=True)
+            cache_ready = True
         results[method] = measure(method, args)
         r = results[method]
         print(f"{method}: {r['patches']} patches in {r['seconds']:.1f} s", flush=True)

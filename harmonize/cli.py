@@ -240,6 +240,41 @@ def validate_command(
         raise typer.Exit(1)
 
 
+@app.command("duplicates")
+def duplicates_command(
+    manifests: Annotated[list[Path], typer.Argument(help="Manifest files (.jsonl) or folders.", exists=True)],
+    format: FormatOpt = "table",
+) -> None:
+    """Report the same image in several cases or datasets (content fingerprints) and patients
+    linked across datasets; exit 1 if any such group sits in more than one split."""
+    from harmonize.duplicates import find_duplicates
+    from harmonize.manifest import manifest_paths
+
+    files = [m for p in manifests for m in (manifest_paths(p) if p.is_dir() else [p])]
+    try:
+        records = [r for path in files for r in read_manifest(path)]
+    except HarmonizeError as exc:
+        raise fail(exc) from None
+    report = find_duplicates(records)
+    if format == "json":
+        print_json({"groups": [g.to_dict() for g in report.groups],
+                    "leaks": len(report.leaks), "without_fingerprint": report.without_fingerprint})
+    else:
+        for group in report.groups:
+            status = "[bold red]LEAK[/]" if group.leaks else "[green]ok[/]"
+            cases = ", ".join(f"{m.dataset}/{m.case_id} ({m.split or '-'})" for m in group.members)
+            console.print(f"{status} same {group.kind} {group.key[:16]}: {cases}", highlight=False)
+        if report.without_fingerprint:
+            err_console.print(
+                f"[yellow]{len(report.without_fingerprint)} records have no fingerprint[/] "
+                "(manifests made without reading images); regenerate them to compare content"
+            )
+        console.print(f"{len(records)} records, {len(report.groups)} duplicate groups, "
+                      f"{len(report.leaks)} across splits")
+    if report.leaks:
+        raise typer.Exit(1)
+
+
 def _register_command_modules() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)

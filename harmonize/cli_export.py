@@ -181,9 +181,9 @@ def nnunet_command(
              "splits_final": result.splits is not None},
             result.errors, result.warnings, format,
             f"[bold green]wrote[/] {result.folder}: {len(result.training)} training, "
-            f"{len(result.test)} test cases; labels {result.dataset_json.get('labels')}. "
-            f"Copy splits_final.json to nnUNet_preprocessed/{result.folder.name}/ after "
-            "planning and train fold 0.")
+            f"{len(result.test)} test cases; labels {result.dataset_json.get('labels')}."
+            + (f" Copy splits_final.json to nnUNet_preprocessed/{result.folder.name}/ after "
+               "planning and train fold 0." if result.splits else ""))
 
 
 @export_app.command("monai")
@@ -239,7 +239,9 @@ def sat_command(
     _report({"out": str(out), "lines": result.lines,
              "jsonl": {k: str(v) for k, v in result.jsonl.items()},
              "split_json": {k: str(v) for k, v in result.split_json.items()}},
-            result.errors, [], format,
+            result.errors, [f"{len(result.unlabelled)} case(s) without a mask not exported "
+                            f"(SAT-DS samples need one): {', '.join(result.unlabelled[:5])}"]
+            if result.unlabelled else [], format,
             f"[bold green]wrote[/] {result.lines} lines: "
             + ", ".join(str(p) for p in result.jsonl.values()))
 

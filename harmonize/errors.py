@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from os import PathLike
 from typing import Any
 
@@ -42,14 +42,7 @@ class HarmonizeError(Exception):
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "dataset": self.dataset,
-            "case": self.case,
-            "file": self.file,
-            "message": self.message,
-            "hint": self.hint,
-        }
+        return ErrorRecord.from_exception(self).to_dict()
 
 
 class PluginError(HarmonizeError):
@@ -122,14 +115,7 @@ class ErrorRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "dataset": self.dataset,
-            "case": self.case,
-            "file": self.file,
-            "message": self.message,
-            "hint": self.hint,
-        }
+        return asdict(self)
 
     def __str__(self) -> str:
         return str(

@@ -12,6 +12,7 @@ from typing import Any
 import jsonlines
 import numpy as np
 
+from harmonize.caseio import case_channels, load_image, read_label_volume
 from harmonize.dataset import DatasetPlugin
 from harmonize.discovery import Discovery
 from harmonize.errors import ErrorRecord, LabelError, ManifestError
@@ -28,16 +29,6 @@ SPLITS_FILE = "splits.json"
 def relative_path(path: Path, start: Path) -> str:
     """POSIX path of ``path`` relative to the folder ``start`` (so output folders can move)."""
     return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
-
-
-def read_label_volume(plugin: DatasetPlugin, case: Case) -> Volume | None:
-    """The case's label map via the plugin's reader, or nibabel for plain files."""
-    custom = plugin.read_label(case)
-    if custom is not None or case.label is None:
-        return custom
-    from harmonize.io import read_volume
-
-    return read_volume(case.label, kind="label")
 
 
 def observed_label_values(volume: Volume, *, file: Path | None = None) -> list[int]:
@@ -72,14 +63,6 @@ def case_class_values(
     )
 
 
-def case_channels(plugin: DatasetPlugin, case: Case) -> list[str] | None:
-    """Channel names of the case (its own, else the descriptor's), or ``None``."""
-    desc = plugin.descriptor
-    if case.channel_names:
-        return list(case.channel_names)
-    return list(desc.channels) if desc.channels else None
-
-
 def source_section(
     case: Case, manifest_dir: Path, hashes: dict[Path, str] | None = None
 ) -> dict[str, Any]:
@@ -103,7 +86,12 @@ def record_for_case(
     vocabulary: Vocabulary | None = None,
     check_labels: bool = True,
 ) -> ManifestRecord:
-    """A manifest record describing the case's *source* files (no normalization)."""
+    """A manifest record describing the case's *source* files (no normalization).
+
+    With ``check_labels`` (the default) the image and label are read in full: label values are
+    checked against the descriptor, and the record gets the image's content ``fingerprint`` (so
+    the same image in two datasets is found and kept in one split) and any instance features.
+    """
     vocabulary = vocabulary or load_vocabulary()
     desc = plugin.descriptor
     header = read_header(case.images[0])
@@ -115,6 +103,12 @@ def record_for_case(
                 dataset=desc.id, case=case.case_id, file=other,
                 hint="the channels of a case must share one grid",
             )
+    extra: dict[str, Any] = {}
+    if check_labels:  # read the image fully: checks its voxels and identifies duplicates
+        from harmonize.normalize import fingerprint
+
+        extra["fingerprint"] = fingerprint(load_image(plugin, case))
+        extra.update(instance_fields(plugin, case))
     labels: dict[str, list[int]] = {}
     if has_label(plugin, case):
         observed = None
@@ -151,7 +145,7 @@ def record_for_case(
         channels=case_channels(plugin, case),
         affine=[[round(float(v), 6) for v in row] for row in header.affine],
         metadata=dict(case.metadata),
-        extra=instance_fields(plugin, case) if check_labels else {},
+        extra=extra,
     )
 
 
@@ -193,7 +187,8 @@ def build_manifest(
             result.errors.append(ErrorRecord.from_exception(exc, dataset=dataset, case=case.case_id))
         if progress is not None:
             progress()
-    result.warnings = assign_splits(result.records, seed=seed, ratios=ratios)
+    result.warnings = assign_splits(result.records, seed=seed, ratios=ratios,
+                                    fixed=other_records(out_dir, exclude={dataset}))
     result.path = out_dir / f"{dataset}.jsonl"
     write_manifest(result.path, result.records)
     write_splits(out_dir)
@@ -211,10 +206,21 @@ def write_manifest(path: Path, records: Iterable[ManifestRecord]) -> None:
     write_text_atomic(Path(path), "".join(dumps(r) + "\n" for r in ordered))
 
 
+def manifest_paths(out_dir: Path) -> list[Path]:
+    """Every manifest in a folder (``errors.jsonl`` is a report, not a manifest)."""
+    return [m for m in sorted(Path(out_dir).glob("*.jsonl")) if m.name != "errors.jsonl"]
+
+
+def other_records(out_dir: Path, *, exclude: set[str]) -> list[ManifestRecord]:
+    """Records of the manifests already in ``out_dir`` except the ``exclude`` datasets' own."""
+    return [
+        r for m in manifest_paths(out_dir) if m.stem not in exclude for r in read_manifest(m)
+    ]
+
+
 def write_splits(out_dir: Path) -> dict[str, list[str]]:
     """(Re)write ``splits.json`` from every manifest in ``out_dir``."""
-    records = [r for m in sorted(Path(out_dir).glob("*.jsonl")) if not m.name.startswith("errors")
-               for r in read_manifest(m)]
+    records = [r for m in manifest_paths(out_dir) for r in read_manifest(m)]
     doc = splits_document(records)
     write_text_atomic(Path(out_dir) / SPLITS_FILE, json.dumps(doc, indent=1) + "\n")
     return doc

@@ -11,6 +11,7 @@ the patch along an axis; the part outside the volume is filled with a pad value.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -200,13 +201,26 @@ class NpyFile:
         dx, dy, dz = (lo - int(s) for (lo, _), s in zip(src, start))
         _, sy, sz = spatial
         item = self.dtype.itemsize
-        plane = np.empty((y1 - y0, sz), dtype=self.dtype)
+        slab = _scratch((x1 - x0, y1 - y0, sz), self.dtype)  # whole rows: one read per x plane
         fd = self._descriptor()
+        target = (slice(dx, dx + x1 - x0), slice(dy, dy + y1 - y0), slice(dz, dz + z1 - z0))
         for flat, index in enumerate(np.ndindex(*lead)):
-            base = self.offset + flat * int(np.prod(spatial)) * item
-            for i, x in enumerate(range(x0, x1)):
-                got = os.preadv(fd, [plane], base + (x * sy + y0) * sz * item)
-                if got != plane.nbytes:
-                    raise OSError(f"{self.path}: short read ({got} of {plane.nbytes} bytes)")
-                out[(*index, dx + i, slice(dy, dy + y1 - y0), slice(dz, dz + z1 - z0))] = plane[:, z0:z1]
+            base = self.offset + (flat * int(np.prod(spatial)) + y0 * sz) * item
+            for i in range(x1 - x0):
+                plane = slab[i]
+                if os.preadv(fd, [plane], base + (x0 + i) * sy * sz * item) != plane.nbytes:
+                    raise OSError(f"{self.path}: short read at plane {x0 + i}")
+            out[(*index, *target)] = slab[:, :, z0:z1]
         return out
+
+
+_local = threading.local()
+
+
+def _scratch(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A per-thread reusable buffer (fresh large allocations cost a page fault per 4 KiB)."""
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = _local.buffer = np.empty(nbytes, dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)

@@ -36,28 +36,27 @@ from typing import Any
 import numpy as np
 
 from harmonize import __version__
+from harmonize.caseio import case_channels, load_image, load_label, rounded_affine
 from harmonize.catalog import Catalog, load_catalog
 from harmonize.config import ConfigError, Target
 from harmonize.dataset import DatasetPlugin
 from harmonize.discovery import discover
-from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, PluginError, ReadError
+from harmonize.errors import ErrorRecord, LabelError, PluginError, ReadError
 from harmonize.executors import Executor, make_executor
-from harmonize.io import Volume, read_volume, sha256_path, write_text_atomic
+from harmonize.io import sha256_path, write_text_atomic
 from harmonize.lesions import instance_fields
 from harmonize.manifest import (
-    case_channels,
     case_class_values,
     dumps,
     has_label,
     observed_label_values,
-    read_label_volume,
+    other_records,
     source_section,
     write_manifest,
     write_splits,
 )
 from harmonize.normalize import (
     Settings,
-    check_label_geometry,
     dataset_statistics,
     fingerprint,
     foreground_sample,
@@ -127,57 +126,6 @@ class CaseOutcome:
 
 
 # -- reading and checking one case -----------------------------------------------------------------
-
-def load_image(plugin: DatasetPlugin, case: Case) -> Volume:
-    """The case's image as (X, Y, Z) or (X, Y, Z, C). One file per channel is stacked; a 4D image
-    where the dataset declares no channels is a :class:`ReadError` (as are unreadable files,
-    NaN/inf voxels and broken affines, from :func:`harmonize.io.read_volume`)."""
-    dataset = plugin.dataset_id
-    channels = case_channels(plugin, case)
-    n = len(channels) if channels else 1
-    file = case.images[0] if len(case.images) == 1 else None
-    volume = plugin.read_image(case)
-    if volume is None and len(case.images) == 1:
-        volume = read_volume(case.images[0], kind="image", allow_channels=n > 1)
-    elif volume is None:
-        parts = [read_volume(p, kind="image", allow_channels=False) for p in case.images]
-        for path, part in zip(case.images[1:], parts[1:]):
-            if part.data.shape != parts[0].data.shape or not np.allclose(
-                part.affine, parts[0].affine, rtol=1e-3, atol=1e-3
-            ):
-                raise ReadError(
-                    f"channel grid (shape {part.data.shape}, affine {_rounded(part.affine)}) "
-                    f"differs from the first channel's ({parts[0].data.shape}, "
-                    f"{_rounded(parts[0].affine)})", dataset=dataset, case=case.case_id, file=path,
-                    hint="the channels of a case must be 3D volumes on one grid",
-                )
-        volume = Volume(np.stack([p.data for p in parts], axis=-1), parts[0].affine, "image")
-    else:
-        volume = Volume(np.asarray(volume.data), np.asarray(volume.affine), "image")
-    shape = volume.data.shape
-    if volume.data.ndim not in (3, 4) or (volume.data.ndim == 4) != (n > 1) or (
-        n > 1 and shape[3] != n
-    ):
-        raise ReadError(
-            f"image of shape {shape} where {'a 3D volume' if n == 1 else f'{n} channels'} "
-            "was expected", dataset=dataset, case=case.case_id, file=file,
-            hint="check the file, and the channels declared in the dataset's descriptor",
-        )
-    return volume
-
-
-def load_label(plugin: DatasetPlugin, case: Case, image: Volume) -> Volume | None:
-    """The case's label map on the image's grid (:func:`check_label_geometry`: same shape, affine
-    within tolerance, non-negative integer values), or ``None``."""
-    volume = read_label_volume(plugin, case)
-    if volume is None:
-        return None
-    try:
-        return check_label_geometry(image, Volume(volume.data, volume.affine, "label"))
-    except HarmonizeError as exc:
-        raise LabelError(exc.message, dataset=plugin.dataset_id, case=case.case_id,
-                         file=exc.file or case.label, hint=exc.hint) from exc
-
 
 def series_window(plugin: DatasetPlugin, case: Case) -> tuple[float, float] | None:
     """A per-series CT window a plugin put in ``case.metadata["ct_window"]``, checked."""
@@ -286,10 +234,6 @@ def provenance() -> dict[str, str]:
     return versions
 
 
-def _rounded(affine: np.ndarray) -> list[list[float]]:
-    return [[round(float(v), 6) for v in row] for row in affine]
-
-
 def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path) -> dict[str, Any]:
     """Read, check, normalize and write one case; return its manifest record as JSON."""
     plugin, case, desc = task.plugin, task.case, task.plugin.descriptor
@@ -326,7 +270,7 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
         shape=[*out.shape, *([out.channels] if out.channels > 1 else [])],
         spacing=[round(s, 6) for s in out.spacing],
         orientation=out.orientation, source=source_section(case, task.out, hashes),
-        channels=case_channels(plugin, case), affine=_rounded(out.affine),
+        channels=case_channels(plugin, case), affine=rounded_affine(out.affine),
         metadata=dict(case.metadata or {}),
         extra={"original": result.original, "operations": result.operations,
                "intensity": intensity, "settings": task.settings.to_dict(),
@@ -539,7 +483,10 @@ def run(
     finally:
         pool.close()
     _collect(result, outcomes)
-    result.warnings = assign_splits(result.records, seed=seed, ratios=ratios)
+    result.warnings = assign_splits(
+        result.records, seed=seed, ratios=ratios,
+        fixed=other_records(out, exclude={t.dataset for t in targets}),
+    )
     for plugin, _, discovery_failed in jobs:
         dataset = plugin.dataset_id
         if discovery_failed:

@@ -94,18 +94,30 @@ def assign_splits(
     *,
     seed: int = 0,
     ratios: Sequence[float] = DEFAULT_RATIOS,
+    fixed: Sequence[ManifestRecord] = (),
 ) -> list[str]:
-    """Set ``record.split`` on every record; return warnings (e.g. conflicting official splits)."""
+    """Set ``record.split`` on every record; return warnings (e.g. conflicting official splits).
+
+    ``fixed`` are records of other datasets whose split is already decided (other manifests in the
+    same output folder): a new record in the same patient group (same image fingerprint, or a
+    ``same_patient_as`` link) takes their split, so adding a dataset never moves existing patients
+    and never puts a shared image on both sides.
+    """
     ratios = check_ratios(ratios)
-    groups = patient_groups(records)
+    fixed = [r for r in fixed if r.split is not None]
+    groups = patient_groups([*records, *fixed])
     members: dict[str, list[ManifestRecord]] = defaultdict(list)
     for record in records:
         members[groups[record.patient_key]].append(record)
+    decided: dict[str, set[str]] = defaultdict(set)
+    for record in fixed:
+        decided[groups[record.patient_key]].add(record.split)  # type: ignore[arg-type]
     complete = complete_official_datasets(records)
     warnings: list[str] = []
     for group, recs in members.items():
         official = {r.official_split for r in recs if r.official_split in KEPT_OFFICIAL}
         kept_train = any(r.official_split == "train" and r.dataset in complete for r in recs)
+        earlier = decided.get(group, set())
         if len(official) > 1:
             warnings.append(
                 f"patient group {group} has cases in official splits {sorted(official)}; "
@@ -115,10 +127,18 @@ def assign_splits(
             split = "test"
         elif "val" in official:
             split = "val"
+        elif earlier:
+            split = "test" if "test" in earlier else sorted(earlier)[0]
         elif kept_train:
             split = "train"
         else:
             split = split_for(seed, group, ratios)
+        if earlier and earlier != {split}:
+            warnings.append(
+                f"patient group {group} is already in split(s) {sorted(earlier)} in another "
+                f"manifest but its official split here is {split}: `harmonize validate` will "
+                "report the leak; regenerate the other dataset's manifest into this folder"
+            )
         for record in recs:
             record.split = split
     return warnings

@@ -49,8 +49,11 @@ class CaseReader:
         ds, i = self.dataset, self.index
         record, root = ds.records[i], ds.roots[i]
         if ds.cache is not None:
-            case = ds.load_case(i)
-            image, label, affine = case.image, case.label, case.affine
+            case = ds.load_case(i)  # whole arrays read with pread, nothing left mapped
+            whole = (0, 0, 0), case.image.shape[1:]
+            affine = case.affine
+            image = case.crop_image(*whole) if self.part == "image" else case.image
+            label = case.crop_label(*whole) if self.part == "mask" else None
         elif self.part == "image":
             (image, affine), label = read_image(record, root), None
         else:

@@ -126,11 +126,12 @@ def parse_read_message(path: Path) -> ReadMessage:
             annotations.append(_annotation(nodule, index, path))
         for mark in _children(session, "nonNodule"):
             locus = _child(mark, "locus")
+            x, y = (_text(locus, "xCoord"), _text(locus, "yCoord")) if locus is not None else ("", "")
             non_nodules.append({
                 "reader": index, "id": _text(mark, "nonNoduleID"),
                 "z": _float(_text(mark, "imageZposition"), path),
-                "x": int(_float(_text(locus, "xCoord", "nan"), path)) if locus is not None else None,
-                "y": int(_float(_text(locus, "yCoord", "nan"), path)) if locus is not None else None,
+                "x": int(x) if x.lstrip("-").isdigit() else None,
+                "y": int(y) if y.lstrip("-").isdigit() else None,
             })
     return ReadMessage(path=path, series_uid=series, study_uid=study, readers=readers,
                        annotations=annotations, non_nodules=non_nodules)
@@ -190,8 +191,7 @@ def group_annotations(annotations: list[Annotation], spacing: tuple[float, float
     dist = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            d = np.sqrt(((points[i][:, None, :] - points[j][None, :, :]) ** 2).sum(-1)).min()
-            dist[i, j] = dist[j, i] = d
+            dist[i, j] = dist[j, i] = min_distance(points[i], points[j], tolerance)
     tol, warning = tolerance, None
     while True:
         groups = _components(dist <= tol)
@@ -204,6 +204,19 @@ def group_annotations(annotations: list[Annotation], spacing: tuple[float, float
             break
     groups.sort(key=lambda g: float(np.mean([points[i][:, 2].mean() for i in g])))
     return groups, warning
+
+
+def min_distance(a: np.ndarray, b: np.ndarray, tolerance: float) -> float:
+    """Smallest distance between two point sets; when their bounding boxes are further apart
+    than ``tolerance`` that gap (a lower bound, never adjacent) is returned instead."""
+    gap = np.maximum(0.0, np.maximum(a.min(0) - b.max(0), b.min(0) - a.max(0)))
+    if float(np.linalg.norm(gap)) > tolerance:
+        return float(np.linalg.norm(gap))
+    best = np.inf
+    for start in range(0, len(a), 256):  # chunks keep memory small for large nodules
+        chunk = a[start:start + 256]
+        best = min(best, float(((chunk[:, None, :] - b[None, :, :]) ** 2).sum(-1).min()))
+    return float(np.sqrt(best))
 
 
 def _components(adjacent: np.ndarray) -> list[list[int]]:

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from harmonize.plugins._dicom import DicomSeries, DicomSlice, dicom_files, read_series
 
 from harmonize import hookimpl
 from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError, LabelError
 from harmonize.io import Volume
-from harmonize.plugins._dicom import DicomSeries, DicomSlice, dicom_files, read_series
 from harmonize.records import Case, Skipped
 
 SPLIT_FOLDERS = {"Train_Sets": "train", "Test_Sets": "test"}
@@ -67,6 +67,8 @@ def read_png(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
+            if image.mode in ("P", "PA", "LA"):  # palette or grey+alpha: keep the grey level
+                image = image.convert("L")
             array = np.asarray(image)
     except (OSError, UnidentifiedImageError) as exc:
         raise LabelError(f"cannot read PNG: {exc}", file=path, hint=DOWNLOAD_HINT) from exc
@@ -137,7 +139,8 @@ class CHAOS(DatasetPlugin):
                     yield from self.patient_cases(entry, split)
 
     def patient_cases(self, folder: Path, split: str) -> Iterator[Case | Skipped]:
-        raise NotImplementedError
+        """The cases of one patient folder (one per DICOM series)."""
+        raise NotImplementedError(f"{type(self).__name__} must say which series a patient has")
 
     def series_case(self, case_id: str, patient: str, dicom: Path, ground: Path, split: str,
                     metadata: dict) -> Case | Skipped:
@@ -151,8 +154,9 @@ class CHAOS(DatasetPlugin):
             return Skipped(ground, "Ground folder missing for a training series", case_id=case_id,
                            hint=DOWNLOAD_HINT)
         return Case(case_id=case_id, patient_id=patient, images=(dicom,), label=label,
-                    official_split=split, metadata={**metadata, "split_folder":
-                                                    "Train_Sets" if split == "train" else "Test_Sets"})
+                    official_split=split, annotated=None if label is not None else (),
+                    metadata={**metadata,
+                              "split_folder": "Train_Sets" if split == "train" else "Test_Sets"})
 
     # labels ---------------------------------------------------------------------------------
 
@@ -182,7 +186,8 @@ class CHAOS(DatasetPlugin):
         return series.by_name() if self.ground_order == "name" else series.by_position()
 
     def png_labels(self, path: Path) -> np.ndarray:
-        raise NotImplementedError
+        """Label values (0 = background) of one Ground PNG, [row, column]."""
+        raise NotImplementedError(f"{type(self).__name__} must map its Ground PNG values")
 
 
 class ChaosCT(CHAOS):

@@ -36,11 +36,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-
-from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
-from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
-from harmonize.io import Volume
 from harmonize.plugins._dicom import (
     MODALITY,
     PIXEL_SPACING,
@@ -58,6 +53,11 @@ from harmonize.plugins._lidc_xml import (
     parse_read_message,
     root_tag,
 )
+
+from harmonize import hookimpl
+from harmonize.dataset import DatasetPlugin, is_hidden
+from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
+from harmonize.io import Volume
 from harmonize.records import Case, Skipped
 
 PATIENT = re.compile(r"^LIDC-IDRI-\d{4}$")

@@ -30,12 +30,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from harmonize.plugins._dicom import dicom_files, read_series
 
 from harmonize import hookimpl
 from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError, LabelError
 from harmonize.io import Volume, read_volume
-from harmonize.plugins._dicom import dicom_files, read_series
 from harmonize.records import Case, Skipped
 
 PATIENT = re.compile(r"^PANCREAS_(\d{4})$")

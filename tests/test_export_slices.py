@@ -175,7 +175,10 @@ def test_verify_fails_the_right_point(exported: Path, tmp_path: Path, point: str
     _break(broken, point)
     report = verify_export(broken)
     assert not report.points[point].passed, point
-    assert any("case_00000" in p for p in report.points[point].problems)
+    splits = json.loads((broken / "splits" / "splits.json").read_text())
+    where = {"file_counts": [s for s in splits if "case_00000" in splits[s]][0] + ":",
+             "splits": "train.txt"}.get(point, "case_00000")
+    assert any(where in p for p in report.points[point].problems), report.points[point].problems
     untouched = {"pairing": ["label_values", "round_trip", "splits", "dtypes"],
                  "overlay_colours": ["round_trip", "label_values", "pairing"],
                  "round_trip": ["overlay_colours", "label_values", "pairing", "dtypes"],
@@ -223,6 +226,9 @@ def test_stale_slices_of_a_shorter_case_are_removed(data: dict[str, Path], tmp_p
     result = export_slices([data["source"]], out, skip_existing=True)
     assert "images/case_00000_slice_500.png" in result.removed
     assert verify_export(out).ok
+    other = export_slices([data["brats"]], out)  # the folder now holds the BraTS export only
+    assert "metadata/cases/case_00000.json" in other.removed
+    assert not list((out / "images").glob("case_*")) and verify_export(out).ok
 
 
 def test_mr_channels_raw_label_values_and_channel_choice(data: dict[str, Path], tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from harmonize.loader import (
     DatasetMixSampler,
     HarmonizedDataset,
     LoaderError,
+    ThreadLoader,
     collate,
     describe_batch,
     load_one_batch,
@@ -291,3 +292,24 @@ def test_bad_options_are_loader_errors(manifests, kwargs, match):
         HarmonizedDataset(manifests[0], **kwargs)
     with pytest.raises(LoaderError, match="no manifest given"):
         HarmonizedDataset([])
+
+
+def test_thread_loader_matches_dataloader(manifests, tmp_path):
+    kits, mr = manifests
+    ds = HarmonizedDataset([kits, mr], classes=["kidney", "kidney tumor"], patch_size=16,
+                           cache=tmp_path / "cache", text_labels=True)
+    sampler = DatasetMixSampler(ds, weights="uniform", seed=2, num_samples=10)
+    threads = ThreadLoader(ds, batch_size=4, sampler=sampler, num_workers=2, prefetch=1)
+    reference = list(DataLoader(ds, batch_size=4, sampler=sampler, collate_fn=collate))
+    batches = list(threads)  # the two threads build the cache entries lazily, concurrently
+    assert len(threads) == len(batches) == len(reference) == 3
+    for ours, theirs in zip(batches, reference):
+        assert ours["case_id"] == theirs["case_id"]
+        assert ours["present_classes"] == theirs["present_classes"]
+        assert torch.equal(ours["image"], theirs["image"]) and torch.equal(ours["mask"], theirs["mask"])
+    assert len(ThreadLoader(ds, batch_size=4, sampler=sampler, drop_last=True)) == 2
+    assert [len(b["case_id"]) for b in ThreadLoader(ds, batch_size=4, drop_last=True)] == [4]
+    for _ in ThreadLoader(ds, batch_size=1, num_workers=2):
+        break  # leaving early shuts the pool down
+    with pytest.raises(LoaderError):
+        ThreadLoader(ds, num_workers=0)

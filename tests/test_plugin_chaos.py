@@ -8,13 +8,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins._dicom import read_series
+from harmonize.plugins.chaos import map_mr_grey
 from PIL import Image
 
 from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError, LabelError
 from harmonize.io import read_volume
-from harmonize.plugins._dicom import read_series
-from harmonize.plugins.chaos import map_mr_grey
 from harmonize.testing import check_plugin, make_chaos
 from harmonize.testing.chaos import CT_LIVER_HU, MR_SIGNAL
 

@@ -151,9 +151,22 @@ class NnunetTask:
 
 
 def write_case(task: NnunetTask) -> list[str]:
-    """Write one case's channel files (and label); return the written paths (relative)."""
+    """Write one case's channel files (and label); return the written paths (relative).
+
+    On failure the case's files written so far are removed (an image without its label would
+    break nnU-Net's case count) and the error is raised.
+    """
+    written: list[Path] = []
+    try:
+        return _write_case(task, written)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _write_case(task: NnunetTask, written: list[Path]) -> list[str]:
     entry, folder = task.entry, task.folder
-    written = []
     paths = entry.image_paths()
     image_dir = folder / task.images_dir
     image: Volume | None = None

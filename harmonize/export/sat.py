@@ -20,7 +20,8 @@ such as "kidney includes tumor and cyst" are added in per-dataset loader code). 
 * The mask is the record's own file when its values already are 1..K in that order; otherwise a
   remapped copy is written to ``<out>/masks/<dataset>/<case>.nii.gz`` (BraTS 1/2/4 -> 1/2/3).
 * One line per channel, as SAT-DS does (BraTS: four lines, one mask); a 4D image or a non-NIfTI
-  image (DICOM) is written as one NIfTI per channel under ``<out>/images/<dataset>/``.
+  image (DICOM) is written as one NIfTI per channel under ``<out>/images/<dataset>/``. Records
+  without a mask are not exported (every SAT-DS sample has one); they are listed in the result.
 * ``modality`` is ``CT``, ``MRI`` (``MRI T2`` with a channel name) or ``PET``; ``official_split``
   is ``train``/``val``/``test`` or ``unknown``.
 * Split JSON: our test patients are ``test``; our val patients join ``train`` (SAT-DS has no
@@ -143,12 +144,14 @@ def sat_lines(entry: Entry, out: Path, name: str, base_dir: Path | None) -> list
     record = entry.record
     label, values, value_map, sat_values = sat_labels(record.labels)
     mask = _sat_mask(entry, out, value_map)
+    if mask is None:
+        raise entry.error("SAT-DS samples need a mask; this record has none", kind=ExportError)
     modality = SAT_MODALITY.get(record.modality, record.modality)
     lines = []
     for path, channel in _converted(entry, out):
         lines.append({
             "image": output_path(path, base_dir),
-            "mask": None if mask is None else output_path(mask, base_dir),
+            "mask": output_path(mask, base_dir),
             "label": label,
             "modality": f"{modality} {channel}" if channel and channel != modality
                         and modality != "CT" else modality,
@@ -171,6 +174,7 @@ class SatExport:
     split_json: dict[str, Path] = field(default_factory=dict)
     lines: int = 0
     errors: list[ErrorRecord] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
 
 
 def export_sat(
@@ -201,6 +205,10 @@ def export_sat(
     advance = progress(len(entries)) if progress else (lambda: None)
     for entry in entries:
         name = names.get(entry.dataset, entry.dataset)
+        if entry.record.mask is None:  # SAT-DS samples always have a mask
+            result.unlabelled.append(f"{entry.dataset}/{entry.case_id}")
+            advance()
+            continue
         try:
             lines = sat_lines(entry, out, name, base_dir)
         except HarmonizeError as exc:

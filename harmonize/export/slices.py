@@ -21,7 +21,12 @@ units with the record's ``intensity`` parameters; when the engine clipped to a n
 than the export window the export refuses (the pixels outside are gone).
 
 Mask values above 255 cannot go into an 8-bit PNG and are refused. Multi-channel images export
-one channel (``channel``, default the first).
+one channel (``channel``, default the first). Cases without a mask get images only.
+
+The output folder holds one export: slice PNGs and case files that the current export did not
+write (fewer slices than before, a failed case, an earlier export's cases) are removed. With
+``skip_existing`` a case whose sidecar (written last) matches its inputs and options and whose
+PNGs all exist is kept as is.
 """
 
 from __future__ import annotations
@@ -373,28 +378,29 @@ def export_slices(
             advance()
     finally:
         pool.close()
-    result.removed = remove_stale(out, {e.key for e in entries}, result.cases)
+    result.removed = remove_stale(out, result.cases)
     result.splits = {s: sorted(k for k in result.cases if split_of[k] == s) for s in SPLITS}
     write_lists(out, result)
     write_summary(out, entries, result, options, split_mode)
     return result
 
 
-def remove_stale(out: Path, keys: set[str], cases: dict[str, dict[str, Any]]) -> list[str]:
-    """Delete slice PNGs of this export's cases that the current export did not write (a case
-    that now has fewer slices, or failed). Files of other cases are left for verify to report."""
+def remove_stale(out: Path, cases: dict[str, dict[str, Any]]) -> list[str]:
+    """Delete slice PNGs and case sidecars the current export did not write: a case that now has
+    fewer slices or failed, or an earlier export's cases (the folder holds one export)."""
     expected: set[str] = set()
     for info in cases.values():
         expected.update(slice_name(info["key"], z, info["width"]) for z in range(info["slices"]))
     removed = []
     for folder in FOLDERS:
         for path in (out / folder).iterdir():
-            match = SLICE_NAME.match(path.name)
-            if match and match.group("key") in keys and path.name not in expected:
+            if SLICE_NAME.match(path.name) and path.name not in expected:
                 path.unlink()
                 removed.append(f"{folder}/{path.name}")
-    for key in keys - set(cases):
-        sidecar_path(out, key).unlink(missing_ok=True)
+    for path in (out / "metadata" / "cases").glob("*.json"):
+        if path.stem not in cases:
+            path.unlink()
+            removed.append(f"metadata/cases/{path.name}")
     return sorted(removed)
 
 
