@@ -356,6 +356,23 @@ class HarmonizedDataset(Dataset):
         ``label_present`` (K,) bool, ``channel_present`` (C,) bool, ``dataset``, ``case_id``,
         ``classes`` (K names), ``index``, ``start`` (3,) patch start in RAS voxels (may be
         negative where padded), ``spacing`` (3,) mm; with ``text_labels``, ``present_classes``."""
+        sample = self._sample(key)
+        return self.transform(sample) if self.transform is not None else sample
+
+    def get_batch(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, Any]:
+        """``collate([self[k] for k in keys])``, with patches written straight into the batch
+        arrays (one copy less per sample; used by :class:`ThreadLoader`)."""
+        if self.transform is not None or (self.patch_size is None and len(keys) > 1):
+            return collate([self[k] for k in keys])
+        size = self.patch_size or tuple(int(s) for s in self.load_case(_index(keys[0])).image.shape[1:])
+        image = np.empty((len(keys), self.channels, *size), dtype=np.float32)
+        mask = np.empty((len(keys), len(self.classes), *size), dtype=np.uint8)
+        batch = collate([self._sample(k, image[b], mask[b]) for b, k in enumerate(keys)], skip=("image", "mask"))
+        batch["image"], batch["mask"] = torch.from_numpy(image), torch.from_numpy(mask)
+        return batch
+
+    def _sample(self, key: int | tuple[int, int], image_out: np.ndarray | None = None,
+                mask_out: np.ndarray | None = None) -> dict[str, Any]:
         if isinstance(key, tuple):
             index, seed = int(key[0]), int(key[1])
         else:
@@ -368,11 +385,13 @@ class HarmonizedDataset(Dataset):
             start, size = np.zeros(3, dtype=np.int64), tuple(int(s) for s in shape)
         else:
             start, size = self._patch_start(case, classes, rng), self.patch_size
-        image = case.crop_image(start, size, self.pad_value).astype(np.float32, copy=False)
-        channels = image.shape[0]
-        if channels < self.channels:
-            image = np.concatenate([image, np.zeros((self.channels - channels, *size), np.float32)])
-        mask = np.zeros((len(self.classes), *size), dtype=np.uint8)
+        channels = case.image.shape[0]
+        image = np.empty((self.channels, *size), dtype=np.float32) if image_out is None else image_out
+        case.crop_image(start, size, self.pad_value, out=image[:channels])
+        image[channels:] = 0
+        mask = np.zeros((len(self.classes), *size), dtype=np.uint8) if mask_out is None else mask_out
+        if mask_out is not None:
+            mask[...] = 0
         label = case.crop_label(start, size)
         if label is not None:
             mask_values(label, classes.values, out=mask)
@@ -393,7 +412,7 @@ class HarmonizedDataset(Dataset):
             visible = mask.reshape(len(self.classes), -1).any(axis=1)
             sample["present_classes"] = [n for n, a, v in zip(self.classes, classes.annotated, visible)
                                          if a and v]
-        return self.transform(sample) if self.transform is not None else sample
+        return sample
 
 
 def mask_values(label: np.ndarray, values: Sequence[Sequence[int]], *, out: np.ndarray) -> np.ndarray:
@@ -415,13 +434,20 @@ def mask_values(label: np.ndarray, values: Sequence[Sequence[int]], *, out: np.n
     return out
 
 
-def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _index(key: int | tuple[int, int]) -> int:
+    return int(key[0]) if isinstance(key, tuple) else int(key)
+
+
+def collate(samples: Sequence[Mapping[str, Any]], *, skip: Iterable[str] = ()) -> dict[str, Any]:
     """Batch samples: tensors stacked, ``classes`` once, other values as lists (ragged lists kept).
 
     Use as ``collate_fn`` with ``text_labels=True``; without it the default collate works too.
+    Keys in ``skip`` are left out.
     """
     batch: dict[str, Any] = {}
     for key in samples[0]:
+        if key in skip:
+            continue
         values = [s[key] for s in samples]
         if isinstance(values[0], torch.Tensor):  # numpy: one thread, no intra-op contention
             batch[key] = torch.from_numpy(np.stack([v.numpy() for v in values]))
@@ -473,6 +499,8 @@ class ThreadLoader:
                 yield batch
 
     def _make(self, keys: list[Any]) -> Any:
+        if self.collate_fn is collate and hasattr(self.dataset, "get_batch"):
+            return self.dataset.get_batch(keys)
         return self.collate_fn([self.dataset[k] for k in keys])
 
     def __iter__(self) -> Iterator[Any]:

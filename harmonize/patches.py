@@ -64,20 +64,36 @@ def start_around(
     return np.clip(np.asarray(location, dtype=np.int64) - patch_arr // 2 + jitter, lo, hi)
 
 
-def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], pad_value: float = 0) -> np.ndarray:
+def _output(shape: tuple[int, ...], dtype: np.dtype, inside: bool, pad_value: float,
+            out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=dtype) if inside else np.full(shape, pad_value, dtype=dtype)
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if not inside:
+        out[...] = pad_value
+    return out
+
+
+def crop(
+    array: np.ndarray, start: Sequence[int], size: Sequence[int], pad_value: float = 0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Copy of ``array[..., start:start+size]`` over the last three axes, padded where outside.
 
-    Works on memory-mapped arrays: only the patch region is read.
+    Works on memory-mapped arrays: only the patch region is read. ``out`` (the patch's shape)
+    receives the result instead of a new array (its dtype may differ: values are cast).
     """
     spatial = array.shape[-3:]
     src = tuple(slice(max(int(s), 0), min(int(s) + int(p), n)) for s, p, n in zip(start, size, spatial))
     region = array[(..., *src)]
-    if region.shape[-3:] == tuple(size):
+    inside = region.shape[-3:] == tuple(size)
+    if inside and out is None:
         return np.array(region)
-    out = np.full(array.shape[:-3] + tuple(int(p) for p in size), pad_value, dtype=array.dtype)
+    result = _output(array.shape[:-3] + tuple(int(p) for p in size), array.dtype, inside, pad_value, out)
     dst = tuple(slice(sl.start - int(s), sl.stop - int(s)) for sl, s in zip(src, start))
-    out[(..., *dst)] = region
-    return out
+    result[(..., *dst)] = region
+    return result
 
 
 @dataclass(frozen=True)
@@ -190,13 +206,16 @@ class NpyFile:
             self._fd = os.open(self.path, os.O_RDONLY)
         return self._fd
 
-    def crop(self, start: Sequence[int], size: Sequence[int], pad_value: float = 0) -> np.ndarray:
-        """Same result as :func:`crop` on the whole array."""
+    def crop(
+        self, start: Sequence[int], size: Sequence[int], pad_value: float = 0,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Same result as :func:`crop` on the whole array (``out`` likewise)."""
         lead, spatial = self.shape[:-3], self.shape[-3:]
         size = tuple(int(p) for p in size)
         src = [(max(int(s), 0), min(int(s) + p, n)) for s, p, n in zip(start, size, spatial)]
         inside = all(hi - lo == p for (lo, hi), p in zip(src, size))
-        out = np.empty(lead + size, dtype=self.dtype) if inside else np.full(lead + size, pad_value, dtype=self.dtype)
+        out = _output(lead + size, self.dtype, inside, pad_value, out)
         (x0, x1), (y0, y1), (z0, z1) = src
         dx, dy, dz = (lo - int(s) for (lo, _), s in zip(src, start))
         _, sy, sz = spatial

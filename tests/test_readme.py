@@ -77,3 +77,17 @@ def test_readme_python_plugin_example_works_as_an_installed_entry_point(tmp_path
     assert {r.patient_id for r in check.records} == {"p1"}
     assert len({r.split for r in check.records}) == 1
     assert "liver.nii.gz is missing" in check.discovery.skipped[0].reason
+
+
+def test_readme_catalogue_is_the_generated_one():
+    from typer.testing import CliRunner
+
+    from harmonize.cli import app
+
+    generated = CliRunner().invoke(app, ["plugins", "--format", "markdown"])
+    assert generated.exit_code == 0, generated.output
+    start, end = "<!-- catalogue:start -->\n", "<!-- catalogue:end -->"
+    in_readme = README[README.index(start) + len(start): README.index(end)]
+    assert in_readme.strip() == generated.stdout.strip(), (
+        "README's dataset table drifted: paste `harmonize plugins --format markdown` between the markers"
+    )
