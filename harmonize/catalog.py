@@ -64,8 +64,17 @@ def get_plugin_manager(*, entry_points: bool = True) -> PluginManager:
     pm.add_hookspecs(hookspecs)
     manager = PluginManager(pm)
     for module_name in DEFAULT_PLUGINS:
-        module = importlib.import_module(module_name)
-        pm.register(module, name=module_name)
+        try:
+            module = importlib.import_module(module_name)
+            pm.register(module, name=module_name)
+        except Exception as exc:  # noqa: BLE001 - a broken built-in must not stop the others
+            manager.errors.append(
+                PluginError(
+                    f"built-in plugin {module_name!r} failed to load: {type(exc).__name__}: {exc}",
+                    hint="reinstall harmonize-med; the other datasets still work",
+                )
+            )
+            continue
         manager.sources[module_name] = BUILTIN
     if entry_points:
         _load_entry_points(manager)

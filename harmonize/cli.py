@@ -12,7 +12,15 @@ import typer
 
 from harmonize import __version__
 from harmonize.catalog import Catalog, load_catalog
-from harmonize.console import console, err_console, print_json, print_problems, progress_bar
+from harmonize.console import (
+    console,
+    err_console,
+    plain,
+    print_error,
+    print_json,
+    print_problems,
+    progress_bar,
+)
 from harmonize.discovery import discover
 from harmonize.errors import HarmonizeError
 from harmonize.manifest import build_manifest, read_manifest, validate_manifest
@@ -43,12 +51,12 @@ CatalogueFormatOpt = Annotated[str, typer.Option("--format", help="table, json o
 def get_catalog(descriptors: list[Path] | None = None) -> Catalog:
     catalog = load_catalog(descriptors=descriptors or ())
     for error in catalog.errors:
-        err_console.print(f"[bold yellow]plugin problem[/] {error}", highlight=False)
+        err_console.print(f"[bold yellow]plugin problem[/] {plain(error)}", highlight=False)
     return catalog
 
 
 def fail(error: HarmonizeError | str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error[/] {error}", highlight=False)
+    print_error(error)
     return typer.Exit(code)
 
 
@@ -66,11 +74,13 @@ def plugins_command(descriptor: DescriptorOpt = None, format: CatalogueFormatOpt
     """List every registered dataset plugin: id, name, source, modality, labels, licence."""
     catalog = get_catalog(descriptor)
     rows = []
+    broken: list[HarmonizeError] = []  # plugins whose descriptor cannot be loaded
     for dataset_id, plugin in catalog.datasets.items():
         try:
             desc = plugin.descriptor
         except HarmonizeError as exc:
-            err_console.print(f"[bold red]error[/] {exc}")
+            print_error(exc)
+            broken.append(exc)
             continue
         rows.append({
             "id": dataset_id, "name": desc.name, "source": plugin.source,
@@ -80,7 +90,7 @@ def plugins_command(descriptor: DescriptorOpt = None, format: CatalogueFormatOpt
             "download": desc.download,
         })
     if format == "json":
-        print_json({"datasets": rows, "errors": [e.to_dict() for e in catalog.errors]})
+        print_json({"datasets": rows, "errors": [e.to_dict() for e in [*catalog.errors, *broken]]})
     elif format == "markdown":
         sys.stdout.write(catalogue_markdown(rows))
     else:
@@ -96,7 +106,7 @@ def plugins_command(descriptor: DescriptorOpt = None, format: CatalogueFormatOpt
             table.add_row(row["id"], row["modality"], str(row["cases"] or ""), row["source"],
                           ", ".join(row["labels"]), row["licence"])
         console.print(table)
-    if catalog.errors:
+    if catalog.errors or broken:
         raise typer.Exit(1)
 
 
@@ -187,13 +197,17 @@ def manifest_command(
     except HarmonizeError as exc:
         raise fail(exc) from None
     found = discover(plugin, root)
-    with progress_bar(transient=True) as bar:
-        task = bar.add_task(dataset, total=len(found.cases))
-        result = build_manifest(plugin, found, out, seed=seed, ratios=ratios,
-                                progress=lambda: bar.advance(task))
+    try:
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task(dataset, total=len(found.cases))
+            result = build_manifest(plugin, found, out, seed=seed, ratios=ratios,
+                                    progress=lambda: bar.advance(task))
+    except HarmonizeError as exc:  # e.g. another manifest in OUT cannot be read
+        raise fail(exc) from None
     counts = split_counts(result.records)
     summary = {
-        "dataset": dataset, "manifest": str(result.path), "cases": len(result.records),
+        "dataset": dataset, "manifest": str(result.path) if result.path else None,
+        "cases": len(result.records),
         "patients": len({r.patient_id for r in result.records}), "splits": dict(counts),
         "skipped": [s.to_dict() for s in found.skipped],
         "errors": [e.to_dict() for e in result.errors], "warnings": result.warnings,
@@ -203,36 +217,45 @@ def manifest_command(
     else:
         print_problems(result.errors, found.skipped)
         for warning in result.warnings:
-            err_console.print(f"[yellow]warning[/] {warning}")
-        console.print(
-            f"[bold green]wrote[/] {result.path}: {summary['cases']} cases, "
-            f"{summary['patients']} patients, splits {json.dumps(summary['splits'])}; "
-            f"{len(found.skipped)} skipped, {len(result.errors)} errors"
-        )
+            err_console.print(f"[yellow]warning[/] {plain(warning)}", highlight=False)
+        if result.path is None:
+            err_console.print(
+                f"[bold red]not written[/]: discovery found no case, so {plain(out)}/{dataset}.jsonl "
+                "and splits.json were left as they were", highlight=False)
+        else:
+            console.print(
+                f"[bold green]wrote[/] {plain(result.path)}: {summary['cases']} cases, "
+                f"{summary['patients']} patients, splits {json.dumps(summary['splits'])}; "
+                f"{len(found.skipped)} skipped, {len(result.errors)} errors", highlight=False,
+            )
     if result.errors:
         raise typer.Exit(1)
 
 
 @app.command("validate")
 def validate_command(
-    manifests: Annotated[list[Path], typer.Argument(help="Manifest files (.jsonl).", exists=True)],
+    manifests: Annotated[list[Path], typer.Argument(help="Manifest files (.jsonl) or folders.", exists=True)],
     format: FormatOpt = "table",
 ) -> None:
     """Check manifests against the JSON Schema and check splits for leakage across all of them."""
+    from harmonize.manifest import manifest_paths
+
     problems: list[str] = []
     records = []
-    for path in manifests:
-        problems.extend(validate_manifest(path))
+    for path in [m for p in manifests for m in (manifest_paths(p) if p.is_dir() else [p])]:
+        file_problems = validate_manifest(path)
+        problems.extend(file_problems)
         try:
             records.extend(read_manifest(path))
         except HarmonizeError as exc:
-            problems.append(str(exc))
+            if not file_problems:  # else the schema check has reported the same line already
+                problems.append(str(exc))
     leaks = [str(leak) for leak in find_leaks(records)]
     if format == "json":
         print_json({"records": len(records), "schema_problems": problems, "leaks": leaks})
     else:
         for line in problems + leaks:
-            err_console.print(f"[bold red]FAIL[/] {line}", highlight=False)
+            err_console.print(f"[bold red]FAIL[/] {plain(line)}", highlight=False)
         status = "[bold green]PASS[/]" if not (problems or leaks) else "[bold red]FAIL[/]"
         console.print(f"{status} {len(records)} records, {len(problems)} schema problems, "
                       f"{len(leaks)} split leaks")
@@ -263,7 +286,8 @@ def duplicates_command(
         for group in report.groups:
             status = "[bold red]LEAK[/]" if group.leaks else "[green]ok[/]"
             cases = ", ".join(f"{m.dataset}/{m.case_id} ({m.split or '-'})" for m in group.members)
-            console.print(f"{status} same {group.kind} {group.key[:16]}: {cases}", highlight=False)
+            console.print(f"{status} same {group.kind} {plain(group.key[:16])}: {plain(cases)}",
+                          highlight=False)
         if report.without_fingerprint:
             err_console.print(
                 f"[yellow]{len(report.without_fingerprint)} records have no fingerprint[/] "

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from harmonize.cache import DEFAULT_CACHE_DIRNAME, build_cache
-from harmonize.console import console, print_json, print_problems, progress_bar
+from harmonize.console import console, print_error, print_json, print_problems, progress_bar
 from harmonize.errors import HarmonizeError
 from harmonize.manifest import read_manifest
 
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         try:
             total = sum(1 for m in manifest for r in read_manifest(m) if split is None or r.split == split)
         except HarmonizeError as exc:
-            console.print(f"[bold red]error[/] {exc}", highlight=False)
+            print_error(exc)
             raise typer.Exit(2) from None
         with progress_bar(transient=True) as bar:
             task = bar.add_task("cache", total=total)

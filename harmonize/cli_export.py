@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from harmonize.console import console, err_console, print_json, print_problems, progress_bar
+from harmonize.console import (
+    console,
+    print_error,
+    print_json,
+    print_problems,
+    progress_bar,
+)
 from harmonize.errors import ErrorRecord, HarmonizeError
 
 ManifestOpt = Annotated[
@@ -47,7 +53,7 @@ class LazyProgress:
 
 
 def _fail(error: HarmonizeError | str) -> typer.Exit:
-    err_console.print(f"[bold red]error[/] {error}", highlight=False)
+    print_error(error)
     return typer.Exit(2)
 
 
@@ -58,7 +64,7 @@ def _report(summary: dict[str, Any], errors: list[ErrorRecord], warnings: list[s
     else:
         print_problems(errors)
         for warning in warnings:
-            err_console.print(f"[yellow]warning[/] {warning}", highlight=False)
+            print_error(warning, label="warning", style="yellow")
         console.print(line, highlight=False)
     if errors:
         raise typer.Exit(1)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harmonize.console import console, err_console, print_json, progress_bar
+from harmonize.console import console, err_console, print_error, print_json, progress_bar
 from harmonize.errors import HarmonizeError
 
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
@@ -46,7 +46,7 @@ def qa_command(
             bar.update(task, description="qa: charts")
             files = write_report(report, out)
     except HarmonizeError as exc:
-        err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+        print_error(exc)
         raise typer.Exit(2) from None
     unreadable = [f for f in report.flags if f["code"] == "unreadable"]
     if format == "json":
@@ -88,7 +88,7 @@ def validate_dicom_command(
     try:
         report = validate_dicom(path)
     except HarmonizeError as exc:
-        err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+        print_error(exc)
         raise typer.Exit(2) from None
     if not report.series:
         err_console.print(f"[bold red]error[/] no DICOM series found under {path} "

@@ -4,8 +4,8 @@
     harmonize run --config run.yaml --workers 8
 
 ``--spacing`` takes three numbers, one number (isotropic) or ``native``; ``--ct-window`` two numbers,
-``dataset`` or ``none``. See :mod:`harmonize.config` for the run file and :mod:`harmonize.pipeline`
-for what is written.
+``dataset``, ``foreground`` or ``none``; ``--mr-percentiles`` two numbers or ``none``. See
+:mod:`harmonize.config` for the run file and :mod:`harmonize.pipeline` for what is written.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import typer
 from rich.table import Table
 
 from harmonize.console import console, err_console, print_json
-from harmonize.errors import HarmonizeError
+from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.splits import split_counts
 
 if TYPE_CHECKING:
     from harmonize.pipeline import RunResult
 
 #: Options that take several numbers on the command line, and how many.
-MULTI_VALUE_OPTIONS = {"--spacing": 3, "--ct-window": 2}
+MULTI_VALUE_OPTIONS = {"--spacing": 3, "--ct-window": 2, "--mr-percentiles": 2}
 
 
 def _is_number(token: str) -> bool:
@@ -94,9 +94,33 @@ def summary(result: RunResult) -> dict[str, Any]:
     }
 
 
+#: Items with the same dataset and reason printed in the summary before the rest are counted.
+SAME_REASON_SHOWN = 5
+
+
+def problem_lines(items: list[ErrorRecord]) -> list[str]:
+    """One line per item, but at most :data:`SAME_REASON_SHOWN` per (dataset, kind, message); the
+    rest of such a group becomes one "... and N more" line (errors.jsonl keeps every item)."""
+    seen: Counter[tuple[str | None, str, str]] = Counter()
+    for item in items:
+        seen[(item.dataset, item.kind, item.message)] += 1
+    shown: Counter[tuple[str | None, str, str]] = Counter()
+    lines = []
+    for item in items:
+        group = (item.dataset, item.kind, item.message)
+        shown[group] += 1
+        if shown[group] <= SAME_REASON_SHOWN:
+            lines.append(str(item))
+        if shown[group] == SAME_REASON_SHOWN and seen[group] > SAME_REASON_SHOWN:
+            lines.append(f"... and {seen[group] - SAME_REASON_SHOWN} more [{item.dataset}] "
+                         f"{item.message!r} (all listed in errors.jsonl)")
+    return lines
+
+
 def print_summary(result: RunResult) -> None:
-    """Readable summary: one row per dataset, then every skipped item and failure with its
-    reason, file and next step (one line each, never wrapped, so it can be copied)."""
+    """Readable summary: one row per dataset, then the skipped items and failures with their
+    reason, file and next step (one line each, never wrapped, so it can be copied; at most
+    :data:`SAME_REASON_SHOWN` with the same reason)."""
     data = summary(result)
     table = Table(title=f"harmonize run -> {result.out}", title_justify="left")
     for col in ("dataset", "cases", "done", "up to date", "failed", "skipped", "train/val/test"):
@@ -111,8 +135,8 @@ def print_summary(result: RunResult) -> None:
                          ("[bold red]failed[/]", result.errors)):
         if items:
             err_console.print(f"{label} ({len(items)}):", highlight=False)
-        for item in items:
-            err_console.print(f"  {item}", highlight=False, soft_wrap=True, markup=False)
+        for line in problem_lines(items):
+            err_console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning[/] {warning}", highlight=False)
     status = "[bold green]done[/]" if result.ok else "[bold red]finished with failures[/]"
@@ -131,9 +155,12 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
         config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run file (several datasets, per-dataset overrides).", exists=True, dir_okay=False)] = None,
         spacing: Annotated[str | None, typer.Option("--spacing", metavar="X Y Z|MM|native", help="Target spacing in mm, or native (default: native).")] = None,
-        ct_window: Annotated[str | None, typer.Option("--ct-window", metavar="LOW HIGH|dataset|none", help="CT window in HU; dataset = the descriptor's window (default).")] = None,
+        ct_window: Annotated[str | None, typer.Option("--ct-window", metavar="LOW HIGH|dataset|foreground|none", help="CT window in HU; dataset = the series' or descriptor's window (default); none = raw HU.")] = None,
         preset: Annotated[str | None, typer.Option("--preset", help="sat, clip-universal, kits23-2d or nnunet-ct.")] = None,
         interpolation: Annotated[str | None, typer.Option("--interpolation", help="linear or bspline (images; masks always nearest).")] = None,
+        ct_scaling: Annotated[str | None, typer.Option("--ct-scaling", help="After the CT window: unit ([0, 1], default), zscore (the image's mean/std) or dataset-zscore.")] = None,
+        mr_percentiles: Annotated[str | None, typer.Option("--mr-percentiles", metavar="LOW HIGH|none", help="MR/PET clip percentiles before the z-score (default 0.5 99.5); none = raw MR/PET.")] = None,
+        intensity: Annotated[str | None, typer.Option("--intensity", help="auto (default) or raw: no intensity change for any modality.")] = None,
         workers: Annotated[int | None, typer.Option("--workers", "-w", help="Parallel workers (default: min(4, CPUs)); 1 = in this process.")] = None,
         executor: Annotated[str | None, typer.Option("--executor", help="local (process pool) or dask.")] = None,
         scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a local Dask cluster).")] = None,
@@ -158,7 +185,10 @@ def register(app: typer.Typer) -> None:
             from harmonize.pipeline import run
 
             flags = {k: v for k, v in (("spacing", spacing), ("ct_window", ct_window),
-                                        ("preset", preset), ("interpolation", interpolation))
+                                        ("preset", preset), ("interpolation", interpolation),
+                                        ("ct_scaling", ct_scaling),
+                                        ("mr_percentiles", mr_percentiles),
+                                        ("intensity", intensity))
                      if v is not None}
             keys = parse_settings(flags, where="command line")
             extra_descriptors = list(descriptor or [])
@@ -197,6 +227,10 @@ def register(app: typer.Typer) -> None:
         except HarmonizeError as exc:
             err_console.print(f"[bold red]error[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: finished cases are kept (no half-written "
+                              "files); rerun the same command to do the rest", highlight=False)
+            raise typer.Exit(130) from None
         if format == "json":
             print_json(summary(result))
         else:

@@ -23,10 +23,12 @@ and in each dataset's entry::
         root: /data/kits23
         ct_window: [-200, 300]      # per-dataset override of any settings key
 
-Resolution for one dataset: the run-wide keys, then the dataset's keys (dataset wins key by key);
-if the result names a ``preset`` it is the starting point (:func:`harmonize.normalize.preset_settings`),
-otherwise the defaults of :class:`~harmonize.normalize.Settings`; the other keys then replace fields.
-Keys are strict: an unknown key is a :class:`ConfigError` naming the file and the key.
+Resolution for one dataset: the run-wide settings are the run-wide ``preset`` (or the defaults of
+:class:`~harmonize.normalize.Settings`) with the other run-wide keys replacing its fields; the
+dataset's keys then replace fields of that, key by key. A dataset that names its own ``preset``
+starts again from that preset with only its own keys: the run-wide keys (and settings flags given
+with ``--config``) do not apply to it. Keys are strict: an unknown key is a :class:`ConfigError`
+naming the file and the key.
 """
 
 from __future__ import annotations

@@ -8,11 +8,23 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from harmonize.errors import ErrorRecord
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def plain(text: object) -> str:
+    """``text`` safe to embed in a rich markup string: messages start with ``[dataset/case]``,
+    which rich would otherwise take for a style tag and silently drop."""
+    return escape(str(text))
+
+
+def print_error(error: object, *, label: str = "error", style: str = "bold red") -> None:
+    """One error (or warning) line on stderr: ``error [dataset/case] message (file: ...). Next step: ..."``."""
+    err_console.print(f"[{style}]{label}[/] {plain(error)}", highlight=False)
 
 
 def print_json(data: Any) -> None:
@@ -27,11 +39,11 @@ def print_problems(errors: Iterable[ErrorRecord], skipped: Iterable[Any] = ()) -
     if skipped:
         err_console.print(f"[bold yellow]skipped {len(skipped)}[/]")
     for item in skipped:
-        hint = f" [dim](next step: {item.hint})[/]" if item.hint else ""
-        err_console.print(f"  [yellow]skipped[/] {item.path}: {item.reason}{hint}",
+        hint = f" [dim](next step: {plain(item.hint)})[/]" if item.hint else ""
+        err_console.print(f"  [yellow]skipped[/] {plain(item.path)}: {plain(item.reason)}{hint}",
                           highlight=False, soft_wrap=True)
     for error in errors:
-        err_console.print(f"[bold red]error[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error[/] {plain(error)}", highlight=False, soft_wrap=True)
 
 
 def progress_bar(**kwargs: Any):

@@ -41,7 +41,7 @@ class DatasetPlugin:
         if isinstance(descriptor, dict):
             descriptor = parse_descriptor(descriptor)
         if descriptor is not None:
-            self.__dict__["descriptor"] = descriptor
+            self.__dict__["descriptor"] = self._check_id(descriptor)
         #: Where the plugin came from ("built-in" or "<distribution> <version>"); set by the registry.
         self.source = "unregistered"
 
@@ -53,7 +53,7 @@ class DatasetPlugin:
     def descriptor(self) -> Descriptor:
         """The dataset's descriptor (validated on first use)."""
         if self.descriptor_file is not None:
-            return load_descriptor(Path(self.descriptor_file))
+            return self._check_id(load_descriptor(Path(self.descriptor_file)))
         resource = resources.files("harmonize.registry").joinpath("datasets", f"{self.id}.yaml")
         if not resource.is_file():
             raise PluginError(
@@ -62,7 +62,19 @@ class DatasetPlugin:
                 hint="pass a descriptor to the constructor or set descriptor_file",
             )
         with resources.as_file(resource) as path:
-            return load_descriptor(path)
+            return self._check_id(load_descriptor(path))
+
+    def _check_id(self, descriptor: Descriptor) -> Descriptor:
+        """The descriptor, if its ``id`` is the plugin's (records carry the descriptor's id, the
+        catalogue and manifest file names the plugin's: they must agree)."""
+        if self.id and descriptor.id != self.id:
+            raise PluginError(
+                f"plugin {type(self).__name__} has id {self.id!r} but its descriptor says "
+                f"{descriptor.id!r}",
+                dataset=self.id, file=descriptor.source_file,
+                hint="use one id in the plugin class and its descriptor",
+            )
+        return descriptor
 
     def discover(self, root: Path) -> Iterator[Case | Skipped]:
         """Yield a :class:`Case` for every case under ``root`` in the released layout, and a
@@ -89,7 +101,8 @@ class DatasetPlugin:
     def read_label(self, case: Case) -> Volume | None:
         """Read the case's label map when it is not a plain volume (PNG stacks, one file per
         structure, instance masks ...). Return ``None`` (the default) to let the core read
-        ``case.label``.
+        ``case.label``. A case is labelled when ``case.label`` is set (a file, or a folder this
+        method reads); return ``None`` for ``label=None``: the case is unlabelled.
         """
         return None
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from harmonize.catalog import load_catalog
 from harmonize.config import Target
-from harmonize.console import console, err_console, print_json, print_problems
+from harmonize.console import console, err_console, plain, print_error, print_json, print_problems
 from harmonize.dataset import DatasetPlugin
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.splits import find_leaks, split_counts
@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
             result = run_demo(out, n_cases=cases, seed=seed, datasets=dataset, workers=workers,
                               progress=format != "json")
         except HarmonizeError as exc:
-            err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+            print_error(exc)
             raise typer.Exit(2) from None
         rows = summary_rows(result)
         leaks = [str(leak) for leak in find_leaks(result.run.records)]
@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
                 f"split leakage check: {'PASS' if not leaks else 'FAIL'}"
             )
             for leak in leaks:
-                err_console.print(f"[bold red]leak[/] {leak}")
+                err_console.print(f"[bold red]leak[/] {plain(leak)}", highlight=False)
             if result.batch is not None:
                 console.print(describe_demo_batch(result.batch), highlight=False)
         if result.errors or leaks:

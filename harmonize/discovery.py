@@ -25,7 +25,8 @@ def discover(plugin: DatasetPlugin, root: Path) -> Discovery:
     """All cases of ``plugin`` under ``root``.
 
     A plugin that raises becomes an error record (the caller goes on with other datasets); unsafe
-    case ids (``../x``) and duplicate case ids are turned into skipped items with the reason.
+    case ids (``../x``), empty patient ids and duplicate case ids are turned into skipped items
+    with the reason.
     """
     dataset = plugin.dataset_id
     result = Discovery(dataset=dataset, root=Path(root))
@@ -41,6 +42,12 @@ def discover(plugin: DatasetPlugin, root: Path) -> Discovery:
                 check_identifier(item.case_id, what="case id", dataset=dataset, file=item.images[0])
             except HarmonizeError as exc:
                 result.skipped.append(Skipped(item.images[0], exc.message, hint=exc.hint))
+                continue
+            if not isinstance(item.patient_id, str) or not item.patient_id.strip():
+                result.skipped.append(Skipped(
+                    item.images[0], f"empty patient id {item.patient_id!r}", case_id=item.case_id,
+                    hint="fix the plugin's patient id extraction (splits are made per patient)",
+                ))
                 continue
             if item.case_id in seen:
                 result.skipped.append(

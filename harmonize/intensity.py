@@ -18,6 +18,8 @@ import numpy as np
 from harmonize.errors import HarmonizeError
 
 _SLAB = 1 << 22  # voxels per slab for float64 reductions
+#: How a CT window is scaled (see :func:`ct_window`).
+CT_SCALINGS = ("unit", "zscore", "dataset-zscore")
 
 
 def _slabs(data: np.ndarray) -> Iterable[np.ndarray]:
@@ -115,13 +117,14 @@ def ct_window_integer(
 
     Returns ``(stored, slope, inter, params)`` with ``stored = clip(data, lo, hi) - lo`` as int16
     and real values ``stored * slope + inter`` (NIfTI scl_slope/scl_inter), so ``lo`` maps to
-    exactly 0. Returns ``None`` when the data or window is not integer or the window is wider
-    than int16 (the caller then uses :func:`ct_window`).
+    exactly 0. Returns ``None`` when the data or window is not integer or the window does not fit
+    int16 (the caller then uses :func:`ct_window`).
     """
     lo, hi = float(window[0]), float(window[1])
     if data.dtype.kind not in "iu" or not (lo.is_integer() and hi.is_integer()):
         return None
-    if hi - lo > np.iinfo(np.int16).max or scaling not in ("unit", "zscore", "dataset-zscore"):
+    int16 = np.iinfo(np.int16)
+    if hi - lo > int16.max or lo < int16.min or hi > int16.max or scaling not in CT_SCALINGS:
         return None
     work = data if data.dtype.itemsize <= 2 and data.dtype.kind == "i" else data.astype(np.int32)
     if work.dtype.kind == "i" and work.dtype.itemsize < 2:

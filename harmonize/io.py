@@ -222,7 +222,7 @@ def read_header(path: Path) -> Header:
 
         try:
             if path.is_dir():
-                names = _dicom_series_files(path)
+                names = dicom_series_files(path)
                 reader = _sitk_info(names[0])
                 size = (*reader.GetSize()[:2], len(names))
                 spacing = list(reader.GetSpacing())
@@ -448,7 +448,7 @@ def _apply_scaling(raw: np.ndarray, slope: float | None, inter: float | None) ->
     return out
 
 
-def _dicom_series_files(folder: Path) -> list[str]:
+def dicom_series_files(folder: Path) -> list[str]:
     """File names of the one DICOM series in ``folder``, sorted by ImagePositionPatient."""
     import SimpleITK as sitk
 
@@ -471,7 +471,7 @@ def _read_with_sitk(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(_dicom_series_files(path))
+            reader.SetFileNames(dicom_series_files(path))
             image = reader.Execute()  # GDCM applies RescaleSlope/RescaleIntercept
         else:
             image = sitk.ReadImage(str(path))
@@ -502,13 +502,17 @@ GZIP_LEVEL = 1
 def output_dtype(volume: Volume) -> np.dtype:
     """The dtype :func:`write_volume` stores ``volume`` as.
 
-    Labels: uint8, or uint16 when a value exceeds 255. Images: integer voxels keep the smallest
-    of int16/int32 (uint8 stays uint8) that holds them; floating voxels become float32.
+    Labels: uint8, uint16 when a value exceeds 255, uint32 above 65535 (never a wrap-around).
+    Images: integer voxels keep the smallest of int16/int32 (uint8 stays uint8) that holds them;
+    floating voxels become float32.
     """
     data = volume.data
     if volume.kind == "label":
         top = int(data.max()) if data.size else 0
-        return np.dtype(np.uint8 if top <= 255 else np.uint16)
+        for cand in (np.uint8, np.uint16):
+            if top <= np.iinfo(cand).max:
+                return np.dtype(cand)
+        return np.dtype(np.uint32)
     if data.dtype.kind in "iub":
         if data.dtype in (np.uint8, np.int16, np.bool_):
             return np.dtype(np.uint8 if data.dtype == np.bool_ else data.dtype)

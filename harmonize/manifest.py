@@ -49,8 +49,10 @@ def observed_label_values(volume: Volume, *, file: Path | None = None) -> list[i
 
 
 def has_label(plugin: DatasetPlugin, case: Case) -> bool:
-    """True if the case has a label file or the plugin reads labels its own way."""
-    return case.label is not None or type(plugin).read_label is not DatasetPlugin.read_label
+    """True if the case is labelled: :attr:`Case.label` is set (a file, or whatever the plugin's
+    own :meth:`~DatasetPlugin.read_label` reads). ``None`` means unlabelled (e.g. a hidden test
+    set), even for plugins with their own reader, so such records list no annotated class."""
+    return case.label is not None
 
 
 def case_class_values(
@@ -172,13 +174,18 @@ def build_manifest(
 ) -> ManifestResult:
     """Describe every discovered case, assign splits and write ``<out_dir>/<dataset>.jsonl``.
 
-    A case that fails becomes an :class:`ErrorRecord`; the others are written.
+    A case that fails becomes an :class:`ErrorRecord`; the others are written. When discovery
+    failed and found no case (wrong or empty root), nothing is written and ``path`` stays ``None``:
+    an existing manifest of the dataset is kept rather than replaced by an empty one. Reading the
+    other manifests in ``out_dir`` (their splits are followed) may raise :class:`ManifestError`.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     dataset = plugin.dataset_id
     result = ManifestResult(dataset=dataset, path=None, discovery=discovery,
                             errors=list(discovery.errors))
+    if discovery.errors and not discovery.cases:
+        return result
+    out_dir.mkdir(parents=True, exist_ok=True)
     vocabulary = load_vocabulary()
     for case in discovery.cases:
         try:
@@ -254,14 +261,22 @@ def read_manifest(path: Path) -> list[ManifestRecord]:
 
 
 def validate_manifest(path: Path) -> list[str]:
-    """Problems found by the JSON Schema, one readable string per problem (empty = valid)."""
+    """Problems found by the JSON Schema, one readable string per problem (empty = valid).
+
+    A line that is not a JSON object is reported as a problem and ends the check of the file.
+    """
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(MANIFEST_SCHEMA)
     problems = []
-    with jsonlines.open(Path(path)) as reader:
-        for lineno, obj in enumerate(reader.iter(type=dict), start=1):
-            for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
-                where = "/".join(str(p) for p in error.path) or "(record)"
-                problems.append(f"{path}:{lineno}: {where}: {error.message}")
+    try:
+        with jsonlines.open(Path(path)) as reader:
+            for lineno, obj in enumerate(reader.iter(type=dict), start=1):
+                for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+                    where = "/".join(str(p) for p in error.path) or "(record)"
+                    problems.append(f"{path}:{lineno}: {where}: {error.message}")
+    except jsonlines.InvalidLineError as exc:
+        problems.append(f"{path}:{exc.lineno}: not a JSON object ({exc}); regenerate the manifest")
+    except OSError as exc:
+        problems.append(f"{path}: cannot read manifest: {exc}")
     return problems

@@ -108,7 +108,7 @@ def check_label_geometry(image: Volume, label: Volume) -> Volume:
     Accepted: the same shape with an affine within :data:`AFFINE_RTOL` / :data:`ORIGIN_VOXELS`
     (header round-off), or the same physical grid stored in another axis order/flip (the label is
     then permuted into the image's order). Float labels must hold integers (within 1e-3);
-    values must be non-negative; the result is uint8, or uint16 above 255. Raises
+    values must be non-negative; the result is uint8, uint16 above 255, uint32 above 65535. Raises
     :class:`LabelError` otherwise.
     """
     same_shape = label.data.shape[:3] == image.data.shape[:3]

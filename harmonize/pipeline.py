@@ -76,7 +76,7 @@ MASK_FILE = "mask.nii.gz"
 MARKER_FILE = "done.json"
 ERRORS_FILE = "errors.jsonl"
 STATS_SUFFIX = ".stats.json"
-PROVENANCE_LIBRARIES = ("numpy", "nibabel", "SimpleITK", "scipy")
+PROVENANCE_LIBRARIES = ("numpy", "nibabel", "SimpleITK", "isal")  # isal: the gzip bytes
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -258,6 +258,8 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
     if result.label is not None:
         write_volume(result.label, case_dir / MASK_FILE)
         mask = f"{folder}/{MASK_FILE}"
+    else:  # a mask left by an earlier run (the label has since gone) is not this case's
+        (case_dir / MASK_FILE).unlink(missing_ok=True)
     intensity = dict(result.intensity)
     if task.dataset_stats is not None:
         intensity.setdefault("dataset_stats", task.dataset_stats)
@@ -448,7 +450,9 @@ def run(
     result = RunResult(out=out)
     jobs: list[tuple[DatasetPlugin, list[CaseTask], bool]] = []
     for target, plugin in zip(targets, plugins):
-        found = discover(plugin, target.root)
+        # absolute, so error records point somewhere from any folder and remote (Dask) workers
+        # with another working directory find the files
+        found = discover(plugin, target.root.resolve())
         result.errors.extend(found.errors)
         result.skipped.extend(_skipped_record(plugin.dataset_id, s) for s in found.skipped)
         case_settings = target.settings(settings)

@@ -25,11 +25,18 @@ Presets (``--preset NAME``) and where each convention comes from:
                           ``(x - mean) / max(std, 1e-8)`` with the pooled foreground mean/std.
                           Needs a statistics pass. Spacing native and orientation RAS (nnU-Net's
                           own median-spacing resampling and axis order are not reproduced).
+                          CT only; MR/PET use the default 0.5/99.5 percentile z-score (nnU-Net:
+                          plain per-image z-score).
 ========================  ===================================================================
 
 Differences from the originals, on purpose: multi-channel images are normalized per channel
 (SAT-DS z-scores a multi-channel image jointly); resampling follows harmonize's grid convention
-(see :mod:`harmonize.resample`), not MONAI's.
+(see :mod:`harmonize.resample`), not MONAI's; nothing is cropped (both SAT-DS and the
+CLIP-Driven Universal Model crop to the box of voxels > 0 with MONAI ``CropForegroundd``; SAT-DS
+does it before its z-score, so its mean/std are those of that box, harmonize's of the whole
+image); the ``nnunet-ct`` statistics pool 10,000 foreground voxels per labelled case (seed 0),
+where nnU-Net draws 10^8 / number of cases per case (seed 1234), so the percentiles and mean/std
+agree within sampling error, not bit for bit.
 """
 
 from __future__ import annotations
@@ -38,9 +45,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from harmonize.errors import HarmonizeError
+from harmonize.intensity import CT_SCALINGS
 
 CTWindow = tuple[float, float] | Literal["dataset", "foreground"] | None
-CT_SCALINGS = ("unit", "zscore", "dataset-zscore")
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,8 @@ PRESETS: dict[str, PresetInfo] = {
             "MR/PET 0.5/99.5 percentile clip + z-score",
             source="https://github.com/zhaoziheng/SAT-DS (loader.py: Orientationd RAS, "
             "Spacingd pixdim=(1, 1, 3), Normalization())",
-            notes="multi-channel images are z-scored per channel (SAT-DS: jointly)",
+            notes="multi-channel images are z-scored per channel (SAT-DS: jointly); no "
+            "CropForegroundd, so the z-score covers the whole image",
         ),
         PresetInfo(
             name="clip-universal",
@@ -185,7 +193,8 @@ PRESETS: dict[str, PresetInfo] = {
             "default_normalization_schemes.py CTNormalization; experiment_planning/"
             "dataset_fingerprint/fingerprint_extractor.py)",
             notes="needs a statistics pass over the dataset (foreground_sample + "
-            "dataset_statistics); spacing native, orientation RAS",
+            "dataset_statistics; 10,000 voxels per case, nnU-Net: 1e8 / cases); spacing native, "
+            "orientation RAS; CT only",
             requires=("dataset_stats",),
         ),
     )

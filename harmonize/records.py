@@ -220,6 +220,12 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             ]
         },
         "metadata": {"type": "object"},
+        "fingerprint": {
+            "description": "SHA-256 of the image's RAS-canonical voxels and grid: the same image "
+            "in two cases or datasets has the same value whatever its file format or axis order.",
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+        },
         "instances": {
             "description": "Per-instance lesion features (instance masks): value, class, long/short "
             "in-plane axis (mm), volume (mL), mean intensity, centroid (mm, RAS).",

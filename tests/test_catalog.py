@@ -169,3 +169,30 @@ def test_dataset_plugin_without_descriptor_is_a_clear_error():
 
     with pytest.raises(PluginError, match="no descriptor registry/datasets/orphan.yaml"):
         _ = Orphan().descriptor
+
+
+def test_plugin_id_must_match_its_descriptor_id():
+    class Mislabelled(DatasetPlugin):
+        id = "acme"
+
+    with pytest.raises(PluginError, match="descriptor says 'acme-liver'"):
+        Mislabelled({"id": "acme-liver", "name": "x", "modality": "CT",
+                     "values": {0: "bg", 1: "liver"}, "classes": {"liver": [1]}})
+
+    class WrongFile(DatasetPlugin):
+        id = "acme"
+        descriptor_file = Path(__file__).parents[1] / "registry" / "datasets" / "kits23.yaml"
+
+    with pytest.raises(PluginError, match="has id 'acme' but its descriptor says 'kits23'"):
+        _ = WrongFile().descriptor
+
+
+def test_broken_builtin_module_is_reported_and_the_others_still_load(monkeypatch):
+    from harmonize import catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "DEFAULT_PLUGINS",
+                        ("harmonize.plugins.kits", "harmonize.plugins.no_such_family"))
+    catalog = catalog_module.load_catalog(entry_points=False)
+    assert "kits23" in catalog.datasets
+    (error,) = catalog.errors
+    assert "harmonize.plugins.no_such_family" in str(error) and "ModuleNotFoundError" in str(error)

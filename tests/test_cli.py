@@ -50,6 +50,8 @@ def test_manifest_and_validate(kits23_root, tmp_path):
     assert (out / "kits23.jsonl").is_file() and (out / "splits.json").is_file()
     check = runner.invoke(app, ["validate", str(out / "kits23.jsonl")])
     assert check.exit_code == 0 and "PASS" in check.stdout
+    folder = runner.invoke(app, ["validate", str(out)])  # a folder: every manifest in it
+    assert folder.exit_code == 0 and "PASS 3 records" in folder.stdout
 
 
 def test_bad_dataset_root_and_ratios_exit_non_zero(tmp_path):
@@ -60,3 +62,31 @@ def test_bad_dataset_root_and_ratios_exit_non_zero(tmp_path):
     result = runner.invoke(app, ["manifest", "-d", "kits23", "-r", str(tmp_path), "-o", str(tmp_path),
                                  "--ratios", "0.5", "0.5", "0.5"])
     assert result.exit_code == 2 and "sum to 1" in result.output
+
+
+def test_error_lines_keep_the_dataset_and_case_prefix(tmp_path):
+    # rich would read "[kits23]" as a style tag and drop it: the user must see which dataset failed
+    result = runner.invoke(app, ["discover", "-d", "kits23", "-r", str(tmp_path / "missing")])
+    assert "[kits23] dataset root does not exist" in result.output
+
+
+def test_wrong_root_keeps_the_existing_manifest(kits23_root, tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["manifest", "-d", "kits23", "-r", str(kits23_root), "-o", str(out)]).exit_code == 0
+    before = (out / "kits23.jsonl").read_text(), (out / "splits.json").read_text()
+    typo = runner.invoke(app, ["manifest", "-d", "kits23", "-r", str(kits23_root / "dataset" / "case_00000"),
+                               "-o", str(out)])
+    assert typo.exit_code == 1 and "not written" in typo.output
+    assert ((out / "kits23.jsonl").read_text(), (out / "splits.json").read_text()) == before
+
+
+def test_unreadable_manifests_are_clear_errors_not_tracebacks(kits23_root, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "other.jsonl").write_text("{not json\n")
+    result = runner.invoke(app, ["manifest", "-d", "kits23", "-r", str(kits23_root), "-o", str(out)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)  # no traceback
+    assert "other.jsonl" in result.output and "not valid JSON" in result.output
+    check = runner.invoke(app, ["validate", str(out / "other.jsonl")])
+    assert check.exit_code == 1 and isinstance(check.exception, SystemExit)
+    assert "other.jsonl:1: not a JSON object" in check.output

@@ -137,6 +137,42 @@ def test_join_multi_values() -> None:
         "--spacing", "1.5,1.5,3", "--ct-window", "-200,300"]
     assert join_multi_values(["--spacing", "native", "-w", "2"]) == ["--spacing", "native", "-w", "2"]
     assert join_multi_values(["--spacing", "2", "--out", "x"]) == ["--spacing", "2", "--out", "x"]
+    assert join_multi_values(["--mr-percentiles", "1", "99"]) == ["--mr-percentiles", "1,99"]
+
+
+def test_cli_intensity_flags_reach_the_records(tmp_path: Path) -> None:
+    root = make_kits(tmp_path / "kits23", release="kits23", n_cases=1, seed=33)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(root), "-o", str(out),
+                                   "--ct-window", "-100", "200", "--ct-scaling", "zscore",
+                                   "--mr-percentiles", "1", "99", "--workers", "1",
+                                   "--no-progress", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    record = read_manifest(out / "kits23.jsonl")[0]
+    assert record.extra["settings"]["ct_scaling"] == "zscore"
+    assert record.extra["settings"]["mr_percentiles"] == [1.0, 99.0]
+    assert record.extra["intensity"]["scaling"] == "zscore"
+    res = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(root), "-o", str(out),
+                                   "--intensity", "raw", "--workers", "1", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    record = read_manifest(out / "kits23.jsonl")[0]
+    assert record.extra["intensity"] == {"method": "none"}
+    assert not any(op["op"] == "ct_window" for op in record.extra["operations"])
+    bad = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(root), "-o", str(out),
+                                   "--ct-scaling", "minmax"])
+    assert bad.exit_code == 2 and "ct_scaling" in bad.output
+
+
+def test_cli_interrupt_says_how_to_finish(tmp_path: Path, monkeypatch) -> None:
+    import harmonize.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harmonize.pipeline, "run", interrupted)
+    res = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(tmp_path), "-o",
+                                   str(tmp_path / "out"), "--no-progress"])
+    assert res.exit_code == 130 and "rerun the same command" in res.output
 
 
 def test_cli_config_runs_several_datasets_with_overrides(tmp_path: Path) -> None:
@@ -175,3 +211,17 @@ def test_cli_rejects_mixed_or_missing_arguments(tmp_path: Path) -> None:
                               "--spacing", "1", "0", "1"])
     assert bad.exit_code == 2 and "spacing" in bad.output
     assert not (tmp_path / "o").exists()
+
+
+def test_summary_caps_items_with_the_same_reason() -> None:
+    from harmonize.cli_run import SAME_REASON_SHOWN, problem_lines
+    from harmonize.errors import ErrorRecord
+
+    same = [ErrorRecord("skipped", "msd-liver", None, f"/d/._x{i}.nii.gz", "AppleDouble file")
+            for i in range(SAME_REASON_SHOWN + 7)]
+    other = ErrorRecord("read", "msd-liver", "liver_3", "/d/liver_3.nii.gz", "truncated", "redo")
+    lines = problem_lines([*same, other])
+    assert len(lines) == SAME_REASON_SHOWN + 2
+    assert lines[SAME_REASON_SHOWN].startswith("... and 7 more [msd-liver]")
+    assert "liver_3" in lines[-1] and "redo" in lines[-1]
+    assert len(problem_lines(same[:SAME_REASON_SHOWN])) == SAME_REASON_SHOWN

@@ -80,3 +80,26 @@ def test_checked_in_schema_matches_the_code():
 
     checked_in = json.loads((Path(__file__).parents[1] / "jsonl" / "schema.json").read_text())
     assert checked_in == MANIFEST_SCHEMA, "regenerate jsonl/schema.json (see tests/test_golden.py)"
+
+
+def test_unlabelled_case_of_a_plugin_with_its_own_label_reader_lists_no_class(catalog, kits23_root, tmp_path):
+    """``label=None`` means unlabelled even when the plugin overrides read_label: its record must
+    not claim every class as annotated (a loader would learn "absent" from a missing mask)."""
+    from harmonize.plugins.kits import KiTS23
+
+    class OwnReader(KiTS23):
+        def read_label(self, case):
+            return None  # what plugins with their own reader return for unlabelled cases
+
+        def discover(self, root):
+            for case in super().discover(root):
+                yield case if case.case_id != "case_00001" else type(case)(
+                    case_id=case.case_id, patient_id=case.patient_id, images=case.images,
+                    label=None, official_split="test")
+
+    plugin = OwnReader()
+    result = build_manifest(plugin, discover(plugin, kits23_root), tmp_path / "m")
+    by_id = {r.case_id: r for r in result.records}
+    assert by_id["case_00001"].mask is None
+    assert by_id["case_00001"].annotated == [] and by_id["case_00001"].labels == {}
+    assert by_id["case_00000"].annotated == ["kidney", "kidney mass", "kidney tumor", "kidney cyst"]

@@ -204,6 +204,9 @@ def test_float_window_path_matches_integer_path():
     np.testing.assert_allclose(a.image.data, b.image.data, atol=2e-7)
     assert a.intensity["scale"] == b.intensity["scale"] == 500.0
     assert float(a.image.data.min()) == 0.0  # the window's low end decodes to exactly 0
+    beyond = normalize_case(image, None, modality="CT",  # bounds outside int16: float path
+                            settings=Settings(ct_window=(-40000, -10000)))
+    assert not isinstance(beyond.image, ScaledVolume) and beyond.image.data.min() == 1.0
 
 
 def test_intensity_undo_recovers_hounsfield_units():
@@ -288,6 +291,11 @@ def test_label_checks():
     out = normalize_case(image, Volume(big, image.affine, "label"), modality="CT",
                          settings=Settings(ct_window=None))
     assert out.label is not None and out.label.data.dtype == np.uint16
+    huge = good.astype(np.int64) * 70000  # above uint16: widened, never wrapped around
+    out = normalize_case(image, Volume(huge, image.affine, "label"), modality="CT",
+                         settings=Settings(ct_window=None))
+    assert out.label is not None and out.label.data.dtype == np.uint32
+    assert set(np.unique(out.label.data)) == {0, 70000}
 
 
 def test_input_is_not_modified():

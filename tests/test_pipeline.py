@@ -230,6 +230,33 @@ def test_dicom_inputs_good_unreadable_and_two_series(tmp_path: Path) -> None:
     assert "series" in double_error.message and double_error.file == str(double)
 
 
+def test_error_paths_are_absolute_and_a_stale_mask_is_removed(tmp_path: Path, monkeypatch) -> None:
+    make_kits23(tmp_path / "kits23", n_cases=2, seed=10)
+    monkeypatch.chdir(tmp_path)
+    bad = Path("kits23/dataset/case_00001/imaging.nii.gz")
+    bad.write_bytes(bad.read_bytes()[:300])
+    out = tmp_path / "out"
+    result = run([Target("kits23", Path("kits23"))], out, workers=1, progress=False)
+    assert [e.case for e in result.errors] == ["case_00001"]
+    line = json.loads((out / "errors.jsonl").read_text().splitlines()[0])
+    assert line["file"] == str(tmp_path / bad)  # readable from anywhere, not only from the cwd
+
+    folder = tmp_path / "kits23" / "dataset" / "case_00000"
+    descriptor = {"id": "maskless", "name": "mask test", "modality": "CT",
+                  "values": {0: "background", 1: "kidney", 2: "kidney tumor", 3: "kidney cyst"},
+                  "classes": {"kidney": [1, 2, 3]}, "ct_window": [-100, 200]}
+    with_label = Case(case_id="c0", patient_id="p0", images=(folder / "imaging.nii.gz",),
+                      label=folder / "segmentation.nii.gz")
+    for case in (with_label, dataclasses.replace(with_label, label=None)):
+        catalog = Catalog(datasets={"maskless": StaticPlugin(descriptor, [case])}, errors=[])
+        result = run([Target("maskless", tmp_path)], out, workers=1, progress=False,
+                     catalog=catalog)
+        assert result.ok and len(result.done) == 1
+    assert result.records[0].mask is None
+    assert sorted(p.name for p in (out / "maskless" / "c0").iterdir()) == ["done.json",
+                                                                          "image.nii.gz"]
+
+
 def test_nnunet_ct_statistics_pass_is_run_recorded_and_used(tmp_path: Path) -> None:
     root = make_kits23(tmp_path / "kits23", n_cases=3, seed=6, missing_label=(2,))
     out = tmp_path / "out"
@@ -324,4 +351,6 @@ def test_worker_killed_on_one_case_fails_only_that_case(tmp_path: Path) -> None:
                  catalog=catalog)
     assert [(e.case, e.kind) for e in result.errors] == [("case_00001", "worker")]
     assert "fewer --workers" in (result.errors[0].hint or "")
-    assert result.done == ["kits23/case_00000", "kits23/case_00002", "kits23/case_00003"]
+    # a case whose worker finished it just before the pool broke is rerun and found up to date
+    assert sorted(result.done + result.up_to_date) == [
+        "kits23/case_00000", "kits23/case_00002", "kits23/case_00003"]

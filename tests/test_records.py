@@ -52,3 +52,14 @@ def test_plugin_whose_discover_raises_becomes_an_error_record(kits23_root):
     result = discover(Crashy(), kits23_root)
     assert result.errors[0].kind == "unexpected" and "layout changed" in result.errors[0].message
     assert result.errors[0].dataset == "kits23"
+
+
+def test_empty_patient_id_is_skipped_with_reason(kits23_root):
+    class NoPatient(DatasetPlugin):
+        id = "kits23"
+
+        def discover(self, root: Path):
+            yield Case(case_id="case_00000", patient_id="", images=(root,))
+
+    result = discover(NoPatient(), kits23_root)
+    assert result.cases == [] and "empty patient id" in result.skipped[0].reason

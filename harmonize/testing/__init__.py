@@ -57,8 +57,8 @@ def check_plugin(plugin: DatasetPlugin, root: Path, *, allow_errors: bool = Fals
     found = discover(plugin, root)
     with tempfile.TemporaryDirectory() as tmp:
         result = build_manifest(plugin, found, Path(tmp))
-        assert result.path is not None
-        problems = validate_manifest(result.path)
+        # no manifest when discovery failed outright: its errors are in result.errors
+        problems = validate_manifest(result.path) if result.path is not None else []
     check = PluginCheck(found, result.records, result.errors, problems)
     if not allow_errors and (check.errors or check.schema_problems):
         lines = [str(e) for e in check.errors] + check.schema_problems
