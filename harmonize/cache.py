@@ -71,7 +71,7 @@ class CaseArrays:
     label_file: NpyFile | None = field(default=None, repr=False)
 
     def crop_image(
-        self, start: Sequence[int], size: Sequence[int], pad_value: float = 0,
+        self, start: Sequence[int] | np.ndarray, size: Sequence[int], pad_value: float = 0,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Image patch (C, *size), or written into ``out`` (C, *size) and returned."""
@@ -79,7 +79,7 @@ class CaseArrays:
             return self.image_file.crop(start, size, pad_value, out=out)
         return crop(self.image, start, size, pad_value, out=out)
 
-    def crop_label(self, start: Sequence[int], size: Sequence[int]) -> np.ndarray | None:
+    def crop_label(self, start: Sequence[int] | np.ndarray, size: Sequence[int]) -> np.ndarray | None:
         if self.label is None:
             return None
         if self.label_file is not None:
@@ -334,7 +334,8 @@ class VolumeCache:
             foreground = arrays.foreground
             assert foreground is not None
             with atomic_path(folder / names["foreground"]) as tmp:
-                np.savez(tmp, **foreground.to_arrays())
+                # numpy's stub checks **arrays against savez's allow_pickle: bool keyword too
+                np.savez(tmp, **foreground.to_arrays())  # type: ignore[arg-type]
         write_text_atomic(folder / names["meta"], json.dumps(meta, indent=1) + "\n")
         keep = set(names.values())
         for old in folder.iterdir():
@@ -421,6 +422,6 @@ def build_cache(
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(_ensure_one, cache_dir, r, f, verify): r for r, f in jobs}
         for future in as_completed(futures):
-            exc = future.exception()
-            done(futures[future], exc if exc is not None else future.result())
+            error = future.exception()
+            done(futures[future], error if error is not None else future.result())
     return report

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import cast
 
 import pluggy
 
@@ -28,23 +30,21 @@ from harmonize.errors import HarmonizeError, PluginError
 ENTRY_POINT_GROUP = "harmonize"
 DESCRIPTORS_ENV = "HARMONIZE_DESCRIPTORS"
 
-#: Built-in plugin modules, registered before any entry point.
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "harmonize.plugins.kits",
-    "harmonize.plugins.msd",
-    "harmonize.plugins.brats",
-    "harmonize.plugins.amos",
-    "harmonize.plugins.lits",
-    "harmonize.plugins.btcv",
-    "harmonize.plugins.ctspine1k",
-    "harmonize.plugins.totalsegmentator",
-    "harmonize.plugins.verse",
-    "harmonize.plugins.recist",
-    "harmonize.plugins.chaos",
-    "harmonize.plugins.pancreas_ct",
-    "harmonize.plugins.lidc",
-    "harmonize.plugins.descriptors",
-)
+
+def builtin_plugin_modules() -> tuple[str, ...]:
+    """Every public module of the built-in plugin package ``harmonize.plugins`` (the repository's
+    ``plugins/`` folder), in name order; ``_``-prefixed modules are shared helpers, not plugins."""
+    import harmonize.plugins as package
+
+    return tuple(
+        f"{package.__name__}.{module.name}"
+        for module in pkgutil.iter_modules(package.__path__)
+        if not module.name.startswith("_")
+    )
+
+
+#: Built-in plugin modules, registered before any entry point (one module per dataset family).
+DEFAULT_PLUGINS: tuple[str, ...] = builtin_plugin_modules()
 
 BUILTIN = "built-in"
 
@@ -170,7 +170,9 @@ def load_catalog(
     for impl in manager.pm.hook.harmonize_datasets.get_hookimpls():
         source = manager.sources.get(impl.plugin_name, impl.plugin_name)
         try:
-            for plugin in impl.function() or ():
+            # pluggy types hook implementations as returning object; see hookspecs
+            found = cast("Iterable[DatasetPlugin] | None", impl.function())
+            for plugin in found or ():
                 add(plugin, source)
         except Exception as exc:  # noqa: BLE001 - isolate each plugin
             errors.append(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -73,7 +74,7 @@ def _main(
 def plugins_command(descriptor: DescriptorOpt = None, format: CatalogueFormatOpt = "table") -> None:
     """List every registered dataset plugin: id, name, source, modality, labels, licence."""
     catalog = get_catalog(descriptor)
-    rows = []
+    rows: list[dict[str, Any]] = []  # JSON rows: strings, counts, label lists, None
     broken: list[HarmonizeError] = []  # plugins whose descriptor cannot be loaded
     for dataset_id, plugin in catalog.datasets.items():
         try:
@@ -304,7 +305,22 @@ def _register_command_modules() -> None:
         importlib.import_module(name).register(app)
 
 
+def _reflow(text: str) -> str:
+    """Docstring paragraphs as single lines, so help text wraps to the terminal, not the source."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            command.help = _reflow(command.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
 _register_command_modules()
+_reflow_help(app)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,9 @@ from harmonize.console import (
     progress_bar,
 )
 from harmonize.errors import ErrorRecord, HarmonizeError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 ManifestOpt = Annotated[
     list[Path],
@@ -36,7 +39,8 @@ class LazyProgress:
     """A progress bar started on first use, so worker processes fork before its thread exists."""
 
     def __init__(self, label: str, enabled: bool) -> None:
-        self.label, self.enabled, self.bar = label, enabled, None
+        self.label, self.enabled = label, enabled
+        self.bar: Progress | None = None
 
     def __call__(self, total: int) -> Callable[[], None]:
         if not self.enabled:

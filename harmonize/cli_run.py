@@ -49,7 +49,7 @@ def join_multi_values(args: list[str]) -> list[str]:
             joined.extend(args[i:])
             break
         if token in MULTI_VALUE_OPTIONS:
-            values = []
+            values: list[str] = []
             while i < len(args) and len(values) < MULTI_VALUE_OPTIONS[token] and _is_number(args[i]):
                 values.append(args[i])
                 i += 1

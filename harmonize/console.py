@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from harmonize.errors import ErrorRecord
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -46,7 +49,7 @@ def print_problems(errors: Iterable[ErrorRecord], skipped: Iterable[Any] = ()) -
         err_console.print(f"[bold red]error[/] {plain(error)}", highlight=False, soft_wrap=True)
 
 
-def progress_bar(**kwargs: Any):
+def progress_bar(**kwargs: Any) -> Progress:
     """A rich progress bar on stderr (hidden when stderr is not a terminal and CI is set)."""
     from rich.progress import (
         BarColumn,

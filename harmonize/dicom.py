@@ -117,14 +117,16 @@ class Series:
         if len(sizes) > 1:
             problems.append(f"slices have different Rows x Columns: {sorted(sizes)}")
         orients = [_floats(h.get("ImageOrientationPatient"), 6) for h in self.headers]
-        if any(o is None for o in orients):
-            missing = sum(o is None for o in orients)
+        known_orients = [o for o in orients if o is not None]
+        if len(known_orients) < len(orients):
+            missing = len(orients) - len(known_orients)
             problems.append(f"{missing} slice(s) lack ImageOrientationPatient")
-        elif not np.allclose(orients, orients[0], atol=GEOMETRY_ATOL):
+        elif not np.allclose(known_orients, known_orients[0], atol=GEOMETRY_ATOL):
             problems.append("slices have different ImageOrientationPatient")
         spacings = [_floats(h.get("PixelSpacing"), 2) for h in self.headers]
-        if all(s is not None for s in spacings) and not np.allclose(
-            spacings, spacings[0], atol=GEOMETRY_ATOL
+        known_spacings = [s for s in spacings if s is not None]
+        if len(known_spacings) == len(spacings) and not np.allclose(
+            known_spacings, known_spacings[0], atol=GEOMETRY_ATOL
         ):
             problems.append("slices have different PixelSpacing")
         tilt = self.tilt_degrees()
@@ -227,11 +229,14 @@ def sort_slices(folder: Path, uid: str | None, items: Sequence[tuple[Path, Any]]
     normal = _normal(headers[0])
     positions = [_floats(h.get("ImagePositionPatient"), 3) for h in headers]
     orients = [_floats(h.get("ImageOrientationPatient"), 6) for h in headers]
+    known_positions = [p for p in positions if p is not None]
+    first_orient = orients[0]
     problem = None
-    if normal is not None and all(p is not None for p in positions) and all(
-        o is not None and np.allclose(o, orients[0], atol=GEOMETRY_ATOL) for o in orients
+    if normal is not None and len(known_positions) == len(positions) and all(
+        o is not None and first_orient is not None
+        and np.allclose(o, first_orient, atol=GEOMETRY_ATOL) for o in orients
     ):
-        projected = [float(np.dot(p, normal)) for p in positions]  # type: ignore[arg-type]
+        projected = [float(np.dot(p, normal)) for p in known_positions]
         order = sorted(range(len(items)), key=lambda i: (projected[i], items[i][0].name))
         ordered = [projected[i] for i in order]
         dupes = int(np.count_nonzero(np.diff(ordered) <= GEOMETRY_ATOL)) if len(ordered) > 1 else 0

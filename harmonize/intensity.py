@@ -133,6 +133,7 @@ def ct_window_integer(
     if lo != 0:
         stored -= np.array(lo, dtype=stored.dtype)
     stored = stored.astype(np.int16, copy=False)
+    params: dict[str, Any]
     if scaling == "unit":
         params = {"method": "ct_window", "scaling": "unit", "clip": [lo, hi],
                   "offset": lo, "scale": hi - lo}

@@ -18,21 +18,23 @@ import hashlib
 import io
 import os
 import tempfile
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
 import nibabel as nib
 import numpy as np
 
 from harmonize.errors import ReadError
 
+_gzip_impl: types.ModuleType
 try:  # ISA-L gzip: same deflate streams, 2-4x faster than zlib
     from isal import igzip as _gzip_impl
 except ImportError:  # pragma: no cover - isal is a dependency; fall back to the stdlib
-    _gzip_impl = gzip  # type: ignore[assignment]
+    _gzip_impl = gzip
 
 Kind = Literal["image", "label"]
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -87,7 +89,7 @@ class ScaledVolume(Volume):
         self.affine = affine
         self.kind = kind
 
-    @property  # type: ignore[override]
+    @property
     def data(self) -> np.ndarray:
         if self._data is None:
             assert self.stored is not None
@@ -137,7 +139,7 @@ def _is_gz(path: Path) -> bool:
 
 def _open_read(path: Path) -> IO[bytes]:
     if _is_gz(path):
-        return _gzip_impl.open(path, "rb")  # type: ignore[return-value]
+        return _gzip_impl.open(path, "rb")
     return open(path, "rb")
 
 
@@ -225,25 +227,27 @@ def read_header(path: Path) -> Header:
                 names = dicom_series_files(path)
                 reader = _sitk_info(names[0])
                 size = (*reader.GetSize()[:2], len(names))
-                spacing = list(reader.GetSpacing())
+                sitk_spacing = list(reader.GetSpacing())
                 if len(names) > 1:  # slice step from the first and last position, as ITK does
                     last = _sitk_info(names[-1])
                     normal = np.asarray(reader.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
                     step = np.asarray(last.GetOrigin()) - np.asarray(reader.GetOrigin())
-                    spacing[2] = abs(float(step @ normal)) / (len(names) - 1) or spacing[2]
+                    sitk_spacing[2] = (abs(float(step @ normal)) / (len(names) - 1)
+                                       or sitk_spacing[2])
             else:
                 reader = _sitk_info(str(path))
                 size = reader.GetSize()
-                spacing = list(reader.GetSpacing())
-            affine = sitk_affine(reader.GetOrigin(), tuple(spacing), reader.GetDirection())
+                sitk_spacing = list(reader.GetSpacing())
+            affine = sitk_affine(reader.GetOrigin(), tuple(sitk_spacing), reader.GetDirection())
             shape = tuple(int(s) for s in size)
         except RuntimeError as exc:
             raise ReadError(f"cannot read header: {exc}", file=path) from exc
         _check_geometry(affine, path)
-    spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # three columns: three spacings
+    spacing = cast(tuple[float, float, float], tuple(float(v) for v in zooms))
     return Header(
         shape=shape,
-        spacing=spacing,  # type: ignore[arg-type]
+        spacing=spacing,
         orientation="".join(nib.aff2axcodes(affine)),
         affine=affine,
     )
@@ -410,7 +414,8 @@ def _skip(fh: IO[bytes], n: int, path: Path) -> None:
 
 def _read_into(fh: IO[bytes], array: np.ndarray, path: Path) -> None:
     """Fill ``array`` (Fortran order) from ``fh`` in blocks, so no second full copy is made."""
-    view = memoryview(array.reshape(-1, order="A").view(np.uint8))
+    # numpy's stubs declare ndarray.__buffer__ only for Python >= 3.12
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8))  # type: ignore[arg-type]
     pos, total = 0, view.nbytes
     while pos < total:
         n = fh.readinto(view[pos : min(pos + _CHUNK, total)])  # type: ignore[attr-defined]
@@ -436,16 +441,16 @@ def _apply_scaling(raw: np.ndarray, slope: float | None, inter: float | None) ->
             info = np.iinfo(out)
             if info.min <= lo and hi <= info.max:
                 break
-        wide = raw.astype(np.int64 if out == np.int64 else np.int32)
+        wide: np.ndarray = raw.astype(np.int64 if out == np.int64 else np.int32)
         if slope != 1.0:
             wide *= int(slope)
         wide += int(inter)
         return wide.astype(out, copy=False)
     ftype = np.float64 if raw.dtype in (np.float64, np.int32, np.uint32, np.int64) else np.float32
-    out = raw.astype(ftype)
-    out *= ftype(slope)
-    out += ftype(inter)
-    return out
+    scaled: np.ndarray = raw.astype(ftype)
+    scaled *= ftype(slope)
+    scaled += ftype(inter)
+    return scaled
 
 
 def dicom_series_files(folder: Path) -> list[str]:
@@ -517,9 +522,9 @@ def output_dtype(volume: Volume) -> np.dtype:
         if data.dtype in (np.uint8, np.int16, np.bool_):
             return np.dtype(np.uint8 if data.dtype == np.bool_ else data.dtype)
         lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
-        for cand in (np.int16, np.int32):
-            if np.iinfo(cand).min <= lo and hi <= np.iinfo(cand).max:
-                return np.dtype(cand)
+        for itype in (np.int16, np.int32):
+            if np.iinfo(itype).min <= lo and hi <= np.iinfo(itype).max:
+                return np.dtype(itype)
         return np.dtype(np.int64)
     return np.dtype(np.float32)
 
@@ -575,7 +580,7 @@ def write_volume(volume: Volume, path: Path, *, compresslevel: int = GZIP_LEVEL)
     header = nifti_header_bytes(volume, dtype, data.shape, slope, inter)
     with atomic_path(path) as tmp, open(tmp, "wb") as raw:
         if _is_gz(path):
-            with _gzip_impl.GzipFile(filename="", mode="wb", fileobj=raw,  # type: ignore[attr-defined]
+            with _gzip_impl.GzipFile(filename="", mode="wb", fileobj=raw,
                                      compresslevel=compresslevel, mtime=0) as out:
                 out.write(header)
                 _write_voxels(out, data, dtype)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import nibabel as nib
 import numpy as np
@@ -82,7 +82,7 @@ def read_manifests(manifests: str | Path | Iterable[str | Path]) -> list[tuple[M
     paths = [manifests] if isinstance(manifests, (str, Path)) else list(manifests)
     if not paths:
         raise LoaderError("no manifest given", hint="pass one or more <dataset>.jsonl files")
-    out = []
+    out: list[tuple[ManifestRecord, Path]] = []
     for path in paths:
         path = Path(path)
         out.extend((record, path.resolve().parent) for record in read_manifest(path))
@@ -409,7 +409,7 @@ class HarmonizedDataset(Dataset):
             "spacing": torch.as_tensor(spacing, dtype=torch.float32),
         }
         if self.text_labels:
-            visible = mask.reshape(len(self.classes), -1).any(axis=1)
+            visible = cast(np.ndarray, mask.reshape(len(self.classes), -1).any(axis=1))
             sample["present_classes"] = [n for n, a, v in zip(self.classes, classes.annotated, visible)
                                          if a and v]
         return sample
@@ -512,9 +512,9 @@ class ThreadLoader:
                 pending.append(pool.submit(self._make, keys))
             while pending:
                 result = pending.popleft().result()
-                keys = next(batches, None)
-                if keys is not None:
-                    pending.append(pool.submit(self._make, keys))
+                more = next(batches, None)
+                if more is not None:
+                    pending.append(pool.submit(self._make, more))
                 yield result
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def as_patch_size(value: int | Sequence[int] | None) -> PatchSize | None:
     size = (int(value),) * 3 if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
     if len(size) != 3 or any(v < 1 for v in size):
         raise ValueError(f"patch_size must be None, a positive int or 3 positive ints, got {value!r}")
-    return size  # type: ignore[return-value]
+    return size
 
 
 def start_bounds(shape: Sequence[int], patch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +77,7 @@ def _output(shape: tuple[int, ...], dtype: np.dtype, inside: bool, pad_value: fl
 
 
 def crop(
-    array: np.ndarray, start: Sequence[int], size: Sequence[int], pad_value: float = 0,
+    array: np.ndarray, start: Sequence[int] | np.ndarray, size: Sequence[int], pad_value: float = 0,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Copy of ``array[..., start:start+size]`` over the last three axes, padded where outside.
@@ -86,13 +87,15 @@ def crop(
     """
     spatial = array.shape[-3:]
     src = tuple(slice(max(int(s), 0), min(int(s) + int(p), n)) for s, p, n in zip(start, size, spatial))
-    region = array[(..., *src)]
+    src_index: tuple[Any, ...] = (..., *src)
+    region = array[src_index]
     inside = region.shape[-3:] == tuple(size)
     if inside and out is None:
         return np.array(region)
     result = _output(array.shape[:-3] + tuple(int(p) for p in size), array.dtype, inside, pad_value, out)
     dst = tuple(slice(sl.start - int(s), sl.stop - int(s)) for sl, s in zip(src, start))
-    result[(..., *dst)] = region
+    dst_index: tuple[Any, ...] = (..., *dst)
+    result[dst_index] = region
     return result
 
 
@@ -207,7 +210,7 @@ class NpyFile:
         return self._fd
 
     def crop(
-        self, start: Sequence[int], size: Sequence[int], pad_value: float = 0,
+        self, start: Sequence[int] | np.ndarray, size: Sequence[int], pad_value: float = 0,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Same result as :func:`crop` on the whole array (``out`` likewise)."""

@@ -130,7 +130,7 @@ class Settings:
         if unknown:
             raise HarmonizeError(f"unknown normalization setting(s) {unknown}",
                                  hint=f"allowed: {sorted(known)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

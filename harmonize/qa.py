@@ -259,9 +259,9 @@ def _check_grid(case: CaseQA, image: Volume, mask: Volume) -> bool:
         return False
     a, b = image.affine, mask.affine
     zi, zm = np.asarray(image.spacing), np.asarray(mask.spacing)
-    same = (np.allclose(zi, zm, rtol=AFFINE_RTOL, atol=0)
-            and np.allclose(a[:3, :3] / zi, b[:3, :3] / zm, atol=AFFINE_RTOL)
-            and np.linalg.norm(a[:3, 3] - b[:3, 3]) <= ORIGIN_VOXELS * float(zi.min()))
+    same = bool(np.allclose(zi, zm, rtol=AFFINE_RTOL, atol=0)
+                and np.allclose(a[:3, :3] / zi, b[:3, :3] / zm, atol=AFFINE_RTOL)
+                and np.linalg.norm(a[:3, 3] - b[:3, 3]) <= ORIGIN_VOXELS * float(zi.min()))
     if not same:
         case.flag("grid_mismatch", f"mask affine ({mask.orientation}, spacing "
                                    f"{np.round(zm, 4).tolist()}, origin {np.round(b[:3, 3], 2).tolist()}) "
@@ -326,7 +326,7 @@ def case_slices(record: ManifestRecord, image: Volume, mask: Volume | None,
     if ras_mask is not None and ras_mask.data.any():  # cut through the labelled region's centre
         boxes = [np.flatnonzero(ras_mask.data.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
         cx, cy, cz = ((int(b[0]) + int(b[-1])) // 2 for b in boxes)
-    planes = {
+    planes: dict[str, tuple[tuple[slice | int, ...], float]] = {
         "axial": (np.s_[:, :, cz], sy / sx),
         "coronal": (np.s_[:, cy, :], sz / sx),
         "sagittal": (np.s_[cx, :, :], sz / sy),
@@ -388,7 +388,8 @@ def inspect_case(record: ManifestRecord, manifest: Path, *, want_panels: bool = 
 # ------------------------------------------------------------------------------------ summaries
 
 
-def histogram(values: Sequence[float], weights: Sequence[float] | None = None,
+def histogram(values: Sequence[float] | np.ndarray,
+              weights: Sequence[float] | np.ndarray | None = None,
               bins: int = HIST_BINS) -> dict[str, list[float]]:
     """``{"edges": [...], "counts": [...]}``: ``bins`` equal bins over the values' range (a
     constant value gets one bin of width 1 centred on it)."""
@@ -401,7 +402,7 @@ def histogram(values: Sequence[float], weights: Sequence[float] | None = None,
     else:
         edges = np.linspace(lo, hi, bins + 1)
     counts, _ = np.histogram(arr, bins=edges, weights=weights)
-    rounded = [round(float(c)) for c in counts]
+    rounded: list[float] = [round(float(c)) for c in counts]
     return {"edges": [float(e) for e in edges], "counts": rounded}
 
 

@@ -243,7 +243,8 @@ def write_report(report: QAReport, out: Path) -> dict[str, Any]:
     (relative to ``out``), as also stored under ``files`` in ``qa.json``."""
     out = Path(out)
     files: dict[str, Any] = {"overall": {}, "datasets": {}}
-    sections = [("overall", "overall", report.overall, None)]
+    sections: list[tuple[str, str, dict[str, Any], str | None]] = [
+        ("overall", "overall", report.overall, None)]
     sections += [(f"datasets/{d}", d, s, d) for d, s in report.datasets.items()]
     for folder, title, summary, dataset in sections:
         entry: dict[str, str] = {}

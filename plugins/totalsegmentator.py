@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -230,7 +231,7 @@ class TotalSegmentator(DatasetPlugin):
 
     def _header(self, path: Path, case: Case) -> nib.Nifti1Image:
         try:
-            return nib.load(str(path))
+            return cast(nib.Nifti1Image, nib.load(str(path)))  # a .nii.gz file
         except Exception as exc:  # noqa: BLE001 - nibabel raises many types
             raise ReadError(f"cannot read NIfTI header: {exc}", dataset=self.dataset_id,
                             case=case.case_id, file=path,

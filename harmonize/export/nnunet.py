@@ -66,7 +66,7 @@ def dataset_folder(dataset_id: int, name: str) -> str:
 def channel_names(entries: Sequence[Entry]) -> dict[str, str]:
     """``channel_names`` for dataset.json: ``CT`` for single-channel CT, else the record's
     channel names (or its modality). Every record must have the same channel count."""
-    counts = {}
+    counts: dict[int, Entry] = {}
     for entry in entries:
         n = len(entry.record.channels) if entry.record.channels else (
             len(entry.record.image) if isinstance(entry.record.image, list) else (

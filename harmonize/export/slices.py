@@ -284,7 +284,7 @@ def export_case(task: SliceTask) -> dict[str, Any]:
     window = case_window(entry, data, options, channel)
     slices = int(data.shape[2])
     width = index_width(slices)
-    rows = []
+    rows: list[list[Any]] = []  # [z, present label values or None]
     for z in range(slices):
         name = slice_name(entry.key, z, width)
         source = source_intensity(data[:, :, z], entry, window=window, channel=channel)

@@ -64,7 +64,7 @@ def abdomen_case(
     """
     shape = tuple(int(s) for s in shape)
     jitter = rng.uniform(-0.02, 0.02, size=3)
-    label = np.zeros(shape, dtype=label_dtype)
+    label: np.ndarray = np.zeros(shape, dtype=label_dtype)
     if modality == "CT":
         image = ct_phantom(shape, rng, axial_axes=(0, 1)).astype(np.float32)
     else:

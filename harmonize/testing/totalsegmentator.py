@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -121,7 +122,7 @@ def reference_label_map(segmentations: Path, names: Sequence[str]) -> np.ndarray
         path = Path(segmentations) / f"{name}.nii.gz"
         if not path.is_file():
             continue
-        data = nib.load(str(path)).get_fdata()
+        data = cast(nib.Nifti1Image, nib.load(str(path))).get_fdata()
         if combined is None:
             combined = np.zeros(data.shape, dtype=np.uint8)
         combined[data > 0] = value

@@ -22,7 +22,9 @@ def grid(shape: Sequence[int]) -> list[np.ndarray]:
     ]
 
 
-def ellipsoid(shape: Sequence[int], center: Sequence[float], radii: Sequence[float]) -> np.ndarray:
+def ellipsoid(
+    shape: Sequence[int], center: Sequence[float] | np.ndarray, radii: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """Boolean ellipsoid; ``center`` and ``radii`` are fractions of each axis length."""
     coords = grid(shape)
     inside = sum(((c - m) / r) ** 2 for c, m, r in zip(coords, center, radii))
