@@ -108,7 +108,7 @@ class DicomSeries:
               file: Path | None = None) -> Volume:
         """A label :class:`Volume` on the series' grid from ``(slice, plane)`` pairs, each plane a
         (rows, columns) array as the DICOM pixel data is stored; unlisted slices stay 0."""
-        data = np.zeros(self.shape, dtype=dtype)
+        data: np.ndarray = np.zeros(self.shape, dtype=dtype)
         for item, plane in planes:
             plane = np.asarray(plane)
             if plane.shape != (item.rows, item.columns):

@@ -115,8 +115,9 @@ class AMOS(DatasetPlugin):
         scan: dict[str, str] | None,
     ) -> Case | Skipped:
         case_id = image.name.removesuffix(".nii.gz")
-        label: Path | None = labels / image.name
-        if not label.is_file():
+        label_file = labels / image.name
+        label: Path | None = label_file
+        if not label_file.is_file():
             if label_required:
                 return Skipped(
                     image, f"no label {labels.name}/{image.name}", case_id=case_id,
@@ -215,13 +216,13 @@ def _is_mr(number: int) -> bool:
 
 class AMOSCT(AMOS):
     id = "amos-ct"
-    takes = staticmethod(_is_ct)
+    takes: ClassVar[Callable[[int], bool]] = staticmethod(_is_ct)
     other_id = "amos-mr"
 
 
 class AMOSMR(AMOS):
     id = "amos-mr"
-    takes = staticmethod(_is_mr)
+    takes: ClassVar[Callable[[int], bool]] = staticmethod(_is_mr)
     other_id = "amos-ct"
 
 

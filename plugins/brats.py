@@ -88,11 +88,12 @@ class BraTS(DatasetPlugin):
                 folder, f"missing sequence file(s) {missing}", case_id=case_id,
                 hint="re-extract the case; all four sequences are needed",
             )
-        label: Path | None = folder / f"{case_id}{self.separator}seg.nii.gz"
-        if not label.is_file():
+        seg = folder / f"{case_id}{self.separator}seg.nii.gz"
+        label: Path | None = seg
+        if not seg.is_file():
             if not validation:
                 return Skipped(
-                    folder, f"{label.name} is missing from a training case", case_id=case_id,
+                    folder, f"{seg.name} is missing from a training case", case_id=case_id,
                     hint="re-extract the training archive; unlabelled cases are only taken "
                     "from a ...ValidationData folder",
                 )

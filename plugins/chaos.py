@@ -65,8 +65,9 @@ def read_png(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(path) as opened:
+            opened.load()
+            image: Image.Image = opened
             if image.mode in ("P", "PA", "LA"):  # palette or grey+alpha: keep the grey level
                 image = image.convert("L")
             array = np.asarray(image)
@@ -110,7 +111,7 @@ class CHAOS(DatasetPlugin):
         """``(official split, <Train|Test>_Sets/<CT|MR>)`` pairs found at ``root`` or one level
         below it (the zips may add a folder), or ``root`` itself when it is a ``*_Sets`` folder."""
         root = self.check_root(root)
-        found = []
+        found: list[tuple[str, Path]] = []
         for base in (root, *sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p))):
             for name, split in SPLIT_FOLDERS.items():
                 folder = base / name / self.modality_folder

@@ -165,9 +165,9 @@ class MSDTask(DatasetPlugin):
 
     def channel_names(self, info: dict[str, Any], path: Path) -> tuple[str, ...]:
         """Channel names in channel order from ``modality``; checked against the descriptor."""
-        raw = info.get("modality")
+        raw: Any = info.get("modality")  # untrusted JSON: a bad value raises below
         try:
-            names = tuple(str(raw[k]) for k in sorted(raw, key=int))  # type: ignore[union-attr]
+            names = tuple(str(raw[k]) for k in sorted(raw, key=int))
         except (TypeError, ValueError, AttributeError):
             names = ()
         expected = self.descriptor.channels

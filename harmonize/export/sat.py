@@ -109,7 +109,7 @@ def _converted(entry: Entry, out: Path) -> list[tuple[Path, str | None]]:
     names = list(entry.record.channels or [])
     single = len(entry.record.shape) == 3
     if all(is_nifti(p) for p in paths) and (len(paths) > 1 or single):
-        labels = names if len(names) == len(paths) else [None] * len(paths)
+        labels: list[str | None] = list(names) if len(names) == len(paths) else [None] * len(paths)
         return list(zip(paths, labels))
     image = read_image(entry)
     data = image.data
