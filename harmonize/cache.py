@@ -37,7 +37,8 @@ import nibabel as nib
 import numpy as np
 
 from harmonize.errors import ErrorRecord, HarmonizeError, ReadError
-from harmonize.io import Volume, atomic_path, read_volume, write_text_atomic
+from harmonize.files import atomic_path, write_text_atomic
+from harmonize.io import Volume, read_volume
 from harmonize.manifest import read_manifest
 from harmonize.patches import ForegroundIndex, NpyFile, crop
 from harmonize.records import ManifestRecord

@@ -1,8 +1,9 @@
 """Find the same image in several cases or datasets (content fingerprints) and linked patients.
 
-Public datasets share cases (LiTS = MSD Task03, KiTS19 in KiTS21 in KiTS23, CTSpine1K's MSD liver
-volumes, AbdomenCT-1K and FLARE). Records carry a ``fingerprint`` of the RAS-canonical voxels and
-grid, the same whatever the file format, gzip or axis order; this module groups them.
+Public datasets share cases (one release re-published inside another, a challenge's cases reused
+by a later one: each descriptor's ``overlaps`` lists what is known). Records carry a
+``fingerprint`` of the RAS-canonical voxels and grid, the same whatever the file format, gzip or
+axis order; this module groups them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reading volumes and headers, hashing sources, writing files atomically.
+"""Reading and writing volumes and their headers (files in general: :mod:`harmonize.files`).
 
 NIfTI (``.nii``, ``.nii.gz``) is parsed with nibabel's header classes and its voxels are streamed
 straight into one array (gzip through ISA-L when ``isal`` is installed, which decompresses several
@@ -14,13 +14,8 @@ expected, zero or negative spacing, singular affine, two DICOM series in one fol
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
-import os
-import tempfile
 import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, cast
@@ -29,6 +24,7 @@ import nibabel as nib
 import numpy as np
 
 from harmonize.errors import ReadError
+from harmonize.files import atomic_path
 
 _gzip_impl: types.ModuleType
 try:  # ISA-L gzip: same deflate streams, 2-4x faster than zlib
@@ -271,59 +267,6 @@ def sitk_affine(
     lps[:3, :3] = np.asarray(direction, dtype=float).reshape(3, 3) * np.asarray(spacing, dtype=float)
     lps[:3, 3] = origin
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-
-
-def sha256_path(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, or of a folder's files (sorted names and contents) for DICOM series."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as fh:
-            while block := fh.read(chunk):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: Read once at import (os.umask is process-wide and not thread-safe to query later).
-_UMASK = _current_umask()
-
-
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; rename it onto ``target`` only on success.
-
-    The temporary name keeps ``target``'s suffixes (``.nii.gz``) so writers pick the right format.
-    The result gets the permissions of a normally created file (0666 minus the umask), not the
-    0600 of a temporary file, so other users and cluster workers can read outputs.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}-", suffix=suffix,
-                                    dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text_atomic(target: Path, text: str) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------- reading

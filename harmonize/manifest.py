@@ -16,7 +16,8 @@ from harmonize.caseio import case_channels, load_image, read_label_volume
 from harmonize.dataset import DatasetPlugin
 from harmonize.discovery import Discovery
 from harmonize.errors import ErrorRecord, LabelError, ManifestError
-from harmonize.io import Volume, read_header, sha256_path, write_text_atomic
+from harmonize.files import sha256_path, write_text_atomic
+from harmonize.io import Volume, read_header
 from harmonize.labels import class_values
 from harmonize.lesions import instance_fields
 from harmonize.records import MANIFEST_SCHEMA, SCHEMA_VERSION, Case, ManifestRecord

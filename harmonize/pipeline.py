@@ -44,7 +44,7 @@ from harmonize.dataset import DatasetPlugin
 from harmonize.discovery import discover
 from harmonize.errors import ErrorRecord, LabelError, PluginError, ReadError
 from harmonize.executors import Executor, make_executor
-from harmonize.io import sha256_path, write_text_atomic
+from harmonize.files import sha256_path, write_text_atomic
 from harmonize.lesions import instance_fields
 from harmonize.manifest import (
     case_class_values,

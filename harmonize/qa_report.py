@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harmonize.io import atomic_path, write_text_atomic
+from harmonize.files import atomic_path, write_text_atomic
 from harmonize.qa import AXES, FLAG_CODES, THRESHOLDS, Panels, QAReport
 
 DPI = 80

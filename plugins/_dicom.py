@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.errors import LabelError, ReadError
-from harmonize.io import Volume, sitk_affine
+from harmonize.io import Volume, dicom_series_files, sitk_affine
 
 # DICOM tags as SimpleITK names them
 MODALITY = "0008|0060"
@@ -132,23 +132,6 @@ def _floats(text: str, count: int, tag: str, path: Path) -> tuple[float, ...]:
     return values
 
 
-def series_files(folder: Path) -> list[str]:
-    """File names of the one DICOM series in ``folder`` in the order the core stacks them."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    ids = reader.GetGDCMSeriesIDs(str(folder))
-    if not ids:
-        raise ReadError("no readable DICOM series in folder", file=folder,
-                        hint="point at the folder that holds the .dcm files; check they are DICOM")
-    if len(ids) > 1:
-        raise ReadError(
-            f"{len(ids)} DICOM series in one folder ({', '.join(ids)})", file=folder,
-            hint="a folder must hold one series: move the other series' files elsewhere",
-        )
-    return list(reader.GetGDCMSeriesFileNames(str(folder), ids[0]))
-
-
 def read_tags(path: Path, tags: Iterable[str]) -> dict[str, str]:
     """The requested tags of one DICOM file (header only); absent tags are left out."""
     import SimpleITK as sitk
@@ -167,7 +150,7 @@ def read_tags(path: Path, tags: Iterable[str]) -> dict[str, str]:
 def read_series(folder: Path) -> DicomSeries:
     """Headers of the one series in ``folder``, in the core's Z order."""
     folder = Path(folder)
-    names = series_files(folder)
+    names = dicom_series_files(folder)  # the order the core stacks them in
     wanted = (MODALITY, SERIES_UID, SOP_UID, INSTANCE, POSITION, ORIENTATION, PIXEL_SPACING,
               ROWS, COLUMNS)
     slices = []

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from harmonize.catalog import Catalog
 from harmonize.cli import app
 from harmonize.dataset import DatasetPlugin
-from harmonize.io import sha256_path
+from harmonize.files import sha256_path
 from harmonize.manifest import read_manifest, validate_manifest
 from harmonize.normalize import Settings, dataset_statistics, foreground_sample
 from harmonize.pipeline import Target, run

@@ -27,14 +27,14 @@ what they share:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harmonize.errors import HarmonizeError, LabelError, ReadError
+from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, ReadError
 from harmonize.intensity import undo_intensity
 from harmonize.io import Volume, read_header, read_volume
 from harmonize.manifest import read_manifest
@@ -351,3 +351,34 @@ def remap_values(data: np.ndarray, mapping: Mapping[int, int], *, entry: Entry,
             hint="regenerate the manifest so its labels cover every mask value, or fix the mask",
         )
     return lut.astype(dtype)[data]
+
+
+def run_cases(
+    fn: Callable[[Any], Any],
+    tasks: Sequence[Any],
+    *,
+    workers: int | None,
+    progress: Callable[[int], Callable[[], None]] | None,
+    errors: list[ErrorRecord],
+) -> Iterator[tuple[Any, Any]]:
+    """Run ``fn`` on every task (each has an ``entry`` with ``dataset`` and ``case_id``) in a local
+    process pool; yield ``(task, result)`` for successes and append an :class:`ErrorRecord` to
+    ``errors`` for each failure, so one bad case never stops an export."""
+    from harmonize.executors import make_executor
+
+    pool = make_executor("local", workers=workers)
+    start = getattr(pool, "start", None)
+    if start is not None:
+        start()  # fork workers before a progress bar thread exists
+    advance = progress(len(tasks)) if progress else (lambda: None)
+    try:
+        for index, outcome in pool.imap_unordered(fn, tasks):
+            task = tasks[index]
+            if isinstance(outcome, BaseException):
+                errors.append(ErrorRecord.from_exception(
+                    outcome, dataset=task.entry.dataset, case=task.entry.case_id))
+            else:
+                yield task, outcome
+            advance()
+    finally:
+        pool.close()

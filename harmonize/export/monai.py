@@ -18,7 +18,7 @@ from typing import Any
 
 from harmonize import __version__
 from harmonize.export import Entry, ExportError, load_entries, output_path
-from harmonize.io import write_text_atomic
+from harmonize.files import write_text_atomic
 
 KEYS = {"train": "training", "val": "validation", "test": "testing"}
 

@@ -45,8 +45,10 @@ from harmonize.export import (
     read_image,
     read_mask,
     remap_values,
+    run_cases,
 )
-from harmonize.io import Volume, atomic_path, write_text_atomic, write_volume
+from harmonize.files import atomic_path, write_text_atomic
+from harmonize.io import Volume, write_volume
 
 FILE_ENDING = ".nii.gz"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -236,7 +238,6 @@ def export_nnunet(
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> NnunetExport:
     """Write ``out/DatasetXXX_Name`` from the manifests (see the module doc)."""
-    from harmonize.executors import make_executor
 
     folder = Path(out) / dataset_folder(dataset_id, name)
     entries = load_entries(manifests)
@@ -255,23 +256,8 @@ def export_nnunet(
                                 dict(scheme.mapping(entry)), dtype))
     for sub in ("imagesTr", "labelsTr"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    done: set[str] = set()
-    pool = make_executor("local", workers=workers)
-    start = getattr(pool, "start", None)
-    if start is not None:
-        start()  # fork workers before a progress bar thread exists
-    advance = progress(len(tasks)) if progress else (lambda: None)
-    try:
-        for index, outcome in pool.imap_unordered(write_case, tasks):
-            entry = tasks[index].entry
-            if isinstance(outcome, BaseException):
-                result.errors.append(ErrorRecord.from_exception(
-                    outcome, dataset=entry.dataset, case=entry.case_id))
-            else:
-                done.add(entry.key)
-            advance()
-    finally:
-        pool.close()
+    done = {task.entry.key for task, _ in run_cases(write_case, tasks, workers=workers,
+                                                     progress=progress, errors=result.errors)}
     ok = [t for t in tasks if t.entry.key in done]
     result.training = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr")
     result.test = sorted(t.entry.key for t in ok if t.images_dir == "imagesTs")

@@ -67,7 +67,8 @@ from harmonize.export import (
     remap_values,
     specific_names,
 )
-from harmonize.io import Volume, is_nifti, read_volume, write_text_atomic, write_volume
+from harmonize.files import write_text_atomic
+from harmonize.io import Volume, is_nifti, read_volume, write_volume
 from harmonize.manifest import build_manifest, write_manifest, write_splits
 from harmonize.records import Case, ManifestRecord, Skipped
 from harmonize.splits import DEFAULT_RATIOS

@@ -47,9 +47,16 @@ import numpy as np
 
 from harmonize import __version__
 from harmonize.errors import ErrorRecord
-from harmonize.export import Entry, ExportError, load_entries, read_case, source_intensity
+from harmonize.export import (
+    Entry,
+    ExportError,
+    load_entries,
+    read_case,
+    run_cases,
+    source_intensity,
+)
+from harmonize.files import atomic_path, write_text_atomic
 from harmonize.intensity import clip_scale
-from harmonize.io import atomic_path, write_text_atomic
 from harmonize.records import SPLITS
 
 FORMAT = "harmonize-slices"
@@ -350,7 +357,6 @@ def export_slices(
     A failing case becomes an :class:`ErrorRecord` and is left out of the split lists; the others
     are written. ``progress(total)`` returns a callback called once per finished case.
     """
-    from harmonize.executors import make_executor
 
     options = options or SliceOptions()
     out = Path(out)
@@ -360,24 +366,11 @@ def export_slices(
     for folder in (*FOLDERS, "splits", "metadata/cases"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     tasks = [SliceTask(e, out, options, skip_existing) for e in entries]
-    pool = make_executor("local", workers=workers)
-    start = getattr(pool, "start", None)
-    if start is not None:
-        start()  # fork workers before a progress bar thread exists
-    advance = progress(len(tasks)) if progress else (lambda: None)
-    try:
-        for index, outcome in pool.imap_unordered(export_case, tasks):
-            entry = tasks[index].entry
-            if isinstance(outcome, BaseException):
-                result.errors.append(ErrorRecord.from_exception(
-                    outcome, dataset=entry.dataset, case=entry.case_id))
-            else:
-                result.cases[entry.key] = outcome
-                if outcome.pop("skipped", False):
-                    result.skipped.append(entry.key)
-            advance()
-    finally:
-        pool.close()
+    for task, outcome in run_cases(export_case, tasks, workers=workers, progress=progress,
+                                   errors=result.errors):
+        result.cases[task.entry.key] = outcome
+        if outcome.pop("skipped", False):
+            result.skipped.append(task.entry.key)
     result.removed = remove_stale(out, result.cases)
     result.splits = {s: sorted(k for k in result.cases if split_of[k] == s) for s in SPLITS}
     write_lists(out, result)

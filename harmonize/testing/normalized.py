@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.io import sha256_path
+from harmonize.files import sha256_path
 from harmonize.manifest import relative_path, write_manifest
 from harmonize.records import ManifestRecord
 from harmonize.splits import assign_splits
