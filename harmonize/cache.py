@@ -124,8 +124,13 @@ def _read(record: ManifestRecord, path: Path, root: Path, kind: str) -> Volume:
     try:
         return read_volume(path, kind="label" if kind == "label" else "image")
     except ReadError as exc:
+        hint = exc.hint
+        if "operations" not in record.extra:  # a source-level manifest (`harmonize manifest`)
+            note = (f"if the release stores this {kind} in a form only its plugin reads (PNG "
+                    "stacks, one file per structure), load the manifest `harmonize run` writes")
+            hint = f"{hint}; {note}" if hint else note
         raise ReadError(exc.message, dataset=record.dataset, case=record.case_id, file=path,
-                        hint=exc.hint) from exc
+                        hint=hint) from exc
 
 
 def read_image(record: ManifestRecord, root: Path) -> tuple[np.ndarray, np.ndarray]:

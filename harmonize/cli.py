@@ -144,7 +144,7 @@ def discover_command(
     descriptor: DescriptorOpt = None,
     format: FormatOpt = "table",
 ) -> None:
-    """List the cases found under ROOT and everything skipped, with the reason."""
+    """List the cases found under --root and everything skipped there, with the reason."""
     try:
         plugin = get_catalog(descriptor).get(dataset)
     except HarmonizeError as exc:

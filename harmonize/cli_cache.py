@@ -11,6 +11,7 @@ from harmonize.cache import DEFAULT_CACHE_DIRNAME, build_cache
 from harmonize.console import console, print_error, print_json, print_problems, progress_bar
 from harmonize.errors import HarmonizeError
 from harmonize.manifest import read_manifest
+from harmonize.records import SPLITS
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +32,9 @@ def register(app: typer.Typer) -> None:
         Entries that are up to date are kept; missing, stale (record changed) or corrupt ones are
         (re)built. Exits 1 if any record fails.
         """
+        if split is not None and split not in SPLITS:
+            print_error(HarmonizeError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}"))
+            raise typer.Exit(2)
         try:
             total = sum(1 for m in manifest for r in read_manifest(m) if split is None or r.split == split)
         except HarmonizeError as exc:

@@ -183,8 +183,9 @@ class HarmonizedDataset(Dataset):
         classes: canonical names or synonyms; None = union of the manifests' classes (sorted).
         patch_size: int, three ints, or None for whole volumes (validation; use batch_size=1).
         foreground_fraction: share of patches centred on an annotated foreground voxel.
-        class_balance: pick the class of a foreground patch uniformly among the classes present
-            in the case (rare classes appear), instead of in proportion to their voxels.
+        class_balance: pick the class of a foreground patch uniformly among the annotated classes
+            present in the case (rare classes appear), then a voxel of it; False picks a voxel
+            of any of them (classes in proportion to their voxels).
         parents: rule deciding when a parent class derived from children is annotated (module doc).
         in_channels: fixed channel count (None = the largest in the manifests); fewer are
             zero-padded at the end, more are an error.
@@ -344,10 +345,11 @@ class HarmonizedDataset(Dataset):
                           if ann and index.has_any(vals)]
             if candidates:
                 if self.class_balance:
-                    locations = index.locations_for(classes.values[candidates[rng.integers(len(candidates))]])
+                    values: Iterable[int] = classes.values[candidates[rng.integers(len(candidates))]]
                 else:
-                    locations = index.locations_for(v for k in candidates for v in classes.values[k])
-                location = locations[rng.integers(len(locations))]
+                    values = {v for k in candidates for v in classes.values[k]}
+                location = index.sample(values, rng)
+                assert location is not None  # candidates hold voxels
                 return start_around(location, shape, self.patch_size, rng)
         return random_start(shape, self.patch_size, rng)
 
@@ -362,9 +364,9 @@ class HarmonizedDataset(Dataset):
     def get_batch(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, Any]:
         """``collate([self[k] for k in keys])``, with patches written straight into the batch
         arrays (one copy less per sample; used by :class:`ThreadLoader`)."""
-        if self.transform is not None or (self.patch_size is None and len(keys) > 1):
+        if self.transform is not None or self.patch_size is None:  # whole volumes: shape unknown
             return collate([self[k] for k in keys])
-        size = self.patch_size or tuple(int(s) for s in self.load_case(_index(keys[0])).image.shape[1:])
+        size = self.patch_size
         image = np.empty((len(keys), self.channels, *size), dtype=np.float32)
         mask = np.empty((len(keys), len(self.classes), *size), dtype=np.uint8)
         batch = collate([self._sample(k, image[b], mask[b]) for b, k in enumerate(keys)], skip=("image", "mask"))
@@ -432,10 +434,6 @@ def mask_values(label: np.ndarray, values: Sequence[Sequence[int]], *, out: np.n
             lut[list(vals)] = 1
             np.take(lut, label, out=out[k], mode="clip")  # label <= high: clip never changes it
     return out
-
-
-def _index(key: int | tuple[int, int]) -> int:
-    return int(key[0]) if isinstance(key, tuple) else int(key)
 
 
 def collate(samples: Sequence[Mapping[str, Any]], *, skip: Iterable[str] = ()) -> dict[str, Any]:

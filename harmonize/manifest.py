@@ -242,6 +242,12 @@ def read_manifest(path: Path) -> list[ManifestRecord]:
         with jsonlines.open(path) as reader:
             for lineno, obj in enumerate(reader.iter(type=dict), start=1):
                 version = obj.get("schema_version")
+                if "schema_version" not in obj:
+                    raise ManifestError(
+                        f"line {lineno} is not a manifest record (no schema_version)",
+                        file=path,
+                        hint="pass the <dataset>.jsonl manifests, not errors.jsonl or another file",
+                    )
                 if not isinstance(version, int) or version > SCHEMA_VERSION:
                     raise ManifestError(
                         f"line {lineno}: schema_version {version!r} is not supported "

@@ -31,7 +31,10 @@ def as_patch_size(value: int | Sequence[int] | None) -> PatchSize | None:
     """``None`` (whole volume), an int (cube) or three positive ints, as a tuple; ValueError otherwise."""
     if value is None:
         return None
-    size = (int(value),) * 3 if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    try:
+        size = (int(value),) * 3 if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    except TypeError:
+        size = ()
     if len(size) != 3 or any(v < 1 for v in size):
         raise ValueError(f"patch_size must be None, a positive int or 3 positive ints, got {value!r}")
     return size
@@ -55,7 +58,8 @@ def random_start(shape: Sequence[int], patch: Sequence[int], rng: np.random.Gene
 
 
 def start_around(
-    location: Sequence[int], shape: Sequence[int], patch: Sequence[int], rng: np.random.Generator
+    location: Sequence[int] | np.ndarray, shape: Sequence[int], patch: Sequence[int],
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """A patch start that puts ``location`` inside the patch, near its centre (jittered)."""
     patch_arr = np.asarray(patch, dtype=np.int64)
@@ -158,6 +162,18 @@ class ForegroundIndex:
         parts = [self.locations[self.offsets[r]:self.offsets[r + 1]] for r in self._rows(values)]
         return np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int32)
 
+    def sample(self, values: Iterable[int], rng: np.random.Generator) -> np.ndarray | None:
+        """One voxel location (3,) holding one of ``values``, about uniform over those voxels (a
+        value is drawn in proportion to its full voxel count, then one of its stored locations);
+        None if no voxel holds any of them."""
+        rows = self._rows(values)
+        if not rows:
+            return None
+        counts = self.counts[rows].astype(np.float64)
+        row = rows[int(rng.choice(len(rows), p=counts / counts.sum()))] if len(rows) > 1 else rows[0]
+        lo, hi = int(self.offsets[row]), int(self.offsets[row + 1])
+        return self.locations[lo + int(rng.integers(hi - lo))]
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"values": self.values, "counts": self.counts, "offsets": self.offsets,
                 "locations": self.locations}
@@ -177,25 +193,32 @@ class NpyFile:
     A patch costs one ``pread`` per (leading index, x) plane into a small buffer, so reads touch
     only page cache and no page of the process is faulted in: cheaper than a memory map on first
     touch, and nothing stays mapped (resident memory does not grow with the cache). Safe to share
-    between threads and forked processes (``pread`` has no file position); the descriptor is
-    reopened after unpickling.
+    between threads and forked processes (``pread`` has no file position). The descriptor opened
+    with the object is kept, so a cache entry rebuilt meanwhile by another process (the path
+    replaced or removed) is still read whole; it is reopened by path after unpickling.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        with open(self.path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(fh)
-            self.offset = fh.tell()
-        if fortran or dtype.hasobject or len(shape) < 3:
-            raise ValueError(f"{self.path}: not a C-order numeric array of 3 or more dimensions")
-        self.shape, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
-        expected = self.offset + int(np.prod(self.shape)) * self.dtype.itemsize
-        if os.path.getsize(self.path) != expected:
-            raise ValueError(f"{self.path}: file size does not match its header (truncated?)")
         self._fd: int | None = None
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            with open(fd, "rb", closefd=False) as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(fh)
+                self.offset = fh.tell()
+            if fortran or dtype.hasobject or len(shape) < 3:
+                raise ValueError(f"{self.path}: not a C-order numeric array of 3 or more dimensions")
+            self.shape, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+            expected = self.offset + int(np.prod(self.shape)) * self.dtype.itemsize
+            if os.fstat(fd).st_size != expected:
+                raise ValueError(f"{self.path}: file size does not match its header (truncated?)")
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd  # kept open: reads still see this file if the path is replaced or removed
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "_fd": None}

@@ -2,8 +2,14 @@
 
 >>> subjects = to_torchio_subjects(["out/kits23.jsonl", "out/mr.jsonl"], split="train",
 ...                                classes=["kidney", "kidney tumor"])
+>>> sampler = tio.LabelSampler(64, "mask", label_probabilities={0: 1, 1: 1})  # one per class
 >>> queue = tio.Queue(tio.SubjectsDataset(subjects, transform=tio.RandomFlip()), max_length=64,
-...                   samples_per_volume=8, sampler=tio.LabelSampler(64, "mask"), num_workers=2)
+...                   samples_per_volume=8, sampler=sampler, num_workers=2)
+
+``mask`` has one channel per class: TorchIO's ``LabelSampler`` without ``label_probabilities``
+looks at channel 0 only (and fails on a subject whose first class is empty), so give it one
+entry per channel index as above; it still needs a labelled voxel in every subject, so use
+``UniformSampler`` where some subjects have none of the classes.
 
 Each subject has ``image`` (``ScalarImage``, C channels padded to the widest dataset as in
 :class:`~harmonize.loader.HarmonizedDataset`) and ``mask`` (``LabelMap``, K channels multi-hot over

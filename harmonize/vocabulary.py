@@ -54,8 +54,9 @@ class Vocabulary:
         found = self.lookup.get(normalize_name(name))
         if found is None:
             close = difflib.get_close_matches(normalize_name(name), list(self.lookup), n=3)
+            names = list(dict.fromkeys(self.lookup[c] for c in close))  # synonyms of one name once
             hint = (
-                f"did you mean {', '.join(repr(self.lookup[c]) for c in close)}? "
+                f"did you mean {', '.join(repr(n) for n in names)}? "
                 if close
                 else ""
             ) + "add the structure to registry/vocabulary.yaml if it is new"

@@ -12,7 +12,11 @@ on SeriesInstanceUid in the XML's ResponseHeader).
 Labels (parsing, grouping and filling in :mod:`harmonize.plugins._lidc_xml`, pylidc's conventions):
 
 * the mask written for each series is the **consensus**: value ``n`` (1, 2, ...) marks the voxels
-  that at least half of nodule ``n``'s annotations include (pylidc ``consensus(clevel=0.5)``);
+  that at least half of the series' readers (reading sessions in the XML) include in their outline
+  of nodule ``n``; a nodule outlined by fewer than half of the readers keeps its value and its
+  instance entry (``reader_count``) but has no voxel in the mask. (pylidc's
+  ``consensus(clevel=0.5)`` counts only the readers who outlined the nodule: use
+  :meth:`LIDC.reader_masks` for that);
   nodules are numbered from inferior to superior; class ``lung nodule`` = every nodule value (an
   empty list when no reader outlined a nodule >= 3 mm: the case is annotated and negative);
 * every nodule is an *instance*: the manifest's ``instances`` carry, per value, the readers who
@@ -75,7 +79,7 @@ class LIDC(DatasetPlugin):
 
     id = "lidc-idri"
     demo = False
-    #: fraction of a nodule's annotations that must include a voxel (pylidc's clevel)
+    #: fraction of the series' readers whose outline must include a voxel
     consensus_level: ClassVar[float] = 0.5
 
     # discovery ------------------------------------------------------------------------------
@@ -203,12 +207,13 @@ class LIDC(DatasetPlugin):
         message, series = self._load(case)
         nodules = case.metadata.get("nodules", [])
         data = np.zeros(series.shape, dtype=np.uint8 if len(nodules) < 256 else np.uint16)
+        readers = max(len(message.readers), 1)  # reading sessions in the XML, outlining or not
         for nodule in nodules:
             planes = [self._outline(message.annotations[i], series, case)
                       for i in nodule["annotations"]]
             empty = np.zeros(series.shape[1::-1], dtype=bool)  # (rows, columns)
             for z in sorted({z for plane in planes for z in plane}):
-                votes = np.mean([plane.get(z, empty) for plane in planes], axis=0)
+                votes = np.sum([plane.get(z, empty) for plane in planes], axis=0) / readers
                 keep = (votes >= self.consensus_level).T & (data[:, :, z] == 0)
                 data[:, :, z][keep] = nodule["nodule"]
         return Volume(data=data, affine=series.affine, kind="label")

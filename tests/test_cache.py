@@ -145,6 +145,8 @@ def test_cli_cache_builds_then_finds_up_to_date(both, tmp_path):
     assert json.loads(second.stdout)["ok"] == 4
     table = runner.invoke(app, args[:-2])
     assert "4 up to date" in table.output
+    wrong = runner.invoke(app, [*args, "--split", "training"])  # a typo must not cache nothing quietly
+    assert wrong.exit_code == 2 and "--split must be one of" in wrong.output
 
 
 def test_cli_cache_reports_missing_source(tmp_path):

@@ -311,5 +311,9 @@ def test_thread_loader_matches_dataloader(manifests, tmp_path):
     assert [len(b["case_id"]) for b in ThreadLoader(ds, batch_size=4, drop_last=True)] == [4]
     for _ in ThreadLoader(ds, batch_size=1, num_workers=2):
         break  # leaving early shuts the pool down
+    whole = HarmonizedDataset([kits, mr], classes=["kidney"], patch_size=None, cache=tmp_path / "cache")
+    for index, batch in enumerate(ThreadLoader(whole, batch_size=1, num_workers=2)):
+        assert torch.equal(batch["image"][0], whole[index]["image"])
+        assert torch.equal(batch["mask"][0], whole[index]["mask"])
     with pytest.raises(LoaderError):
         ThreadLoader(ds, num_workers=0)

@@ -103,3 +103,10 @@ def test_unlabelled_case_of_a_plugin_with_its_own_label_reader_lists_no_class(ca
     assert by_id["case_00001"].mask is None
     assert by_id["case_00001"].annotated == [] and by_id["case_00001"].labels == {}
     assert by_id["case_00000"].annotated == ["kidney", "kidney mass", "kidney tumor", "kidney cyst"]
+
+
+def test_an_errors_report_is_not_taken_for_a_manifest(tmp_path):
+    path = tmp_path / "errors.jsonl"
+    path.write_text(json.dumps({"kind": "read", "dataset": "kits23", "message": "x"}) + "\n")
+    with pytest.raises(ManifestError, match="not a manifest record"):
+        read_manifest(path)

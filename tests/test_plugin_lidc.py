@@ -91,6 +91,19 @@ def test_three_readers_consensus_needs_two(catalog, tmp_path):
     assert case.metadata["nodules"][1]["readers"] == [0, 1, 2]
 
 
+def test_consensus_counts_all_readers_of_the_series(catalog, tmp_path):
+    """Nodule 1 is outlined by reader 1 only: half of 2 readers keeps it, a third of 3 does not."""
+    plugin = catalog.get("lidc-idri")
+    for readers, kept in ((2, True), (3, False)):
+        root = make_lidc(tmp_path / f"lidc{readers}", n_cases=1, readers=readers, radiograph=False)
+        (case,) = discover(plugin, root).cases
+        assert case.metadata["nodules"][0]["readers"] == [0]
+        outline = plugin.reader_masks(case)["anon-001"].data == 1
+        consensus = plugin.read_label(case).data == 1
+        assert outline.any() and consensus.any() == kept
+        assert plugin.instances(case)[1]["reader_count"] == 1
+
+
 def test_xml_problems_are_reported(catalog, lidc_root, tmp_path):
     root = tmp_path / "lidc"
     shutil.copytree(lidc_root, root)

@@ -106,3 +106,38 @@ def test_label_glob_covers_every_template_placeholder():
     assert label_glob("labelsTr/{name}") == "labelsTr/*"
     assert label_glob("Mask/{case}.nii.gz") == "Mask/*.nii.gz"
     assert label_glob("{parent}/{case}_seg.nii.gz") == "*/*_seg.nii.gz"
+
+
+#: dataset -> (fabricator call, value of the patient's right kidney, value of the left one)
+RUN_CASES = {
+    "word": (lambda root: make_word(root, n_train=1, n_val=1, n_test=1), 4, 3),
+    "flare22": (lambda root: make_flare22(root, n_cases=2), 2, 13),
+    "abdomenct-1k": (lambda root: make_abdomenct1k(root, n_cases=2), None, None),
+}
+
+
+@pytest.mark.parametrize("dataset", YAML_ONLY)
+def test_harmonize_run_on_the_released_layout(catalog, tmp_path, dataset):
+    """`harmonize run` on each YAML-only dataset: every case written in RAS with the descriptor's
+    label values, and the sided organs on the patient's correct side (the files are LPS)."""
+    import nibabel as nib
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from harmonize.cli import app
+    from harmonize.manifest import read_manifest
+
+    make, right, left = RUN_CASES[dataset]
+    root, out = make(tmp_path / "data"), tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "-d", dataset, "-r", str(root), "-o", str(out),
+                                      "-w", "1", "--no-progress", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    records = read_manifest(out / f"{dataset}.jsonl")
+    assert len(records) == len(discover(catalog.get(dataset), root).cases) >= 2
+    declared = set(catalog.get(dataset).descriptor.values)
+    for record in records:
+        assert record.orientation == "RAS" and record.extra["original"]["orientation"] == "LPS"
+        mask = np.asarray(nib.load(out / record.mask).dataobj)
+        assert set(np.unique(mask).tolist()) == declared  # every organ drawn, nothing else
+        if right is not None:  # RAS: a larger x index is further to the patient's right
+            assert np.argwhere(mask == right)[:, 0].mean() > np.argwhere(mask == left)[:, 0].mean()

@@ -90,7 +90,7 @@ def test_patch_size_parsing():
     assert as_patch_size(None) is None
     assert as_patch_size(8) == (8, 8, 8)
     assert as_patch_size([4, 5, 6]) == (4, 5, 6)
-    for bad in (0, (1, 2), (4, -1, 4)):
+    for bad in (0, (1, 2), (4, -1, 4), 96.0):
         with pytest.raises(ValueError):
             as_patch_size(bad)
 
@@ -139,6 +139,19 @@ def test_foreground_index():
         ForegroundIndex.from_arrays(index.to_arrays() | {"offsets": np.array([0, 5])})
     empty = ForegroundIndex.from_label(np.zeros((4, 4, 4), dtype=np.uint8))
     assert not empty.has_any([1]) and empty.locations_for([1]).shape == (0, 3)
+    assert empty.sample([1], np.random.default_rng(0)) is None
+
+
+def test_foreground_sample_is_uniform_over_voxels_despite_the_cap():
+    label = np.zeros((30, 30, 30), dtype=np.uint8)
+    label[:20, :20, :20] = 1  # 8000 voxels, 500 stored
+    label[25:, 25:, :] = 2  # 750 voxels, 500 stored
+    index = ForegroundIndex.from_label(label, max_per_value=500)
+    rng = np.random.default_rng(3)
+    drawn = [index.sample([1, 2, 9], rng) for _ in range(4000)]
+    values = label[tuple(np.array(drawn).T)]
+    assert np.mean(values == 1) == pytest.approx(8000 / 8750, abs=0.02)  # not 1/2 as stored
+    assert set(map(int, values)) == {1, 2}
 
 
 @pytest.mark.parametrize("shape", [(7, 9, 11), (2, 7, 9, 11)])
@@ -156,6 +169,10 @@ def test_npy_file_crop_equals_array_crop(tmp_path, shape):
     np.testing.assert_array_equal(whole, array)
     copy = pickle.loads(pickle.dumps(reader))
     np.testing.assert_array_equal(copy.crop((1, 1, 1), (3, 3, 3)), crop(array, (1, 1, 1), (3, 3, 3)))
+    (tmp_path / "kept.npy").write_bytes((tmp_path / "a.npy").read_bytes())
+    kept = NpyFile(tmp_path / "kept.npy")
+    (tmp_path / "kept.npy").unlink()  # e.g. the cache entry rebuilt by another process
+    np.testing.assert_array_equal(kept.crop((0, 0, 0), shape[-3:]), array)
     data = (tmp_path / "a.npy").read_bytes()
     (tmp_path / "b.npy").write_bytes(data[:-4])
     with pytest.raises(ValueError, match="truncated"):

@@ -78,3 +78,18 @@ def test_reader_rejects_unknown_part(manifests):
         CaseReader(ds, 0, "label")
     with pytest.raises(TypeError):
         to_torchio_subjects(ds, classes=CLASSES)
+
+
+def test_label_sampler_over_every_class_channel_with_queue_workers(manifests):
+    """The documented recipe: kits23 has no ``right kidney`` (channel 0), mrk no ``kidney tumor``
+    (channel 1); LabelSampler with one probability per channel centres every patch on a class."""
+    classes = ["right kidney", "kidney tumor"]
+    subjects = to_torchio_subjects(manifests, classes=classes, split=None)
+    assert {s["dataset"]: s["label_present"].tolist() for s in subjects} == {
+        "kits23": [False, True], "mrk": [True, False]}
+    sampler = tio.LabelSampler(6, "mask", label_probabilities={0: 1, 1: 1})
+    queue = tio.Queue(tio.SubjectsDataset(subjects), max_length=8, samples_per_volume=2, sampler=sampler,
+                      num_workers=2)
+    patches = [p for b in DataLoader(queue, batch_size=4) for p in b["mask"][tio.DATA]]
+    assert len(patches) == 8
+    assert all(bool(p[:, 3, 3, 3].any()) for p in patches)  # the centre voxel is labelled
