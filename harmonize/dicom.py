@@ -438,8 +438,9 @@ def check_series(series: Series, *, series_in_folder: int = 1) -> SeriesReport:
     """
     checks: list[Check] = []
     modality = series.modality
-    checks.append(Check("modality", modality == "CT", f"Modality is {modality or 'missing'}"
-                        + ("" if modality == "CT" else "; the checklist is for CT")))
+    found = sorted({str(h.get("Modality") or "missing") for h in series.headers})
+    checks.append(Check("modality", found == ["CT"], f"Modality is {' / '.join(found) or 'missing'}"
+                        + ("" if found == ["CT"] else "; the checklist is for CT (every slice)")))
     ok_slope, d_slope = _every(series, "RescaleSlope")
     ok_inter, d_inter = _every(series, "RescaleIntercept")
     checks.append(Check("rescale", ok_slope and ok_inter, f"{d_slope}; {d_inter}"

@@ -274,7 +274,8 @@ def _geometry_flags(case: CaseQA, record: ManifestRecord, image: Volume) -> None
     spacing = np.asarray(image.spacing)
     ratio = float(spacing.max() / spacing.min())
     if ratio > THRESHOLDS["anisotropy"]:
-        case.flag("anisotropic", f"spacing {np.round(spacing, 3).tolist()} mm: largest/smallest "
+        ras = np.round(case.spacing if case.spacing else spacing, 3).tolist()
+        case.flag("anisotropic", f"spacing {ras} mm (x, y, z): largest/smallest "
                                  f"= {ratio:.1f} > {THRESHOLDS['anisotropy']:g}")
     short = [f"{a}={n}" for a, n in zip(AXES, image.shape) if n < THRESHOLDS["min_axis_voxels"]]
     if short:

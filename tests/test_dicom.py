@@ -240,6 +240,8 @@ MISSING_SLICE = [k * 2.5 for k in range(30)] + [k * 2.5 for k in range(31, 61)]
 
 FAILURE_MODES = {
     "non-CT modality": (dict(edit=_set("Modality", "MR")), {"modality"}),
+    "one MR slice": (dict(edit=lambda ds, k: setattr(ds, "Modality", "MR" if k == 7 else "CT")),
+                     {"modality"}),
     "missing rescale": (dict(edit=_delete("RescaleSlope", "RescaleIntercept")), {"rescale"}),
     "BitsStored 8": (dict(edit=_set("BitsStored", 8)), {"bits_stored"}),
     "missing PixelSpacing": (dict(edit=_delete("PixelSpacing")), {"pixel_spacing"}),

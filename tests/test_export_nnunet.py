@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from harmonize.catalog import load_catalog
 from harmonize.cli import app
 from harmonize.discovery import discover
-from harmonize.export import ExportError
-from harmonize.export.nnunet import dataset_folder, export_nnunet
+from harmonize.export import ExportError, load_entries
+from harmonize.export.nnunet import channel_names, dataset_folder, export_nnunet
 from harmonize.manifest import build_manifest, read_manifest, write_manifest
 from harmonize.pipeline import Target, run
 from harmonize.testing import make_brats2021, make_kits, make_kits23
@@ -58,6 +58,7 @@ def test_kits23_layout_dataset_json_and_splits(data: dict[str, Path], tmp_path: 
     result = export_nnunet([data["kits"]], tmp_path, dataset_id=501, name="KiTS23")
     folder = tmp_path / "Dataset501_KiTS23"
     assert result.ok and result.folder == folder
+    assert not [w for w in result.warnings if "do not annotate" in w]
     assert sorted(p.name for p in (folder / "imagesTr").iterdir()) == [
         "case_00000_0000.nii.gz", "case_00001_0000.nii.gz", "case_00002_0000.nii.gz"]
     assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == [
@@ -132,6 +133,10 @@ def test_two_datasets_share_labels_by_name(data: dict[str, Path], tmp_path: Path
     assert result.ok, result.errors
     assert result.dataset_json["labels"] == {"background": 0, "kidney": 1, "kidney tumor": 2,
                                              "kidney cyst": 3}
+    unannotated = [w for w in result.warnings if "do not annotate" in w]
+    assert unannotated == ["kits19: cases do not annotate ['kidney cyst']; nnU-Net will learn "
+                           "those classes as background there (export datasets with the same "
+                           "classes together)"]  # KiTS19 has no cyst class
     names = {p.name for p in (result.folder / "imagesTr").iterdir()}
     assert "kits23_case_00000_0000.nii.gz" in names
     assert any(n.startswith("kits19_case_") for n in names | {
@@ -193,3 +198,10 @@ def test_nnunet_accepts_the_export(data: dict[str, Path], tmp_path: Path,
         onehot = np.array([[[[float(label in (r if isinstance(r, tuple) else (r,)))]]]
                            for r in manager.foreground_regions])
         assert int(manager.convert_probabilities_to_segmentation(onehot).item()) == label
+
+
+def test_mixed_modalities_never_get_ct_normalization(data: dict[str, Path]) -> None:
+    entries = load_entries([data["kits"]])
+    assert channel_names(entries) == {"0": "CT"}
+    entries[1].record.modality = "MR"  # e.g. CHAOS MR exported with a CT dataset
+    assert channel_names(entries) == {"0": "CT+MR"}  # nnU-Net: z-score per image, not HU

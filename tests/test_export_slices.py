@@ -247,6 +247,11 @@ def test_mr_channels_raw_label_values_and_channel_choice(data: dict[str, Path], 
     bad = export_slices([data["brats"]], tmp_path / "bad", SliceOptions(channel="T3"))
     assert len(bad.errors) == 3 and "no channel named 'T3'" in bad.errors[0].message
     assert bad.errors[0].case == "BraTS2021_00000" and bad.errors[0].dataset == "brats2021"
+    failed = verify_export(tmp_path / "bad").points["file_counts"]  # failed cases are a FAIL
+    assert any("3 case(s) failed to export" in p for p in failed.problems), failed.problems
+    assert any("holds no case" in p for p in failed.problems), failed.problems
+    lower = export_slices([data["brats"]], tmp_path / "lower", SliceOptions(channel="flair"))
+    assert lower.ok and lower.cases["BraTS2021_00000"]["channel"] == 3  # names case-insensitive
 
 
 def test_split_mode_kits23_2d_and_missing_splits(data: dict[str, Path], tmp_path: Path) -> None:

@@ -67,7 +67,9 @@ def dataset_folder(dataset_id: int, name: str) -> str:
 
 def channel_names(entries: Sequence[Entry]) -> dict[str, str]:
     """``channel_names`` for dataset.json: ``CT`` for single-channel CT, else the record's
-    channel names (or its modality). Every record must have the same channel count."""
+    channel names (or its modality); single-channel records of several modalities get e.g.
+    ``CT+MR`` (nnU-Net's z-score per image, never its CT normalization on MR).
+    Every record must have the same channel count."""
     counts: dict[int, Entry] = {}
     for entry in entries:
         n = len(entry.record.channels) if entry.record.channels else (
@@ -80,6 +82,9 @@ def channel_names(entries: Sequence[Entry]) -> dict[str, str]:
                           hint="export datasets with the same channels together")
     first = entries[0].record
     n = next(iter(counts))
+    modalities = sorted({e.record.modality for e in entries})
+    if n == 1 and len(modalities) > 1:
+        return {"0": "+".join(modalities)}  # not "CT": nnU-Net z-scores unknown names per image
     if n == 1 and first.modality == "CT":
         return {"0": "CT"}
     names = list(first.channels) if first.channels and len(first.channels) == n else (
@@ -243,7 +248,7 @@ def export_nnunet(
     entries = load_entries(manifests)
     channels = channel_names(entries)
     scheme = LabelScheme.from_entries(entries)
-    result = NnunetExport(folder=folder)
+    result = NnunetExport(folder=folder, warnings=unannotated_warnings(entries, scheme))
     if folder.exists():
         for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
             if (folder / sub).is_dir():
@@ -279,6 +284,20 @@ def export_nnunet(
             "no splits_final.json: the manifest has no " + ("val" if train else "train")
             + " case with a mask, so nnU-Net will make its own 5-fold split")
     return result
+
+
+def unannotated_warnings(entries: Sequence[Entry], scheme: LabelScheme) -> list[str]:
+    """One warning per dataset whose labelled cases do not annotate every exported class:
+    nnU-Net trains such voxels as background (it has no notion of partial annotation)."""
+    missing: dict[str, set[str]] = {}
+    for entry in entries:
+        if entry.record.mask is not None:
+            absent = set(scheme.names) - set(entry.record.annotated)
+            if absent:
+                missing.setdefault(entry.dataset, set()).update(absent)
+    return [f"{dataset}: cases do not annotate {sorted(names)}; nnU-Net will learn those classes "
+            "as background there (export datasets with the same classes together)"
+            for dataset, names in sorted(missing.items())]
 
 
 def dataset_json(entries: Sequence[Entry], channels: dict[str, str], labels: dict[str, Any],

@@ -224,13 +224,14 @@ def resume_key(entry: Entry, options: SliceOptions) -> str:
 
 
 def channel_index(entry: Entry, channel: int | str, channels: int) -> int:
-    """The channel to export, by index or by name (``record.channels``)."""
+    """The channel to export, by index or by name (``record.channels``, case-insensitive)."""
     names = list(entry.record.channels or [])
     if isinstance(channel, str) and not channel.isdigit():
-        if channel not in names:
+        folded = [n.casefold() for n in names]
+        if channel.casefold() not in folded:
             raise entry.error(f"no channel named {channel!r} (channels: {names})",
                               kind=ExportError, hint="pass --channel with a name or an index")
-        return names.index(channel)
+        return folded.index(channel.casefold())
     index = int(channel)
     if not 0 <= index < channels:
         raise entry.error(f"channel {index} out of range: the image has {channels}",

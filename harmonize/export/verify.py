@@ -2,7 +2,8 @@
 
 The points are the seed converter's checks:
 
-``file_counts``     per split, image and mask PNGs and CSV rows equal the cases' slice counts
+``file_counts``     per split, image and mask PNGs and CSV rows equal the cases' slice counts;
+                    no case failed to export (the summary's ``errors``) and there is a case
 ``pairing``         every image has its mask, masks_visible and overlay (labelled cases) and no
                     PNG belongs to no exported case
 ``shapes``          every PNG has the (X, Y) shape of its volume's axial slices
@@ -162,6 +163,15 @@ def _csv_rows(out: Path, split: str) -> list[dict[str, str]]:
 def _check_counts(out: Path, cases: dict[str, dict[str, Any]], split_of: dict[str, str],
                   summary: dict[str, Any], point: Point) -> None:
     names = {folder: {p.name for p in (out / folder).glob("*.png")} for folder in FOLDERS[:2]}
+    failed = summary.get("errors") or []
+    if failed:
+        first = failed[0]
+        point.problems.append(
+            f"{len(failed)} case(s) failed to export and are missing, e.g. "
+            f"{first.get('dataset')}/{first.get('case')}: {first.get('message')} "
+            "(all in metadata/dataset_summary.json 'errors')")
+    if not cases:
+        point.problems.append("the export holds no case")
     for split in SPLITS:
         keys = {k for k, s in split_of.items() if s == split and k in cases}
         want_images = sum(cases[k]["slices"] for k in keys)
