@@ -59,7 +59,7 @@ def fabricate(out: Path, volumes: int, shape: tuple[int, int, int]) -> list[Path
 
 
 def cases(manifests: list[Path]) -> list[dict[str, str]]:
-    from harmonize.manifest import read_manifest
+    from harmonize.manifest.build import read_manifest
 
     return [{"image": str(m.parent / r.image), "label": str(m.parent / r.mask), "dataset": r.dataset}
             for m in manifests for r in read_manifest(m)]
@@ -76,7 +76,7 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
     n = args.slow_patches if method == "b" else args.patches
     start = time.perf_counter()
     if method in ("a", "p", "b"):
-        from harmonize.loader import DatasetMixSampler, HarmonizedDataset, ThreadLoader
+        from harmonize.loader.dataset import DatasetMixSampler, HarmonizedDataset, ThreadLoader
 
         ds = HarmonizedDataset(manifests, patch_size=patch, cache=data / "cache" if method != "b" else False)
         sampler = DatasetMixSampler(ds, weights="sqrt", num_samples=n)
@@ -209,7 +209,7 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    from harmonize.cache import build_cache
+    from harmonize.loader.cache import build_cache
 
     t0 = time.perf_counter()
     manifests = sorted(args.data.glob("bench-*.jsonl")) or fabricate(args.data, args.volumes, tuple(args.shape))

@@ -121,9 +121,9 @@ def _make_process(variant: str, spacing, outdir: Path):
     if variant.startswith("harmonize"):
         import SimpleITK  # noqa: F401 - imported by resampling; count it in the baseline
 
-        import harmonize.io as hio
-        from harmonize.io import Volume, read_volume, write_volume
-        from harmonize.normalize import Settings, normalize_case
+        import harmonize.read.volume as hio
+        from harmonize.engine.normalize import Settings, normalize_case
+        from harmonize.read.volume import Volume, read_volume, write_volume
 
         if variant == "harmonize-zlib":
             import gzip

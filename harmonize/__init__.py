@@ -4,10 +4,11 @@ Public API for plugin authors: :data:`hookimpl`, :class:`DatasetPlugin`, :class:
 :class:`Skipped`. Importing this package does no work (plugins load in ``get_plugin_manager``).
 """
 
-from harmonize.dataset import DatasetPlugin
+import harmonize._moved
 from harmonize.errors import HarmonizeError
-from harmonize.hookspecs import hookimpl
-from harmonize.records import Case, ManifestRecord, Skipped
+from harmonize.manifest.records import Case, ManifestRecord, Skipped
+from harmonize.plugin.dataset import DatasetPlugin
+from harmonize.plugin.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
@@ -20,3 +21,5 @@ __all__ = [
     "__version__",
     "hookimpl",
 ]
+
+harmonize._moved.install()

@@ -1,5 +1,5 @@
 """``python -m harmonize`` runs the CLI."""
 
-from harmonize.cli import main
+from harmonize.cli.app import main
 
 main()

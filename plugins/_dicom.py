@@ -1,6 +1,6 @@
 """Slice tables of DICOM series, shared by the DICOM-based plugins (CHAOS, Pancreas-CT, LIDC-IDRI).
 
-The core reads a DICOM folder with SimpleITK (:func:`harmonize.io.read_volume`): the one series in
+The core reads a DICOM folder with SimpleITK (:func:`harmonize.read.volume.read_volume`): the one series in
 the folder, slices in GDCM's order (ascending along the slice normal), voxels indexed (X, Y, Z) with
 X = DICOM column, Y = DICOM row and Z = that order. Labels released as one 2D item per slice (a PNG
 per slice, a NIfTI slice per instance, an XML contour per SOP instance) must land on the same Z.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.errors import LabelError, ReadError
-from harmonize.io import Volume, dicom_series_files, sitk_affine
+from harmonize.read.volume import Volume, dicom_series_files, sitk_affine
 
 # DICOM tags as SimpleITK names them
 MODALITY = "0008|0060"

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError
-from harmonize.records import Case, Skipped
-from harmonize.vocabulary import normalize_name
+from harmonize.labels.vocabulary import normalize_name
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden
 
 CASE_FILE = re.compile(r"^amos_(\d{4})\.nii\.gz$")
 #: (images folder, labels folder, official split, labels required)

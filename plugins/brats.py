@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden
 
 _SEARCH_DEPTH = 2  # how deep below root to look for folders of case folders
 

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, walk_files
 from harmonize.errors import DiscoveryError
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, walk_files
 
 IMAGE = re.compile(r"^img(\d{4})\.nii\.gz$")
 LABEL = re.compile(r"^label(\d{4})\.nii\.gz$")

@@ -41,10 +41,10 @@ import numpy as np
 from harmonize.plugins._dicom import DicomSeries, DicomSlice, dicom_files, read_series
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError, LabelError
-from harmonize.io import Volume
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden
+from harmonize.read.volume import Volume
 
 SPLIT_FOLDERS = {"Train_Sets": "train", "Test_Sets": "test"}
 PATIENT = re.compile(r"^\d+$")

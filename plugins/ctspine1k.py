@@ -38,9 +38,9 @@ from importlib import resources
 from pathlib import Path
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, strip_nifti_suffix, walk_files
 from harmonize.errors import DiscoveryError
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, strip_nifti_suffix, walk_files
 from harmonize.yamlio import load_yaml
 
 #: (image folder, label folder) pairs relative to the root, in the order they are tried.

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from importlib import resources
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin
-from harmonize.descriptor import load_descriptor
-from harmonize.layout import LayoutDataset
+from harmonize.plugin.dataset import DatasetPlugin
+from harmonize.plugin.descriptor import load_descriptor
+from harmonize.plugin.layout import LayoutDataset
 
 
 @hookimpl

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden
 
 CASE_FOLDER = re.compile(r"^case_(\d{5})$")
 

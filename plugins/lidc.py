@@ -59,10 +59,10 @@ from harmonize.plugins._lidc_xml import (
 )
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
-from harmonize.io import Volume
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden
+from harmonize.read.volume import Volume
 
 PATIENT = re.compile(r"^LIDC-IDRI-\d{4}$")
 SLICE_THICKNESS = "0018|0050"

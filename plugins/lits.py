@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, walk_files
 from harmonize.errors import DiscoveryError
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, walk_files
 
 VOLUME = re.compile(r"^volume-(\d+)\.nii(\.gz)?$")
 SEGMENTATION = re.compile(r"^segmentation-(\d+)\.nii(\.gz)?$")

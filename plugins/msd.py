@@ -26,11 +26,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
-from harmonize.descriptor import Descriptor
 from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
-from harmonize.io import read_header
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
+from harmonize.plugin.descriptor import Descriptor
+from harmonize.read.volume import read_header
 
 #: (task folder, dataset id, part of ``harmonize demo``)
 TASKS: tuple[tuple[str, str, bool], ...] = (

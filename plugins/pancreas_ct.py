@@ -33,10 +33,10 @@ import numpy as np
 from harmonize.plugins._dicom import dicom_files, read_series
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError, LabelError
-from harmonize.io import Volume, read_volume
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden
+from harmonize.read.volume import Volume, read_volume
 
 PATIENT = re.compile(r"^PANCREAS_(\d{4})$")
 LABEL = re.compile(r"^label(\d{4})\.nii(\.gz)?$")

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 
 REGIONS = ("abdomen", "thorax")
 SUBSETS = {"train": "train", "training": "train", "test": "test", "testing": "test"}

@@ -29,10 +29,10 @@ import nibabel as nib
 import numpy as np
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 from harmonize.errors import DiscoveryError, LabelError, ReadError
-from harmonize.io import Volume
-from harmonize.records import SPLITS, Case, Skipped
+from harmonize.manifest.records import SPLITS, Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
+from harmonize.read.volume import Volume
 
 SUBJECT = re.compile(r"^s\d{4}$")
 META_FILE = "meta.csv"

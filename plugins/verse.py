@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harmonize import hookimpl
-from harmonize.dataset import DatasetPlugin, is_hidden
 from harmonize.errors import DiscoveryError
-from harmonize.records import Case, Skipped
+from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden
 
 CT_SUFFIX = "_ct.nii.gz"
 MASK_SUFFIX = "_seg-vert_msk.nii.gz"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harmonize.catalog import load_catalog
+from harmonize.plugin.catalog import load_catalog
 
 
 @pytest.fixture(scope="session")

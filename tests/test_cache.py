@@ -12,13 +12,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harmonize.cache import CacheWarning, VolumeCache, build_cache, cache_key, read_case
-from harmonize.catalog import load_catalog
-from harmonize.cli import app
-from harmonize.discovery import discover
+from harmonize.cli.app import app
 from harmonize.errors import ReadError
-from harmonize.loader import HarmonizedDataset
-from harmonize.manifest import build_manifest, read_manifest, write_manifest
+from harmonize.loader.cache import CacheWarning, VolumeCache, build_cache, cache_key, read_case
+from harmonize.loader.dataset import HarmonizedDataset
+from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
+from harmonize.plugin.catalog import load_catalog
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_kits23
 from harmonize.testing.normalized import make_normalized_dataset
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harmonize import DatasetPlugin, hookimpl
-from harmonize.catalog import DEFAULT_PLUGINS, get_plugin_manager, load_catalog
 from harmonize.errors import PluginError
+from harmonize.plugin.catalog import DEFAULT_PLUGINS, get_plugin_manager, load_catalog
 from harmonize.testing import install_entry_point
 
 ACME_PLUGIN = '''
@@ -116,7 +116,7 @@ def test_duplicate_dataset_id_is_rejected_naming_both_sources(site):
 
 
 def test_plugin_yielding_wrong_type_is_reported(monkeypatch):
-    from harmonize import catalog as catalog_module
+    from harmonize.plugin import catalog as catalog_module
 
     class Module:
         @staticmethod
@@ -188,7 +188,7 @@ def test_plugin_id_must_match_its_descriptor_id():
 
 
 def test_broken_builtin_module_is_reported_and_the_others_still_load(monkeypatch):
-    from harmonize import catalog as catalog_module
+    from harmonize.plugin import catalog as catalog_module
 
     monkeypatch.setattr(catalog_module, "DEFAULT_PLUGINS",
                         ("harmonize.plugins.kits", "harmonize.plugins.no_such_family"))

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from harmonize.cli import app
+from harmonize.cli.app import app
 
 runner = CliRunner()
 

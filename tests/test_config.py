@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harmonize.cli import app
-from harmonize.cli_run import join_multi_values
-from harmonize.config import (
+from harmonize.cli.app import app
+from harmonize.cli.run import join_multi_values
+from harmonize.engine.config import (
     ConfigError,
     Target,
     build_settings,
@@ -18,8 +18,8 @@ from harmonize.config import (
     parse_setting,
     parse_settings,
 )
-from harmonize.manifest import read_manifest
-from harmonize.normalize import Settings, preset_settings
+from harmonize.engine.normalize import Settings, preset_settings
+from harmonize.manifest.build import read_manifest
 from harmonize.testing import make_kits
 
 
@@ -164,12 +164,12 @@ def test_cli_intensity_flags_reach_the_records(tmp_path: Path) -> None:
 
 
 def test_cli_interrupt_says_how_to_finish(tmp_path: Path, monkeypatch) -> None:
-    import harmonize.pipeline
+    import harmonize.engine.pipeline
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harmonize.pipeline, "run", interrupted)
+    monkeypatch.setattr(harmonize.engine.pipeline, "run", interrupted)
     res = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(tmp_path), "-o",
                                    str(tmp_path / "out"), "--no-progress"])
     assert res.exit_code == 130 and "rerun the same command" in res.output
@@ -214,7 +214,7 @@ def test_cli_rejects_mixed_or_missing_arguments(tmp_path: Path) -> None:
 
 
 def test_summary_caps_items_with_the_same_reason() -> None:
-    from harmonize.cli_run import SAME_REASON_SHOWN, problem_lines
+    from harmonize.cli.run import SAME_REASON_SHOWN, problem_lines
     from harmonize.errors import ErrorRecord
 
     same = [ErrorRecord("skipped", "msd-liver", None, f"/d/._x{i}.nii.gz", "AppleDouble file")

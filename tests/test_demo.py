@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from harmonize.cli import app
-from harmonize.demo import MANIFEST_DIR, demo_plugins
+from harmonize.cli.app import app
+from harmonize.cli.demo import MANIFEST_DIR, demo_plugins
 
 
 def test_demo_runs_end_to_end_and_loads_a_mixed_batch(tmp_path):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harmonize.descriptor import load_descriptor, parse_descriptor
 from harmonize.errors import DescriptorError
-from harmonize.labels import class_values
-from harmonize.vocabulary import load_vocabulary
+from harmonize.labels.rules import class_values
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.plugin.descriptor import load_descriptor, parse_descriptor
 
 MINIMAL = {"id": "toy", "name": "Toy", "modality": "CT", "values": {0: "bg", 1: "liver", 2: "tumor"},
            "classes": {"liver": [1, 2], "liver tumor": [2]}}

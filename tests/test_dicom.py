@@ -21,8 +21,9 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
-from harmonize.cli import app
-from harmonize.dicom import (
+from harmonize.cli.app import app
+from harmonize.errors import ReadError
+from harmonize.read.dicom import (
     CHECKS,
     check_series,
     group_series,
@@ -30,8 +31,7 @@ from harmonize.dicom import (
     scan_dicom,
     validate_dicom,
 )
-from harmonize.errors import ReadError
-from harmonize.io import read_volume
+from harmonize.read.volume import read_volume
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 

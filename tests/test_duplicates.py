@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harmonize.cli import app
-from harmonize.discovery import discover
-from harmonize.duplicates import find_duplicates
-from harmonize.manifest import build_manifest, read_manifest
-from harmonize.splits import find_leaks
+from harmonize.cli.app import app
+from harmonize.manifest.build import build_manifest, read_manifest
+from harmonize.manifest.duplicates import find_duplicates
+from harmonize.manifest.splits import find_leaks
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_msd_task
 
 

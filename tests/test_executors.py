@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harmonize.executors import (
+from harmonize.engine.executors import (
     DaskExecutor,
     ExecutorError,
     LocalExecutor,
@@ -18,8 +18,8 @@ from harmonize.executors import (
     default_workers,
     make_executor,
 )
-from harmonize.normalize import Settings
-from harmonize.pipeline import Target, run
+from harmonize.engine.normalize import Settings
+from harmonize.engine.pipeline import Target, run
 from harmonize.testing import make_kits23
 
 
@@ -101,7 +101,7 @@ def test_cli_dask_executor_without_scheduler_starts_a_local_cluster(tmp_path: Pa
     pytest.importorskip("distributed")
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
+    from harmonize.cli.app import app
 
     root = make_kits23(tmp_path / "kits23", n_cases=2, seed=22)
     res = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(root), "-o",

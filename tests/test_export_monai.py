@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harmonize.catalog import load_catalog
-from harmonize.cli import app
-from harmonize.discovery import discover
+from harmonize.cli.app import app
 from harmonize.export import ExportError
 from harmonize.export.monai import export_monai
-from harmonize.manifest import build_manifest, read_manifest, write_manifest
+from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
+from harmonize.plugin.catalog import load_catalog
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_brats2021, make_kits23
 
 runner = CliRunner()

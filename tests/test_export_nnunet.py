@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harmonize.catalog import load_catalog
-from harmonize.cli import app
-from harmonize.discovery import discover
+from harmonize.cli.app import app
+from harmonize.engine.pipeline import Target, run
 from harmonize.export import ExportError, load_entries
 from harmonize.export.nnunet import channel_names, dataset_folder, export_nnunet
-from harmonize.manifest import build_manifest, read_manifest, write_manifest
-from harmonize.pipeline import Target, run
+from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
+from harmonize.plugin.catalog import load_catalog
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_brats2021, make_kits, make_kits23
 
 runner = CliRunner()

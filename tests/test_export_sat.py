@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harmonize.catalog import load_catalog
-from harmonize.cli import app
-from harmonize.discovery import discover
+from harmonize.cli.app import app
 from harmonize.errors import LabelError, ManifestError
 from harmonize.export.sat import case_ids, export_sat, import_sat, sat_labels
-from harmonize.manifest import build_manifest, read_manifest
+from harmonize.manifest.build import build_manifest, read_manifest
+from harmonize.plugin.catalog import load_catalog
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_brats2021, make_kits23
 
 runner = CliRunner()

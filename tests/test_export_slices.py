@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harmonize.catalog import load_catalog
-from harmonize.cli import app
-from harmonize.discovery import discover
+from harmonize.cli.app import app
+from harmonize.engine.pipeline import Target, run
 from harmonize.export import ExportError
 from harmonize.export.slices import (
     PALETTE,
@@ -27,8 +26,9 @@ from harmonize.export.slices import (
     write_png,
 )
 from harmonize.export.verify import POINTS, verify_export
-from harmonize.manifest import build_manifest, read_manifest, write_manifest
-from harmonize.pipeline import Target, run
+from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
+from harmonize.plugin.catalog import load_catalog
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_brats2021, make_kits23
 
 runner = CliRunner()

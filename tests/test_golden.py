@@ -12,8 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
-from harmonize.demo import MANIFEST_DIR, run_demo
-from harmonize.records import MANIFEST_SCHEMA
+from harmonize.cli.demo import MANIFEST_DIR, run_demo
+from harmonize.manifest.records import MANIFEST_SCHEMA
 
 GOLDEN = Path(__file__).parents[1] / "jsonl"
 #: Fields that legitimately differ between machines (library versions); compared separately.

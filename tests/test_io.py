@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from harmonize.errors import ReadError
-from harmonize.io import (
+from harmonize.read.volume import (
     atomic_path,
     read_header,
     read_volume,
@@ -269,7 +269,7 @@ def test_not_nifti_and_gzip_roundtrip(tmp_path: Path):
         read_volume(path)
     data = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
     out = tmp_path / "o.nii.gz"
-    from harmonize.io import Volume
+    from harmonize.read.volume import Volume
 
     write_volume(Volume(data, AFFINE), out)
     with gzip.open(out) as fh:  # a standard gzip stream, no file name, mtime 0
@@ -285,7 +285,7 @@ def test_outputs_are_readable_by_others(tmp_path: Path):
     mask = os.umask(0o022)  # read the umask (and put it back)
     os.umask(mask)
     target = tmp_path / "v.nii.gz"
-    from harmonize.io import Volume
+    from harmonize.read.volume import Volume
 
     write_volume(Volume(np.zeros((2, 2, 2), dtype=np.int16), np.eye(4)), target)
     mode = stat.S_IMODE(target.stat().st_mode)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harmonize.descriptor import parse_descriptor
 from harmonize.errors import LabelError
-from harmonize.labels import check_observed_values, class_values
-from harmonize.vocabulary import load_vocabulary
+from harmonize.labels.rules import check_observed_values, class_values
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.plugin.descriptor import parse_descriptor
 
 KITS = parse_descriptor({
     "id": "toy-kits", "name": "toy", "modality": "CT",

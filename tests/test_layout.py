@@ -8,9 +8,9 @@ import textwrap
 import numpy as np
 from typer.testing import CliRunner
 
-from harmonize.catalog import load_catalog
-from harmonize.cli import app
-from harmonize.discovery import discover
+from harmonize.cli.app import app
+from harmonize.plugin.catalog import load_catalog
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, write_nifti
 
 DESCRIPTOR = textwrap.dedent("""

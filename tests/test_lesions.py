@@ -1,4 +1,4 @@
-"""Lesion features (harmonize.lesions) against independent computations on fabricated shapes.
+"""Lesion features (harmonize.manifest.lesions) against independent computations on fabricated shapes.
 
 The independent reference measures each axial slice by brute force: every edge midpoint of every
 pixel, scaled by the voxel spacing, all pairwise distances (scipy pdist), no hull and no affine
@@ -14,8 +14,8 @@ from scipy import ndimage
 from scipy.spatial.distance import pdist, squareform
 
 from harmonize.errors import LabelError
-from harmonize.io import Volume
-from harmonize.lesions import lesion_features
+from harmonize.manifest.lesions import lesion_features
+from harmonize.read.volume import Volume
 
 
 def ellipsoid_volume(

@@ -11,10 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from harmonize.catalog import load_catalog
-from harmonize.discovery import discover
 from harmonize.errors import LabelError, ManifestError, ReadError
-from harmonize.loader import (
+from harmonize.loader.dataset import (
     DatasetMixSampler,
     HarmonizedDataset,
     LoaderError,
@@ -23,7 +21,9 @@ from harmonize.loader import (
     describe_batch,
     load_one_batch,
 )
-from harmonize.manifest import build_manifest, read_manifest
+from harmonize.manifest.build import build_manifest, read_manifest
+from harmonize.plugin.catalog import load_catalog
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_kits23, write_nifti
 from harmonize.testing.normalized import make_normalized_dataset
 

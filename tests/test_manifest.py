@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from harmonize.discovery import discover
 from harmonize.errors import ManifestError
-from harmonize.manifest import build_manifest, read_manifest, validate_manifest, write_splits
-from harmonize.records import MANIFEST_SCHEMA, SCHEMA_VERSION
+from harmonize.manifest.build import build_manifest, read_manifest, validate_manifest, write_splits
+from harmonize.manifest.records import MANIFEST_SCHEMA, SCHEMA_VERSION
+from harmonize.plugin.discovery import discover
 
 
 @pytest.fixture

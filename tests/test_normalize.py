@@ -13,15 +13,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.errors import HarmonizeError, LabelError
-from harmonize.io import ScaledVolume, Volume, read_volume, write_volume
-from harmonize.normalize import (
+from harmonize.engine.normalize import (
     Settings,
     fingerprint,
     normalize_case,
     undo_intensity,
 )
-from harmonize.resample import reorient_to_ras, resample, target_grid
+from harmonize.engine.resample import reorient_to_ras, resample, target_grid
+from harmonize.errors import HarmonizeError, LabelError
+from harmonize.read.volume import ScaledVolume, Volume, read_volume, write_volume
 from harmonize.testing.volumes import ct_phantom, slice_first_affine
 
 torch = pytest.importorskip("torch")
@@ -368,7 +368,7 @@ def test_fingerprint_ignores_storage_and_orientation(tmp_path: Path):
 
 @pytest.mark.parametrize("kind", ["image", "label"])
 def test_resample_to_ras_equals_reorient_then_resample(kind):
-    from harmonize.resample import resample_to_ras
+    from harmonize.engine.resample import resample_to_ras
 
     rng = np.random.default_rng(14)
     shape = (9, 13, 11)
@@ -414,7 +414,7 @@ def test_label_stored_in_another_axis_order_is_aligned():
 
 
 def test_check_label_geometry_permutes_into_image_order():
-    from harmonize.normalize import check_label_geometry
+    from harmonize.engine.normalize import check_label_geometry
 
     rng = np.random.default_rng(16)
     image = phantom_case(rng)
@@ -428,7 +428,7 @@ def test_check_label_geometry_permutes_into_image_order():
 
 @pytest.mark.parametrize(("perm", "flips"), ORIENTATIONS[::5])
 def test_from_ras_inverts_reorientation(perm, flips):
-    from harmonize.resample import from_ras
+    from harmonize.engine.resample import from_ras
 
     data = np.arange(5 * 6 * 7).reshape(5, 6, 7)
     affine = axis_affine(perm, flips)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harmonize.discovery import discover
-from harmonize.manifest import build_manifest, read_manifest
-from harmonize.splits import find_leaks
+from harmonize.manifest.build import build_manifest, read_manifest
+from harmonize.manifest.splits import find_leaks
+from harmonize.plugin.discovery import discover
 from harmonize.testing import make_ctspine1k, make_verse
 
 

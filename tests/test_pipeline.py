@@ -1,4 +1,4 @@
-"""End-to-end tests of harmonize.pipeline.run and `harmonize run` on fabricated KiTS23 trees."""
+"""End-to-end tests of harmonize.engine.pipeline.run and `harmonize run` on fabricated KiTS23 trees."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 from harmonize.plugins.kits import KiTS23
 from typer.testing import CliRunner
 
-from harmonize.catalog import Catalog
-from harmonize.cli import app
-from harmonize.dataset import DatasetPlugin
+from harmonize.cli.app import app
+from harmonize.engine.normalize import Settings, dataset_statistics, foreground_sample
+from harmonize.engine.pipeline import Target, run
 from harmonize.files import sha256_path
-from harmonize.manifest import read_manifest, validate_manifest
-from harmonize.normalize import Settings, dataset_statistics, foreground_sample
-from harmonize.pipeline import Target, run
-from harmonize.records import Case
+from harmonize.manifest.build import read_manifest, validate_manifest
+from harmonize.manifest.records import Case
+from harmonize.plugin.catalog import Catalog
+from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.testing import make_kits23, write_nifti
 
 
@@ -307,7 +307,7 @@ def test_unknown_dataset_and_duplicate_targets_stop_before_any_work(tmp_path: Pa
     res = invoke("-d", "nosuch", "-r", str(root), "-o", str(tmp_path / "out"))
     assert res.exit_code == 2 and "unknown dataset" in res.output
     assert not (tmp_path / "out").exists()
-    from harmonize.config import ConfigError
+    from harmonize.engine.config import ConfigError
 
     with pytest.raises(ConfigError, match="more than once"):
         run([Target("kits23", root), Target("kits23", root)], tmp_path / "out", progress=False)

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.discovery import discover
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_amos
 
 ORGANS = {
@@ -131,8 +131,8 @@ def test_fabricate_hook(catalog, tmp_path):
 def test_harmonize_run_amos_mr(tmp_path):
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
-    from harmonize.manifest import read_manifest
+    from harmonize.cli.app import app
+    from harmonize.manifest.build import read_manifest
 
     root = make_amos(tmp_path / "AMOS22", n_ct=1, n_mr=2, n_val=1, n_test=1)
     out = tmp_path / "out"

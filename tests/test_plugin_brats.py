@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.discovery import discover
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_brats, make_brats2021, make_brats2023_gli
 
 CHANNELS = ["T1", "T1ce", "T2", "FLAIR"]
@@ -169,8 +169,8 @@ def test_harmonize_run_keeps_four_channels(tmp_path):
 
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
-    from harmonize.manifest import read_manifest
+    from harmonize.cli.app import app
+    from harmonize.manifest.build import read_manifest
 
     root = make_brats2021(tmp_path / "brats", n_cases=2, n_validation=1)
     out = tmp_path / "out"

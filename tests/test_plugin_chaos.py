@@ -12,9 +12,9 @@ from harmonize.plugins._dicom import read_series
 from harmonize.plugins.chaos import map_mr_grey
 from PIL import Image
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError, LabelError
-from harmonize.io import read_volume
+from harmonize.plugin.discovery import discover
+from harmonize.read.volume import read_volume
 from harmonize.testing import check_plugin, make_chaos
 from harmonize.testing.chaos import CT_LIVER_HU, MR_SIGNAL
 
@@ -204,8 +204,8 @@ def test_descriptors_and_demo_flags(catalog):
 def test_harmonize_run_chaos_mr(mr_root, tmp_path):
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
-    from harmonize.manifest import read_manifest
+    from harmonize.cli.app import app
+    from harmonize.manifest.build import read_manifest
 
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", "-d", "chaos-mr", "-r", str(mr_root), "-o", str(out),

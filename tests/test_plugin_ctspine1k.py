@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from harmonize.plugins.ctspine1k import identify, parse_data_split, transitional_cases
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_ctspine1k, make_lits
 
 LEVELS = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)]
@@ -202,8 +202,8 @@ def test_descriptor_demo_and_fabricate(catalog, tmp_path):
 
 def test_harmonize_run_ctspine1k_with_lits_duplicate(catalog, tmp_path):
     """One run over CTSpine1K and LiTS: liver_110 and volume-110 get one fingerprint and one split."""
-    from harmonize.manifest import read_manifest
-    from harmonize.pipeline import Target, run
+    from harmonize.engine.pipeline import Target, run
+    from harmonize.manifest.build import read_manifest
 
     spine = make_ctspine1k(tmp_path / "ctspine1k", n_cases=4, seed=3)
     lits = make_lits(tmp_path / "lits", n_cases=1, first_case=110, n_test=0, seed=3)

@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_kits, make_kits23
 
 

@@ -10,9 +10,9 @@ import pytest
 from harmonize.plugins._dicom import read_series
 from harmonize.plugins._lidc_xml import Annotation, Roi, fill_outline, group_annotations
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError
-from harmonize.io import read_volume
+from harmonize.plugin.discovery import discover
+from harmonize.read.volume import read_volume
 from harmonize.testing import check_plugin, make_lidc
 from harmonize.testing.lidc import NODULE_HU, nodule_truth, ring
 

@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_lits
 
 
@@ -128,8 +128,8 @@ def test_descriptor_and_fabricate(catalog, tmp_path):
 def test_harmonize_run_lits(lits_root, tmp_path):
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
-    from harmonize.manifest import read_manifest
+    from harmonize.cli.app import app
+    from harmonize.manifest.build import read_manifest
 
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", "-d", "lits", "-r", str(lits_root), "-o", str(out),

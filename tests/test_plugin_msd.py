@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from harmonize.plugins.msd import TASKS, MSDTask, read_dataset_json, strip_trailing_commas
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError, LabelError
-from harmonize.records import Case
+from harmonize.manifest.records import Case
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_msd_task
 from harmonize.testing.msd import TASKS as SPECS
 
@@ -289,7 +289,7 @@ def test_harmonize_run_on_a_ct_task_and_the_4d_brain_task(tmp_path):
     """``harmonize run`` end to end: CT liver, and BrainTumour kept as one 4-channel image."""
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
+    from harmonize.cli.app import app
 
     data, out = tmp_path / "msd", tmp_path / "out"
     make_msd_task(data, task="Task03_Liver", n_train=2, n_test=1)

@@ -9,9 +9,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError
-from harmonize.io import read_volume
+from harmonize.plugin.discovery import discover
+from harmonize.read.volume import read_volume
 from harmonize.testing import check_plugin, make_pancreas_ct
 from harmonize.testing.pancreas_ct import PANCREAS_HU
 
@@ -140,8 +140,8 @@ def test_descriptor(catalog):
 def test_harmonize_run_pancreas_ct(pancreas_root, tmp_path):
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
-    from harmonize.manifest import read_manifest
+    from harmonize.cli.app import app
+    from harmonize.manifest.build import read_manifest
 
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", "-d", "pancreas-ct", "-r", str(pancreas_root), "-o",

@@ -15,13 +15,13 @@ from harmonize.plugins.recist import (
     read_lesion_labels,
 )
 
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError, LabelError
-from harmonize.manifest import build_manifest
-from harmonize.splits import find_leaks
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.manifest.build import build_manifest
+from harmonize.manifest.splits import find_leaks
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_recist
 from harmonize.testing.recist import LESION_HU, recist_lesions
-from harmonize.vocabulary import load_vocabulary
 
 P1_BASE_THORAX = "001_1.3.12.2.1107.5.1.4.83504.300000000100112315883400041810"
 P1_BASE_ABDOMEN = "001_1.3.12.2.1107.5.1.4.83504.300000000100212315883400041810"
@@ -271,8 +271,8 @@ def test_catalog_entry_and_demo_fabricator(catalog, tmp_path):
 
 
 def test_harmonize_run_uses_series_windows_and_writes_instances(tmp_path):
-    from harmonize.normalize import Settings
-    from harmonize.pipeline import Target, run
+    from harmonize.engine.normalize import Settings
+    from harmonize.engine.pipeline import Target, run
 
     root = make_recist(tmp_path / "src", n_patients=2)
     result = run([Target("recist", root)], tmp_path / "out", Settings(), workers=1, progress=False)

@@ -10,10 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.discovery import discover
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_totalsegmentator, write_nifti
 from harmonize.testing.totalsegmentator import FOLDER, reference_label_map
-from harmonize.vocabulary import load_vocabulary
 
 # class_map["total"] of totalsegmentator/map_to_binary.py (v2), written out independently of the
 # descriptor so that a reordered or renamed value is caught.
@@ -205,7 +205,7 @@ def test_missing_files_and_wrong_roots(plugin, ts_root, tmp_path):
 def test_harmonize_run_writes_one_label_map_per_case(ts_root, tmp_path):
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
+    from harmonize.cli.app import app
 
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", "-d", "totalsegmentator", "-r", str(ts_root),

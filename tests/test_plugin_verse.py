@@ -10,10 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from harmonize.discovery import discover
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin, make_verse, write_nifti
 from harmonize.testing.verse import scans_of
-from harmonize.vocabulary import load_vocabulary
 
 LEVEL_NAMES = {**{i: f"C{i}" for i in range(1, 8)}, **{i + 7: f"T{i}" for i in range(1, 13)},
                **{i + 19: f"L{i}" for i in range(1, 7)}, 28: "T13"}
@@ -170,7 +170,7 @@ def test_challenge_era_layout_gets_a_pointed_hint(catalog, tmp_path):
 def test_harmonize_run_reorients_every_scan_to_ras(verse_root, tmp_path):
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
+    from harmonize.cli.app import app
 
     root = copy_tree(verse_root / "dataset-verse19training", tmp_path / "dataset-verse19training")
     out = tmp_path / "out"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from harmonize.discovery import discover
-from harmonize.labels import class_values
-from harmonize.layout import LayoutDataset, label_glob
+from harmonize.labels.rules import class_values
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.plugin.discovery import discover
+from harmonize.plugin.layout import LayoutDataset, label_glob
 from harmonize.testing import check_plugin, make_abdomenct1k, make_flare22, make_word
-from harmonize.vocabulary import load_vocabulary
 
 YAML_ONLY = ("word", "flare22", "abdomenct-1k")
 
@@ -124,8 +124,8 @@ def test_harmonize_run_on_the_released_layout(catalog, tmp_path, dataset):
     import numpy as np
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
-    from harmonize.manifest import read_manifest
+    from harmonize.cli.app import app
+    from harmonize.manifest.build import read_manifest
 
     make, right, left = RUN_CASES[dataset]
     root, out = make(tmp_path / "data"), tmp_path / "out"

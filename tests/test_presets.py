@@ -13,9 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from harmonize.errors import HarmonizeError
-from harmonize.io import Volume
-from harmonize.normalize import (
+from harmonize.engine.normalize import (
     PRESETS,
     Settings,
     dataset_statistics,
@@ -23,6 +21,8 @@ from harmonize.normalize import (
     normalize_case,
     preset_settings,
 )
+from harmonize.errors import HarmonizeError
+from harmonize.read.volume import Volume
 from harmonize.testing.volumes import ct_phantom, ellipsoid
 
 torch = pytest.importorskip("torch")

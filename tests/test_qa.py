@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harmonize.cli import app
-from harmonize.io import Volume
-from harmonize.manifest import relative_path, write_manifest
-from harmonize.qa import AXES, case_slices, histogram
-from harmonize.records import ManifestRecord
+from harmonize.cli.app import app
+from harmonize.manifest.build import relative_path, write_manifest
+from harmonize.manifest.records import ManifestRecord
+from harmonize.qa.inspect import AXES, case_slices, histogram
+from harmonize.read.volume import Volume
 from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.catalog import load_catalog
+from harmonize.plugin.catalog import load_catalog
 from harmonize.testing import check_plugin, write_nifti
 
 ROOT = Path(__file__).parents[1]
@@ -82,7 +82,7 @@ def test_readme_python_plugin_example_works_as_an_installed_entry_point(tmp_path
 def test_readme_catalogue_is_the_generated_one():
     from typer.testing import CliRunner
 
-    from harmonize.cli import app
+    from harmonize.cli.app import app
 
     generated = CliRunner().invoke(app, ["plugins", "--format", "markdown"])
     assert generated.exit_code == 0, generated.output

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harmonize import Case, DatasetPlugin
-from harmonize.discovery import discover
 from harmonize.errors import DiscoveryError
-from harmonize.records import check_identifier
+from harmonize.manifest.records import check_identifier
+from harmonize.plugin.discovery import discover
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "..", ".hidden", "a\\b", "", "x/../../y", "a b"])

@@ -14,9 +14,9 @@ import nibabel as nib
 import numpy as np
 from typer.testing import CliRunner
 
-from harmonize.cli import app
-from harmonize.normalize import Settings
-from harmonize.pipeline import Target, run
+from harmonize.cli.app import app
+from harmonize.engine.normalize import Settings
+from harmonize.engine.pipeline import Target, run
 from harmonize.testing import make_kits23, write_nifti
 
 
@@ -100,7 +100,7 @@ def slow_read_image(self, case):
     return None
 
 kits.KiTS.read_image = slow_read_image
-from harmonize.cli import main
+from harmonize.cli.app import main
 sys.argv = ["harmonize", "run", "-d", "kits23", "-r", sys.argv[1], "-o", sys.argv[2],
             "--workers", "2", "--no-progress"]
 main()

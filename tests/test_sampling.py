@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harmonize.patches import (
+from harmonize.loader.patches import (
     ForegroundIndex,
     NpyFile,
     as_patch_size,
@@ -18,7 +18,7 @@ from harmonize.patches import (
     start_around,
     start_bounds,
 )
-from harmonize.sampling import DatasetMixSampler, SamplingError, dataset_probabilities
+from harmonize.loader.sampling import DatasetMixSampler, SamplingError, dataset_probabilities
 
 GROUPS = {"big": list(range(100)), "small": list(range(100, 104)), "mid": list(range(104, 129))}
 COUNTS = {d: len(ix) for d, ix in GROUPS.items()}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harmonize.errors import ManifestError
-from harmonize.records import ManifestRecord
-from harmonize.splits import (
+from harmonize.manifest.records import ManifestRecord
+from harmonize.manifest.splits import (
     assign_splits,
     find_leaks,
     hash_unit,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harmonize.errors import DescriptorError, LabelError
-from harmonize.vocabulary import load_vocabulary, normalize_name, parse_vocabulary
+from harmonize.labels.vocabulary import load_vocabulary, normalize_name, parse_vocabulary
 
 
 def test_synonyms_resolve_case_and_underscore_insensitively():

@@ -13,11 +13,11 @@ what they share:
   paths are relative to, and the file stem exports use: the case id, or ``<dataset>_<case id>``
   when the manifests hold several datasets);
 * :func:`read_case` reads a record's image and mask with the engine's reader
-  (:func:`harmonize.io.read_volume`), checks the mask against the image grid
-  (:func:`harmonize.normalize.check_label_geometry`) and optionally reorients both to RAS+
-  (:func:`harmonize.resample.reorient_to_ras`, no interpolation);
+  (:func:`harmonize.read.volume.read_volume`), checks the mask against the image grid
+  (:func:`harmonize.engine.normalize.check_label_geometry`) and optionally reorients both to RAS+
+  (:func:`harmonize.engine.resample.reorient_to_ras`, no interpolation);
 * :func:`source_intensity` undoes a recorded intensity mapping
-  (:func:`harmonize.intensity.undo_intensity`) and refuses when a requested window reaches outside
+  (:func:`harmonize.engine.intensity.undo_intensity`) and refuses when a requested window reaches outside
   the range the engine clipped to;
 * :class:`LabelScheme` turns records' ``labels`` (canonical name -> mask values) into consecutive
   label values named by the most specific class of each value (KiTS23: 1 kidney, 2 kidney tumor,
@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from harmonize.engine.intensity import undo_intensity
+from harmonize.engine.normalize import check_label_geometry
+from harmonize.engine.resample import reorient_to_ras
 from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, ReadError
-from harmonize.intensity import undo_intensity
-from harmonize.io import Volume, read_header, read_volume
-from harmonize.manifest import read_manifest
-from harmonize.normalize import check_label_geometry
-from harmonize.records import ManifestRecord, check_identifier
-from harmonize.resample import reorient_to_ras
+from harmonize.manifest.build import read_manifest
+from harmonize.manifest.records import ManifestRecord, check_identifier
+from harmonize.read.volume import Volume, read_header, read_volume
 
 __all__ = [
     "Entry",
@@ -185,7 +185,7 @@ def read_mask(entry: Entry, image: Volume | None = None) -> Volume | None:
     """The record's mask (None when unlabelled) on ``image``'s grid, as stored.
 
     ``image`` may be the image itself or a stand-in with its shape and affine
-    (:func:`image_grid`); the check is :func:`harmonize.normalize.check_label_geometry`.
+    (:func:`image_grid`); the check is :func:`harmonize.engine.normalize.check_label_geometry`.
     """
     path = entry.mask_path()
     if path is None:
@@ -364,7 +364,7 @@ def run_cases(
     """Run ``fn`` on every task (each has an ``entry`` with ``dataset`` and ``case_id``) in a local
     process pool; yield ``(task, result)`` for successes and append an :class:`ErrorRecord` to
     ``errors`` for each failure, so one bad case never stops an export."""
-    from harmonize.executors import make_executor
+    from harmonize.engine.executors import make_executor
 
     pool = make_executor("local", workers=workers)
     start = getattr(pool, "start", None)

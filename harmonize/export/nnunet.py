@@ -48,7 +48,7 @@ from harmonize.export import (
     run_cases,
 )
 from harmonize.files import atomic_path, write_text_atomic
-from harmonize.io import Volume, write_volume
+from harmonize.read.volume import Volume, write_volume
 
 FILE_ENDING = ".nii.gz"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

@@ -31,7 +31,7 @@ such as "kidney includes tumor and cyst" are added in per-dataset loader code). 
   keys it does not know; :func:`import_sat` uses it for an exact round trip.
 
 **Import** (:func:`import_sat`) reads a SAT-DS JSONL as a dataset and writes our manifest with
-:func:`harmonize.manifest.build_manifest` (masks read and checked). Labels come from the
+:func:`harmonize.manifest.build.build_manifest` (masks read and checked). Labels come from the
 ``harmonize`` key when present; else from ``labels_from`` (our descriptor YAML: values and
 merges of the masks as SAT-DS stores them); else ``label[i]`` -> value ``i + 1``. In that last
 case, names whose value occurs in no mask of the file (SAT-DS's appended merged names, e.g.
@@ -52,9 +52,6 @@ from typing import Any
 import jsonlines
 import numpy as np
 
-from harmonize.dataset import DatasetPlugin, strip_nifti_suffix
-from harmonize.descriptor import Descriptor, load_descriptor, parse_descriptor
-from harmonize.discovery import discover
 from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, ManifestError
 from harmonize.export import (
     Entry,
@@ -68,11 +65,14 @@ from harmonize.export import (
     specific_names,
 )
 from harmonize.files import write_text_atomic
-from harmonize.io import Volume, is_nifti, read_volume, write_volume
-from harmonize.manifest import build_manifest, write_manifest, write_splits
-from harmonize.records import Case, ManifestRecord, Skipped
-from harmonize.splits import DEFAULT_RATIOS
-from harmonize.vocabulary import load_vocabulary
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.manifest.build import build_manifest, write_manifest, write_splits
+from harmonize.manifest.records import Case, ManifestRecord, Skipped
+from harmonize.manifest.splits import DEFAULT_RATIOS
+from harmonize.plugin.dataset import DatasetPlugin, strip_nifti_suffix
+from harmonize.plugin.descriptor import Descriptor, load_descriptor, parse_descriptor
+from harmonize.plugin.discovery import discover
+from harmonize.read.volume import Volume, is_nifti, read_volume, write_volume
 
 SAT_MODALITY = {"CT": "CT", "MR": "MRI", "PET": "PET"}
 OUR_MODALITY = {"CT": "CT", "MRI": "MR", "MR": "MR", "PET": "PET"}

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from harmonize import __version__
+from harmonize.engine.intensity import clip_scale
 from harmonize.errors import ErrorRecord
 from harmonize.export import (
     Entry,
@@ -56,8 +57,7 @@ from harmonize.export import (
     source_intensity,
 )
 from harmonize.files import atomic_path, write_text_atomic
-from harmonize.intensity import clip_scale
-from harmonize.records import SPLITS
+from harmonize.manifest.records import SPLITS
 
 FORMAT = "harmonize-slices"
 FORMAT_VERSION = 1

@@ -42,7 +42,7 @@ from harmonize.export.slices import (
     slice_name,
     to_uint16,
 )
-from harmonize.records import SPLITS
+from harmonize.manifest.records import SPLITS
 
 POINTS = {
     "file_counts": "file counts per split (images, masks, CSV rows)",

@@ -15,11 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harmonize.dataset import DatasetPlugin
-from harmonize.discovery import Discovery, discover
 from harmonize.errors import ErrorRecord
-from harmonize.manifest import build_manifest, validate_manifest
-from harmonize.records import ManifestRecord
+from harmonize.manifest.build import build_manifest, validate_manifest
+from harmonize.manifest.records import ManifestRecord
+from harmonize.plugin.dataset import DatasetPlugin
+from harmonize.plugin.discovery import Discovery, discover
 from harmonize.testing.abdomen import make_abdomenct1k, make_flare22, make_word
 from harmonize.testing.amos import make_amos
 from harmonize.testing.brats import make_brats, make_brats2021, make_brats2023_gli

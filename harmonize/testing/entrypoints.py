@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harmonize.catalog import ENTRY_POINT_GROUP
+from harmonize.plugin.catalog import ENTRY_POINT_GROUP
 
 
 def install_entry_point(site: Path, distribution: str, module: str, source: str, *,

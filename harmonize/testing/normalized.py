@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.files import sha256_path
-from harmonize.manifest import relative_path, write_manifest
-from harmonize.records import ManifestRecord
-from harmonize.splits import assign_splits
+from harmonize.manifest.build import relative_path, write_manifest
+from harmonize.manifest.records import ManifestRecord
+from harmonize.manifest.splits import assign_splits
 from harmonize.testing.volumes import ct_phantom, ellipsoid, write_nifti
 
 #: Default structures: (centre, radii) as fractions of each RAS axis. Low x is the patient's left.

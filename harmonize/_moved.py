@@ -1,0 +1,86 @@
+"""Old flat module names (``harmonize.io``, ``harmonize.pipeline`` ...) keep importing, with a warning.
+
+Version 0.1 kept every module directly in ``harmonize/``; they now live in subpackages that show the
+architecture. An import of an old name returns the new module (the same object, so monkeypatching
+works through either name) and emits a :class:`DeprecationWarning` naming the replacement.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+from types import ModuleType
+
+#: old module name -> the module that replaced it
+MOVED: dict[str, str] = {
+    "harmonize.hookspecs": "harmonize.plugin.hookspecs",
+    "harmonize.dataset": "harmonize.plugin.dataset",
+    "harmonize.descriptor": "harmonize.plugin.descriptor",
+    "harmonize.layout": "harmonize.plugin.layout",
+    "harmonize.catalog": "harmonize.plugin.catalog",
+    "harmonize.discovery": "harmonize.plugin.discovery",
+    "harmonize.vocabulary": "harmonize.labels.vocabulary",
+    "harmonize.io": "harmonize.read.volume",
+    "harmonize.dicom": "harmonize.read.dicom",
+    "harmonize.caseio": "harmonize.read.case",
+    "harmonize.normalize": "harmonize.engine.normalize",
+    "harmonize.resample": "harmonize.engine.resample",
+    "harmonize.intensity": "harmonize.engine.intensity",
+    "harmonize.presets": "harmonize.engine.presets",
+    "harmonize.pipeline": "harmonize.engine.pipeline",
+    "harmonize.executors": "harmonize.engine.executors",
+    "harmonize.config": "harmonize.engine.config",
+    "harmonize.splits": "harmonize.manifest.splits",
+    "harmonize.duplicates": "harmonize.manifest.duplicates",
+    "harmonize.lesions": "harmonize.manifest.lesions",
+    "harmonize.records": "harmonize.manifest.records",
+    "harmonize.cache": "harmonize.loader.cache",
+    "harmonize.patches": "harmonize.loader.patches",
+    "harmonize.sampling": "harmonize.loader.sampling",
+    "harmonize.torchio_bridge": "harmonize.loader.torchio_bridge",
+    "harmonize.qa_report": "harmonize.qa.report",
+    "harmonize.cli_cache": "harmonize.cli.cache",
+    "harmonize.cli_export": "harmonize.cli.export",
+    "harmonize.cli_qa": "harmonize.cli.qa",
+    "harmonize.cli_run": "harmonize.cli.run",
+    "harmonize.console": "harmonize.cli.console",
+    "harmonize.demo": "harmonize.cli.demo",
+}
+
+
+class _MovedLoader(importlib.abc.Loader):
+    def __init__(self, new_name: str) -> None:
+        self.new_name = new_name
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        warnings.warn(
+            f"{spec.name} moved to {self.new_name}; import it from there "
+            "(the old name will be removed in a future release)",
+            DeprecationWarning, stacklevel=2,
+        )
+        module = importlib.import_module(self.new_name)
+        sys.modules[spec.name] = module
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the new module is already imported."""
+
+
+class MovedModuleFinder(importlib.abc.MetaPathFinder):
+    """Resolves the names in :data:`MOVED` to their new modules."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        new_name = MOVED.get(fullname)
+        if new_name is None:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _MovedLoader(new_name))
+
+
+def install() -> None:
+    """Put the finder on ``sys.meta_path`` once."""
+    if not any(isinstance(f, MovedModuleFinder) for f in sys.meta_path):
+        sys.meta_path.append(MovedModuleFinder())

@@ -1,0 +1,327 @@
+"""The ``harmonize`` command line. Each command group lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harmonize import __version__
+from harmonize.cli.console import (
+    console,
+    err_console,
+    plain,
+    print_error,
+    print_json,
+    print_problems,
+    progress_bar,
+)
+from harmonize.errors import HarmonizeError
+from harmonize.manifest.build import build_manifest, read_manifest, validate_manifest
+from harmonize.manifest.splits import check_ratios, find_leaks, split_counts
+from harmonize.plugin.catalog import Catalog, load_catalog
+from harmonize.plugin.discovery import discover
+
+app = typer.Typer(
+    help="Harmonize public medical imaging segmentation datasets: discover cases in their released "
+    "layouts, write unified JSONL manifests and patient-level splits, normalize volumes, load "
+    "mixed-dataset batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Modules that add commands: each defines ``register(app: typer.Typer) -> None``.
+COMMAND_MODULES: tuple[str, ...] = ("harmonize.cli.demo", "harmonize.cli.run", "harmonize.cli.cache",
+                                        "harmonize.cli.qa", "harmonize.cli.export")
+
+DescriptorOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--descriptor", help="Extra YAML-only dataset descriptor(s) (file or folder).",
+                 exists=True),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+CatalogueFormatOpt = Annotated[str, typer.Option("--format", help="table, json or markdown")]
+
+
+def get_catalog(descriptors: list[Path] | None = None) -> Catalog:
+    catalog = load_catalog(descriptors=descriptors or ())
+    for error in catalog.errors:
+        err_console.print(f"[bold yellow]plugin problem[/] {plain(error)}", highlight=False)
+    return catalog
+
+
+def fail(error: HarmonizeError | str, code: int = 2) -> typer.Exit:
+    print_error(error)
+    return typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        console.print(f"harmonize-med {__version__}")
+        raise typer.Exit()
+
+
+@app.command("plugins")
+def plugins_command(descriptor: DescriptorOpt = None, format: CatalogueFormatOpt = "table") -> None:
+    """List every registered dataset plugin: id, name, source, modality, labels, licence."""
+    catalog = get_catalog(descriptor)
+    rows: list[dict[str, Any]] = []  # JSON rows: strings, counts, label lists, None
+    broken: list[HarmonizeError] = []  # plugins whose descriptor cannot be loaded
+    for dataset_id, plugin in catalog.datasets.items():
+        try:
+            desc = plugin.descriptor
+        except HarmonizeError as exc:
+            print_error(exc)
+            broken.append(exc)
+            continue
+        rows.append({
+            "id": dataset_id, "name": desc.name, "source": plugin.source,
+            "modality": desc.modality, "region": desc.region, "cases": desc.cases,
+            "labels": plugin.label_names, "licence": desc.licence, "citation": desc.citation,
+            "homepage": desc.homepage, "expected_root": desc.expected_root,
+            "download": desc.download,
+        })
+    if format == "json":
+        print_json({"datasets": rows, "errors": [e.to_dict() for e in [*catalog.errors, *broken]]})
+    elif format == "markdown":
+        sys.stdout.write(catalogue_markdown(rows))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{len(rows)} datasets (--format json for names, citations, homepages)",
+                      title_justify="left")
+        for col in ("id", "modality", "cases", "source"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("labels", overflow="fold", ratio=3)
+        table.add_column("licence", overflow="fold", ratio=1)
+        for row in rows:
+            table.add_row(row["id"], row["modality"], str(row["cases"] or ""), row["source"],
+                          ", ".join(row["labels"]), row["licence"])
+        console.print(table)
+    if catalog.errors or broken:
+        raise typer.Exit(1)
+
+
+def short_list(names: list[str], limit: int = 12) -> str:
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def catalogue_markdown(rows: list[dict]) -> str:
+    """The dataset catalogue as a Markdown table (README's table is this output, checked by a test)."""
+
+    def cell(text: object) -> str:
+        return str(text or "").replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| id | modality | region | cases | labels | licence | expected folder | download |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        home = f"[{row['homepage']}]({row['homepage']})" if row["homepage"] else ""
+        download = f"`{cell(row['download'])}`" if row["download"] else home
+        lines.append(
+            f"| `{row['id']}` | {row['modality']} | {cell(row['region'])} | {row['cases'] or ''} | "
+            f"{cell(short_list(row['labels']))} | {cell(row['licence'])} | "
+            f"`{cell(row['expected_root'])}` | {download} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@app.command("discover")
+def discover_command(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id (see `harmonize plugins`).")],
+    root: Annotated[Path, typer.Option("--root", "-r", help="Folder of the dataset as released.")],
+    descriptor: DescriptorOpt = None,
+    format: FormatOpt = "table",
+) -> None:
+    """List the cases found under --root and everything skipped there, with the reason."""
+    try:
+        plugin = get_catalog(descriptor).get(dataset)
+    except HarmonizeError as exc:
+        raise fail(exc) from None
+    found = discover(plugin, root)
+    if format == "json":
+        print_json({
+            "dataset": dataset, "root": str(root),
+            "cases": [{"case_id": c.case_id, "patient_id": c.patient_id,
+                       "images": [str(p) for p in c.images],
+                       "label": str(c.label) if c.label else None,
+                       "official_split": c.official_split} for c in found.cases],
+            "skipped": [s.to_dict() for s in found.skipped],
+            "errors": [e.to_dict() for e in found.errors],
+        })
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{dataset}: {len(found.cases)} cases", title_justify="left")
+        for col in ("case", "patient", "images", "label", "official split"):
+            table.add_column(col, overflow="fold")
+        def short(path: Path) -> str:
+            try:
+                return path.relative_to(root).as_posix()
+            except ValueError:
+                return str(path)
+
+        for c in found.cases:
+            table.add_row(c.case_id, c.patient_id, "\n".join(short(p) for p in c.images),
+                          short(c.label) if c.label else "-", c.official_split or "-")
+        console.print(table)
+        print_problems(found.errors, found.skipped)
+    if found.errors:
+        raise typer.Exit(1)
+
+
+@app.command("manifest")
+def manifest_command(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id.")],
+    root: Annotated[Path, typer.Option("--root", "-r", help="Folder of the dataset as released.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <dataset>.jsonl and splits.json.")],
+    seed: Annotated[int, typer.Option(help="Seed of the split hash.")] = 0,
+    ratios: Annotated[tuple[float, float, float], typer.Option(help="train val test ratios.")] = (0.7, 0.1, 0.2),
+    descriptor: DescriptorOpt = None,
+    format: FormatOpt = "table",
+) -> None:
+    """Write OUT/<dataset>.jsonl describing the source files, and OUT/splits.json."""
+    try:
+        check_ratios(ratios)
+        plugin = get_catalog(descriptor).get(dataset)
+    except HarmonizeError as exc:
+        raise fail(exc) from None
+    found = discover(plugin, root)
+    try:
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task(dataset, total=len(found.cases))
+            result = build_manifest(plugin, found, out, seed=seed, ratios=ratios,
+                                    progress=lambda: bar.advance(task))
+    except HarmonizeError as exc:  # e.g. another manifest in OUT cannot be read
+        raise fail(exc) from None
+    counts = split_counts(result.records)
+    summary = {
+        "dataset": dataset, "manifest": str(result.path) if result.path else None,
+        "cases": len(result.records),
+        "patients": len({r.patient_id for r in result.records}), "splits": dict(counts),
+        "skipped": [s.to_dict() for s in found.skipped],
+        "errors": [e.to_dict() for e in result.errors], "warnings": result.warnings,
+    }
+    if format == "json":
+        print_json(summary)
+    else:
+        print_problems(result.errors, found.skipped)
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning[/] {plain(warning)}", highlight=False)
+        if result.path is None:
+            err_console.print(
+                f"[bold red]not written[/]: discovery found no case, so {plain(out)}/{dataset}.jsonl "
+                "and splits.json were left as they were", highlight=False)
+        else:
+            console.print(
+                f"[bold green]wrote[/] {plain(result.path)}: {summary['cases']} cases, "
+                f"{summary['patients']} patients, splits {json.dumps(summary['splits'])}; "
+                f"{len(found.skipped)} skipped, {len(result.errors)} errors", highlight=False,
+            )
+    if result.errors:
+        raise typer.Exit(1)
+
+
+@app.command("validate")
+def validate_command(
+    manifests: Annotated[list[Path], typer.Argument(help="Manifest files (.jsonl) or folders.", exists=True)],
+    format: FormatOpt = "table",
+) -> None:
+    """Check manifests against the JSON Schema and check splits for leakage across all of them."""
+    from harmonize.manifest.build import manifest_paths
+
+    problems: list[str] = []
+    records = []
+    for path in [m for p in manifests for m in (manifest_paths(p) if p.is_dir() else [p])]:
+        file_problems = validate_manifest(path)
+        problems.extend(file_problems)
+        try:
+            records.extend(read_manifest(path))
+        except HarmonizeError as exc:
+            if not file_problems:  # else the schema check has reported the same line already
+                problems.append(str(exc))
+    leaks = [str(leak) for leak in find_leaks(records)]
+    if format == "json":
+        print_json({"records": len(records), "schema_problems": problems, "leaks": leaks})
+    else:
+        for line in problems + leaks:
+            err_console.print(f"[bold red]FAIL[/] {plain(line)}", highlight=False)
+        status = "[bold green]PASS[/]" if not (problems or leaks) else "[bold red]FAIL[/]"
+        console.print(f"{status} {len(records)} records, {len(problems)} schema problems, "
+                      f"{len(leaks)} split leaks")
+    if problems or leaks:
+        raise typer.Exit(1)
+
+
+@app.command("duplicates")
+def duplicates_command(
+    manifests: Annotated[list[Path], typer.Argument(help="Manifest files (.jsonl) or folders.", exists=True)],
+    format: FormatOpt = "table",
+) -> None:
+    """Report the same image in several cases or datasets (content fingerprints) and patients
+    linked across datasets; exit 1 if any such group sits in more than one split."""
+    from harmonize.manifest.build import manifest_paths
+    from harmonize.manifest.duplicates import find_duplicates
+
+    files = [m for p in manifests for m in (manifest_paths(p) if p.is_dir() else [p])]
+    try:
+        records = [r for path in files for r in read_manifest(path)]
+    except HarmonizeError as exc:
+        raise fail(exc) from None
+    report = find_duplicates(records)
+    if format == "json":
+        print_json({"groups": [g.to_dict() for g in report.groups],
+                    "leaks": len(report.leaks), "without_fingerprint": report.without_fingerprint})
+    else:
+        for group in report.groups:
+            status = "[bold red]LEAK[/]" if group.leaks else "[green]ok[/]"
+            cases = ", ".join(f"{m.dataset}/{m.case_id} ({m.split or '-'})" for m in group.members)
+            console.print(f"{status} same {group.kind} {plain(group.key[:16])}: {plain(cases)}",
+                          highlight=False)
+        if report.without_fingerprint:
+            err_console.print(
+                f"[yellow]{len(report.without_fingerprint)} records have no fingerprint[/] "
+                "(manifests made without reading images); regenerate them to compare content"
+            )
+        console.print(f"{len(records)} records, {len(report.groups)} duplicate groups, "
+                      f"{len(report.leaks)} across splits")
+    if report.leaks:
+        raise typer.Exit(1)
+
+
+def _register_command_modules() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+def _reflow(text: str) -> str:
+    """Docstring paragraphs as single lines, so help text wraps to the terminal, not the source."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            command.help = _reflow(command.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
+_register_command_modules()
+_reflow_help(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,298 @@
+"""``harmonize export slices|verify|nnunet|monai|sat`` and ``harmonize import sat``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from harmonize.cli.console import (
+    console,
+    print_error,
+    print_json,
+    print_problems,
+    progress_bar,
+)
+from harmonize.errors import ErrorRecord, HarmonizeError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+ManifestOpt = Annotated[
+    list[Path],
+    typer.Option("--manifest", "-m", help="Manifest (<dataset>.jsonl) from `harmonize manifest` "
+                 "or `harmonize run`; repeat for several.", exists=True, dir_okay=False),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-w", help="Parallel worker processes.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Show a progress bar on stderr.")]
+BaseDirOpt = Annotated[
+    Path | None,
+    typer.Option("--base-dir", help="Write paths relative to this folder (default: absolute)."),
+]
+
+
+class LazyProgress:
+    """A progress bar started on first use, so worker processes fork before its thread exists."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label, self.enabled = label, enabled
+        self.bar: Progress | None = None
+
+    def __call__(self, total: int) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        self.bar = progress_bar(transient=True)
+        self.bar.__enter__()
+        task = self.bar.add_task(self.label, total=total)
+        return lambda: self.bar.advance(task)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _fail(error: HarmonizeError | str) -> typer.Exit:
+    print_error(error)
+    return typer.Exit(2)
+
+
+def _report(summary: dict[str, Any], errors: list[ErrorRecord], warnings: list[str],
+            format: str, line: str) -> None:
+    if format == "json":
+        print_json({**summary, "errors": [e.to_dict() for e in errors], "warnings": warnings})
+    else:
+        print_problems(errors)
+        for warning in warnings:
+            print_error(warning, label="warning", style="yellow")
+        console.print(line, highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+export_app = typer.Typer(help="Export manifests to 2D PNG slices, nnU-Net, MONAI or SAT-DS.",
+                         no_args_is_help=True)
+import_app = typer.Typer(help="Import other tools' dataset lists as harmonize manifests.",
+                         no_args_is_help=True)
+
+
+@export_app.command("slices")
+def slices_command(
+    manifest: ManifestOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    window: Annotated[tuple[float, float], typer.Option(
+        help="CT window in HU, mapped to 0..65535.", metavar="LO HI")] = (-200.0, 300.0),
+    split_mode: Annotated[str, typer.Option(
+        help="manifest (the records' splits) or kits23-2d (the seed's random.seed(42) "
+             "70/10/20 of sorted case ids).")] = "manifest",
+    channel: Annotated[str, typer.Option(help="Channel of multi-channel images (index or name).")] = "0",
+    percentiles: Annotated[tuple[float, float], typer.Option(
+        help="Window of non-CT images: these percentiles of each case.", metavar="LO HI")] = (0.5, 99.5),
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="Resume: keep cases already exported with the same inputs.")] = False,
+    workers: WorkersOpt = 1,
+    progress: ProgressOpt = True,
+    format: FormatOpt = "table",
+) -> None:
+    """Axial PNG slices (16-bit images, 8-bit masks, colour masks, overlays), splits and
+    per-slice CSVs; RAS+, no resampling. Check with `harmonize export verify`."""
+    from harmonize.export.slices import SliceOptions, export_slices
+
+    bar = LazyProgress("slices", progress)
+    try:
+        options = SliceOptions(window=window, percentiles=percentiles,
+                               channel=int(channel) if channel.isdigit() else channel)
+        result = export_slices(manifest, out, options, split_mode=split_mode,
+                               skip_existing=skip_existing, workers=workers, progress=bar)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    finally:
+        bar.close()
+    slices = sum(info["slices"] for info in result.cases.values())
+    counts = {s: len(k) for s, k in result.splits.items()}
+    _report({"out": str(out), "cases": len(result.cases), "slices": slices, "splits": counts,
+             "resumed": len(result.skipped), "removed_stale": result.removed},
+            result.errors, result.warnings, format,
+            f"[bold green]wrote[/] {out}: {len(result.cases)} cases, {slices} slices, splits "
+            f"{counts}, {len(result.skipped)} resumed; {len(result.errors)} errors. "
+            f"Check it: harmonize export verify --out {out}")
+
+
+@export_app.command("verify")
+def verify_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder written by `export slices`.",
+                                      exists=True, file_okay=False)],
+    manifest: Annotated[list[Path] | None, typer.Option(
+        "--manifest", "-m", help="Manifest(s) for the pixel round trip (default: the ones "
+        "recorded in the export).", exists=True, dir_okay=False)] = None,
+    progress: ProgressOpt = True,
+    format: FormatOpt = "table",
+) -> None:
+    """Check a slice export point by point and print PASS/FAIL per point."""
+    from harmonize.export.verify import verify_export
+
+    bar = LazyProgress("verify", progress)
+    try:
+        report = verify_export(out, manifest, progress=bar)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    finally:
+        bar.close()
+    if format == "json":
+        print_json(report.to_dict())
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"verify {out}", title_justify="left")
+        for col in ("point", "status", "checked", "problems", "first problem"):
+            table.add_column(col, overflow="fold")
+        for point in report.points.values():
+            status = "[green]PASS[/]" if point.passed else "[bold red]FAIL[/]"
+            table.add_row(point.name, status, str(point.checked), str(len(point.problems)),
+                          point.problems[0] if point.problems else "")
+        console.print(table)
+        console.print("[bold green]PASS[/]" if report.ok else "[bold red]FAIL[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@export_app.command("nnunet")
+def nnunet_command(
+    manifest: ManifestOpt,
+    dataset_id: Annotated[int, typer.Option("--dataset-id", help="nnU-Net dataset id (1-999).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="nnUNet_raw folder.")],
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the dataset ids).")] = None,
+    regions: Annotated[bool, typer.Option(
+        "--regions", help="Add merged classes as nnU-Net region tuples.")] = False,
+    workers: WorkersOpt = 1,
+    progress: ProgressOpt = True,
+    format: FormatOpt = "table",
+) -> None:
+    """nnU-Net v2 raw dataset: imagesTr/labelsTr/imagesTs, dataset.json, splits_final.json."""
+    from harmonize.export import load_entries
+    from harmonize.export.nnunet import export_nnunet
+
+    bar = LazyProgress("nnU-Net", progress)
+    try:
+        if name is None:
+            name = "_".join(sorted({e.dataset for e in load_entries(manifest)})).replace(".", "_")
+        result = export_nnunet(manifest, out, dataset_id=dataset_id, name=name, regions=regions,
+                               workers=workers, progress=bar)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    finally:
+        bar.close()
+    _report({"folder": str(result.folder), "training": len(result.training),
+             "test": len(result.test), "labels": result.dataset_json.get("labels"),
+             "splits_final": result.splits is not None},
+            result.errors, result.warnings, format,
+            f"[bold green]wrote[/] {result.folder}: {len(result.training)} training, "
+            f"{len(result.test)} test cases; labels {result.dataset_json.get('labels')}."
+            + (f" Copy splits_final.json to nnUNet_preprocessed/{result.folder.name}/ after "
+               "planning and train fold 0." if result.splits else ""))
+
+
+@export_app.command("monai")
+def monai_command(
+    manifest: ManifestOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Datalist file (.json).")],
+    base_dir: BaseDirOpt = None,
+    format: FormatOpt = "table",
+) -> None:
+    """MONAI Decathlon-style datalist (training/validation/testing) of the records' files."""
+    from harmonize.export.monai import export_monai
+
+    try:
+        doc = export_monai(manifest, out, base_dir=base_dir)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    counts = {k: len(doc[k]) for k in ("training", "validation", "testing")}
+    _report({"out": str(out), **counts}, [], [], format,
+            f"[bold green]wrote[/] {out}: {counts}; load it with "
+            f"monai.data.load_decathlon_datalist({str(out)!r}, data_list_key='training'"
+            + (f", base_dir={str(base_dir)!r})" if base_dir else ")"))
+
+
+@export_app.command("sat")
+def sat_command(
+    manifest: ManifestOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (jsonl/, split_json/).")],
+    sat_name: Annotated[list[str] | None, typer.Option(
+        "--sat-name", help="Dataset name in SAT-DS, as ID=NAME (e.g. kits23=KiTS23).")] = None,
+    base_dir: BaseDirOpt = None,
+    val_to: Annotated[str, typer.Option(help="SAT-DS has no val split: put our val in train "
+                                        "or test.")] = "train",
+    progress: ProgressOpt = True,
+    format: FormatOpt = "table",
+) -> None:
+    """SAT-DS JSONL (one line per channel) and split JSON per dataset."""
+    from harmonize.export.sat import export_sat
+
+    names = {}
+    for item in sat_name or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise _fail(f"--sat-name must be ID=NAME, got {item!r}")
+        names[key] = value
+    bar = LazyProgress("SAT-DS", progress)
+    try:
+        result = export_sat(manifest, out, names=names, base_dir=base_dir, val_to=val_to,
+                            progress=bar)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    finally:
+        bar.close()
+    _report({"out": str(out), "lines": result.lines,
+             "jsonl": {k: str(v) for k, v in result.jsonl.items()},
+             "split_json": {k: str(v) for k, v in result.split_json.items()}},
+            result.errors, [f"{len(result.unlabelled)} case(s) without a mask not exported "
+                            f"(SAT-DS samples need one): {', '.join(result.unlabelled[:5])}"]
+            if result.unlabelled else [], format,
+            f"[bold green]wrote[/] {result.lines} lines: "
+            + ", ".join(str(p) for p in result.jsonl.values()))
+
+
+@import_app.command("sat")
+def import_sat_command(
+    jsonl: Annotated[Path, typer.Option("--jsonl", help="A SAT-DS JSONL (data/jsonl/<name>.jsonl).",
+                                        exists=True, dir_okay=False)],
+    dataset_id: Annotated[str, typer.Option("--dataset-id", help="Our dataset id (lowercase).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <id>.jsonl and splits.json.")],
+    labels_from: Annotated[Path | None, typer.Option(
+        "--labels-from", help="Descriptor YAML (our format) giving the masks' values and merges.",
+        exists=True, dir_okay=False)] = None,
+    base_dir: Annotated[Path | None, typer.Option(
+        "--base-dir", help="Folder the JSONL's relative paths start from (default: here).")] = None,
+    split_json: Annotated[Path | None, typer.Option(
+        "--split-json", help="SAT-DS split JSON: its train/test become the official split.",
+        exists=True, dir_okay=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split hash.")] = 0,
+    ratios: Annotated[tuple[float, float, float], typer.Option(
+        help="train val test ratios.")] = (0.7, 0.1, 0.2),
+    format: FormatOpt = "table",
+) -> None:
+    """Read a SAT-DS JSONL as a dataset and write our manifest (the i-th label name is mask
+    value i+1, unless the lines carry harmonize labels or --labels-from is given)."""
+    from harmonize.export.sat import import_sat
+
+    try:
+        result = import_sat(jsonl, dataset_id, out, labels_from=labels_from, base_dir=base_dir,
+                            split_json=split_json, seed=seed, ratios=ratios)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    if format != "json":
+        print_problems([], result.skipped)
+    _report({"manifest": str(result.manifest), "cases": len(result.records),
+             "skipped": [s.to_dict() for s in result.skipped]},
+            result.errors, result.warnings, format,
+            f"[bold green]wrote[/] {result.manifest}: {len(result.records)} cases, "
+            f"{len(result.skipped)} skipped, {len(result.errors)} errors")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(export_app, name="export")
+    app.add_typer(import_app, name="import")

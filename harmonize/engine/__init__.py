@@ -1,0 +1,1 @@
+"""The engine: normalization (orientation, spacing, intensity), the pipeline, executors, run config."""

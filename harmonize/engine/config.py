@@ -1,0 +1,300 @@
+"""Run configuration: what to process (targets) and how (normalization settings), from flags or YAML.
+
+A run is a list of :class:`Target` (dataset id + root + per-dataset setting overrides) plus run-wide
+settings. The same settings keys work on the command line, in the ``settings:`` section of a run file
+and in each dataset's entry::
+
+    out: harmonized                 # relative paths are relative to this file's folder
+    workers: 4
+    executor: local                 # or dask (+ scheduler: tcp://host:8786)
+    seed: 0
+    ratios: [0.7, 0.1, 0.2]
+    descriptors: [my_datasets/]     # extra YAML-only dataset descriptors
+    settings:                       # run-wide; every key optional
+      preset: null                  # sat | clip-universal | kits23-2d | nnunet-ct
+      spacing: [1.5, 1.5, 3]        # or native (default), or one number for isotropic
+      interpolation: linear         # or bspline
+      ct_window: dataset            # or [-200, 300], foreground, or none (raw HU)
+      ct_scaling: unit              # or zscore, dataset-zscore
+      mr_percentiles: [0.5, 99.5]   # or none
+      intensity: auto               # or raw
+    datasets:
+      kits23:
+        root: /data/kits23
+        ct_window: [-200, 300]      # per-dataset override of any settings key
+
+Resolution for one dataset: the run-wide settings are the run-wide ``preset`` (or the defaults of
+:class:`~harmonize.engine.normalize.Settings`) with the other run-wide keys replacing its fields; the
+dataset's keys then replace fields of that, key by key. A dataset that names its own ``preset``
+starts again from that preset with only its own keys: the run-wide keys (and settings flags given
+with ``--config``) do not apply to it. Keys are strict: an unknown key is a :class:`ConfigError`
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harmonize.engine.normalize import Settings, preset_settings
+from harmonize.errors import HarmonizeError
+from harmonize.yamlio import load_yaml
+
+SETTING_KEYS = (
+    "preset", "spacing", "interpolation", "ct_window", "ct_scaling", "mr_percentiles", "intensity",
+)
+RUN_KEYS = ("out", "workers", "executor", "scheduler", "seed", "ratios", "descriptors", "settings",
+            "datasets")
+TARGET_KEYS = ("root", *SETTING_KEYS)
+EXECUTORS = ("local", "dask")
+_NONE_WORDS = ("none", "null", "")
+
+
+class ConfigError(HarmonizeError):
+    """A run file, flag or setting has an unknown key or a bad value."""
+
+    kind = "config"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One dataset to process: its id, the folder it was released into, and setting overrides.
+
+    ``overrides`` maps keys of :data:`SETTING_KEYS` to values (checked by :func:`parse_settings`).
+    """
+
+    dataset: str
+    root: Path
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "overrides", parse_settings(dict(self.overrides),
+                                                             where=f"dataset {self.dataset}"))
+
+    def settings(self, base: Settings) -> Settings:
+        """``base`` with this target's overrides (a preset override restarts from that preset)."""
+        return apply_overrides(base, self.overrides)
+
+
+@dataclass
+class RunConfig:
+    """A parsed run file. ``None`` means "not given here" (flags or defaults decide)."""
+
+    targets: list[Target]
+    settings: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+    workers: int | None = None
+    executor: str | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    ratios: tuple[float, float, float] | None = None
+    descriptors: list[Path] = field(default_factory=list)
+    source: Path | None = None
+
+
+# -- settings values --------------------------------------------------------------------------
+
+def _fail(message: str, key: str, where: str | None, file: Path | None) -> ConfigError:
+    place = f"{where}: " if where else ""
+    return ConfigError(
+        f"{place}key {key!r}: {message}", file=file,
+        hint="see the run file format in the README ('harmonize run')",
+    )
+
+
+def _numbers(value: Any, n: int, key: str, where: str | None, file: Path | None) -> tuple[float, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        raise _fail(f"expected {n} numbers, got {value!r}", key, where, file)
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise _fail(f"expected {n} numbers, got {value!r}", key, where, file) from None
+    if not all(math.isfinite(v) for v in numbers):
+        raise _fail(f"numbers must be finite, got {value!r}", key, where, file)
+    return numbers
+
+
+def _is_none(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS)
+
+
+def parse_setting(key: str, value: Any, *, where: str | None = None, file: Path | None = None) -> Any:
+    """Check one settings value and return it in the form :class:`Settings` takes.
+
+    Words (``native``, ``dataset``, ``none``) and numbers (lists, or strings such as ``"1.5 1.5 3"``
+    or ``"-200,300"``) are parsed here; :class:`Settings` then checks the value itself.
+    """
+    if key not in SETTING_KEYS:
+        raise _fail(f"unknown settings key; allowed: {list(SETTING_KEYS)}", key, where, file)
+    if key == "preset":
+        return _preset(value, where, file)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if key == "spacing" and word == "native":
+            return None
+        if key in ("spacing", "ct_window", "mr_percentiles") and word in _NONE_WORDS:
+            return None
+        numbers = word.replace(",", " ").split()
+        if not numbers or not all(_is_number(v) for v in numbers):
+            parsed: Any = word
+        elif key == "spacing" and len(numbers) == 1:
+            parsed = _numbers(numbers * 3, 3, key, where, file)
+        else:
+            parsed = _numbers(numbers, 3 if key == "spacing" else 2, key, where, file)
+    elif key == "spacing" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        parsed = _numbers([value] * 3, 3, key, where, file)
+    elif isinstance(value, (list, tuple)):
+        parsed = _numbers(value, 3 if key == "spacing" else 2, key, where, file)
+    else:
+        parsed = value
+    try:
+        dataclasses.replace(Settings(), **{key: parsed})
+    except HarmonizeError as exc:
+        raise _fail(exc.message.removeprefix("invalid normalization settings: "), key, where,
+                    file) from None
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"bad value {value!r}: {exc}", key, where, file) from None
+    return parsed
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _preset(value: Any, where: str | None, file: Path | None) -> str | None:
+    if _is_none(value):
+        return None
+    if not isinstance(value, str):
+        raise _fail(f"must be a preset name, got {value!r}", "preset", where, file)
+    try:
+        preset_settings(value.strip())
+    except HarmonizeError as exc:
+        raise _fail(exc.message + (f" ({exc.hint})" if exc.hint else ""), "preset", where,
+                    file) from None
+    except (KeyError, ValueError) as exc:
+        raise _fail(f"unknown preset {value!r}: {exc}", "preset", where, file) from None
+    return value.strip()
+
+
+def parse_settings(raw: Mapping[str, Any], *, where: str | None = None,
+                   file: Path | None = None) -> dict[str, Any]:
+    """Check a mapping of settings keys (strict) and return the parsed values."""
+    unknown = sorted(set(raw) - set(SETTING_KEYS))
+    if unknown:
+        raise _fail(f"unknown settings key; allowed: {list(SETTING_KEYS)}", unknown[0], where, file)
+    return {key: parse_setting(key, value, where=where, file=file) for key, value in raw.items()}
+
+
+def build_settings(keys: Mapping[str, Any]) -> Settings:
+    """Settings from parsed keys: the named preset (or the defaults), then every other key."""
+    preset = keys.get("preset")
+    base = preset_settings(preset) if preset else Settings()
+    return dataclasses.replace(base, **{k: v for k, v in keys.items() if k != "preset"})
+
+
+def apply_overrides(base: Settings, overrides: Mapping[str, Any]) -> Settings:
+    """``base`` with ``overrides`` (parsed keys); an overriding preset restarts from the preset."""
+    if not overrides:
+        return base
+    if overrides.get("preset"):
+        return build_settings(overrides)
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if k != "preset"})
+
+
+# -- run files ----------------------------------------------------------------------------------
+
+def _path(value: Any, key: str, base: Path, where: str | None, file: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(f"must be a path, got {value!r}", key, where, file)
+    path = Path(os.path.expanduser(value.strip()))
+    return path if path.is_absolute() else base / path
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read and check a run file (YAML). Relative paths are taken from the file's folder."""
+    path = Path(path)
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read run file: {exc}", file=path,
+                          hint="fix the YAML syntax or the path") from exc
+    return parse_config(data, source=path)
+
+
+def parse_config(data: Any, *, source: Path) -> RunConfig:
+    """Check a run-file mapping (as loaded from YAML) and return a :class:`RunConfig`."""
+    base = source.parent
+    if not isinstance(data, dict):
+        raise ConfigError("a run file must be a YAML mapping", file=source,
+                          hint="start from the example in the README ('harmonize run')")
+    unknown = sorted(set(data) - set(RUN_KEYS))
+    if unknown:
+        raise _fail(f"unknown key; allowed: {list(RUN_KEYS)}", unknown[0], None, source)
+    config = RunConfig(targets=[], source=source)
+    if data.get("out") is not None:
+        config.out = _path(data["out"], "out", base, None, source)
+    if data.get("workers") is not None:
+        workers = data["workers"]
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise _fail(f"must be a positive integer, got {workers!r}", "workers", None, source)
+        config.workers = workers
+    if data.get("executor") is not None:
+        if data["executor"] not in EXECUTORS:
+            raise _fail(f"must be one of {list(EXECUTORS)}, got {data['executor']!r}", "executor",
+                        None, source)
+        config.executor = data["executor"]
+    if data.get("scheduler") is not None:
+        if not isinstance(data["scheduler"], str):
+            raise _fail("must be an address such as tcp://host:8786", "scheduler", None, source)
+        config.scheduler = data["scheduler"]
+    if data.get("seed") is not None:
+        if not isinstance(data["seed"], int) or isinstance(data["seed"], bool):
+            raise _fail(f"must be an integer, got {data['seed']!r}", "seed", None, source)
+        config.seed = data["seed"]
+    if data.get("ratios") is not None:
+        ratios = _numbers(data["ratios"], 3, "ratios", None, source)
+        config.ratios = (ratios[0], ratios[1], ratios[2])
+    descriptors = data.get("descriptors") or []
+    if isinstance(descriptors, str):
+        descriptors = [descriptors]
+    if not isinstance(descriptors, list):
+        raise _fail("must be a list of paths", "descriptors", None, source)
+    config.descriptors = [_path(d, "descriptors", base, None, source) for d in descriptors]
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise _fail("must be a mapping of settings keys", "settings", None, source)
+    config.settings = parse_settings(settings, where="settings", file=source)
+    datasets = data.get("datasets")
+    if not isinstance(datasets, dict) or not datasets:
+        raise _fail("must map dataset ids to {root: PATH, ...overrides}", "datasets", None, source)
+    for dataset, entry in datasets.items():
+        where = f"datasets.{dataset}"
+        if isinstance(entry, str):
+            entry = {"root": entry}
+        if not isinstance(entry, dict):
+            raise _fail("must be a mapping with at least 'root'", str(dataset), "datasets", source)
+        unknown = sorted(set(entry) - set(TARGET_KEYS))
+        if unknown:
+            raise _fail(f"unknown key; allowed: {list(TARGET_KEYS)}", unknown[0], where, source)
+        if "root" not in entry:
+            raise _fail("missing; the folder the dataset was released into", "root", where, source)
+        overrides = parse_settings({k: v for k, v in entry.items() if k != "root"}, where=where,
+                                   file=source)
+        config.targets.append(
+            Target(str(dataset), _path(entry["root"], "root", base, where, source), overrides)
+        )
+    return config

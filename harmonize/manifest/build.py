@@ -1,0 +1,289 @@
+"""Build, write, read and validate JSONL manifests (one record per case, jsonlines)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+import numpy as np
+
+from harmonize.errors import ErrorRecord, LabelError, ManifestError
+from harmonize.files import sha256_path, write_text_atomic
+from harmonize.labels.rules import class_values
+from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
+from harmonize.manifest.lesions import instance_fields
+from harmonize.manifest.records import MANIFEST_SCHEMA, SCHEMA_VERSION, Case, ManifestRecord
+from harmonize.manifest.splits import assign_splits, splits_document
+from harmonize.plugin.dataset import DatasetPlugin
+from harmonize.plugin.discovery import Discovery
+from harmonize.read.case import case_channels, load_image, read_label_volume
+from harmonize.read.volume import Volume, read_header
+
+SPLITS_FILE = "splits.json"
+
+
+def relative_path(path: Path, start: Path) -> str:
+    """POSIX path of ``path`` relative to the folder ``start`` (so output folders can move)."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+
+
+def observed_label_values(volume: Volume, *, file: Path | None = None) -> list[int]:
+    """Distinct label values, rounding float-stored masks (some releases store labels as float).
+
+    NaN/inf in a float-stored mask is a :class:`LabelError` (it has no label value).
+    """
+    data = volume.data
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.all(np.isfinite(data)):
+            raise LabelError(
+                "mask holds NaN or infinite values", file=file,
+                hint="re-export the mask with integer label values",
+            )
+        data = np.rint(data)
+    # ravel in memory order: NIfTI arrays are Fortran-ordered and a C-order flatten is slow
+    return [int(v) for v in np.unique(data.ravel(order="K"))]
+
+
+def has_label(plugin: DatasetPlugin, case: Case) -> bool:
+    """True if the case is labelled: :attr:`Case.label` is set (a file, or whatever the plugin's
+    own :meth:`~DatasetPlugin.read_label` reads). ``None`` means unlabelled (e.g. a hidden test
+    set), even for plugins with their own reader, so such records list no annotated class."""
+    return case.label is not None
+
+
+def case_class_values(
+    plugin: DatasetPlugin, case: Case, vocabulary: Vocabulary, observed: list[int] | None
+) -> dict[str, list[int]]:
+    """Canonical name -> mask values for a labelled case (undeclared observed values raise)."""
+    return class_values(
+        plugin.descriptor, vocabulary, observed=observed, annotated=case.annotated,
+        case_labels=case.labels, case=case.case_id, file=case.label,
+    )
+
+
+def source_section(
+    case: Case, manifest_dir: Path, hashes: dict[Path, str] | None = None
+) -> dict[str, Any]:
+    """The record's ``source``: source paths relative to ``manifest_dir`` and their sha256
+    (taken from ``hashes`` when given, else computed)."""
+    hashes = hashes if hashes is not None else {p: sha256_path(p) for p in case.files()}
+    return {
+        "images": [{"path": relative_path(p, manifest_dir), "sha256": hashes[p]}
+                   for p in case.images],
+        "label": None if case.label is None else {
+            "path": relative_path(case.label, manifest_dir), "sha256": hashes[case.label],
+        },
+    }
+
+
+def record_for_case(
+    plugin: DatasetPlugin,
+    case: Case,
+    manifest_dir: Path,
+    *,
+    vocabulary: Vocabulary | None = None,
+    check_labels: bool = True,
+) -> ManifestRecord:
+    """A manifest record describing the case's *source* files (no normalization).
+
+    With ``check_labels`` (the default) the image and label are read in full: label values are
+    checked against the descriptor, and the record gets the image's content ``fingerprint`` (so
+    the same image in two datasets is found and kept in one split) and any instance features.
+    """
+    vocabulary = vocabulary or load_vocabulary()
+    desc = plugin.descriptor
+    header = read_header(case.images[0])
+    for other in case.images[1:]:
+        other_header = read_header(other)
+        if other_header.shape[:3] != header.shape[:3]:
+            raise LabelError(
+                f"channel shapes differ: {header.shape} vs {other_header.shape}",
+                dataset=desc.id, case=case.case_id, file=other,
+                hint="the channels of a case must share one grid",
+            )
+    extra: dict[str, Any] = {}
+    if check_labels:  # read the image fully: checks its voxels and identifies duplicates
+        from harmonize.engine.normalize import fingerprint
+
+        extra["fingerprint"] = fingerprint(load_image(plugin, case))
+        extra.update(instance_fields(plugin, case))
+    labels: dict[str, list[int]] = {}
+    if has_label(plugin, case):
+        observed = None
+        if check_labels:
+            volume = read_label_volume(plugin, case)
+            if volume is not None:
+                if tuple(volume.data.shape[:3]) != tuple(header.shape[:3]):
+                    raise LabelError(
+                        f"label shape {volume.data.shape[:3]} differs from image shape "
+                        f"{header.shape[:3]}",
+                        dataset=desc.id, case=case.case_id, file=case.label,
+                        hint="check the label belongs to this image",
+                    )
+                observed = observed_label_values(volume, file=case.label)
+        labels = case_class_values(plugin, case, vocabulary, observed)
+    source = source_section(case, manifest_dir)
+    images = [entry["path"] for entry in source["images"]]
+    return ManifestRecord(
+        dataset=desc.id,
+        case_id=case.case_id,
+        patient_id=case.patient_id,
+        modality=desc.modality,
+        image=images[0] if len(images) == 1 else images,
+        mask=source["label"]["path"] if source["label"] else None,
+        label=list(labels),
+        labels=labels,
+        annotated=list(labels),
+        official_split=case.official_split,
+        split=None,
+        shape=list(header.shape),
+        spacing=[round(s, 6) for s in header.spacing],
+        orientation=header.orientation,
+        source=source,
+        channels=case_channels(plugin, case),
+        affine=[[round(float(v), 6) for v in row] for row in header.affine],
+        metadata=dict(case.metadata),
+        extra=extra,
+    )
+
+
+@dataclass
+class ManifestResult:
+    """Records written for one dataset, and every case that did not make it (with the reason)."""
+
+    dataset: str
+    path: Path | None
+    records: list[ManifestRecord] = field(default_factory=list)
+    discovery: Discovery | None = None
+    errors: list[ErrorRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_manifest(
+    plugin: DatasetPlugin,
+    discovery: Discovery,
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    ratios: Sequence[float] = (0.7, 0.1, 0.2),
+    progress: Any = None,
+) -> ManifestResult:
+    """Describe every discovered case, assign splits and write ``<out_dir>/<dataset>.jsonl``.
+
+    A case that fails becomes an :class:`ErrorRecord`; the others are written. When discovery
+    failed and found no case (wrong or empty root), nothing is written and ``path`` stays ``None``:
+    an existing manifest of the dataset is kept rather than replaced by an empty one. Reading the
+    other manifests in ``out_dir`` (their splits are followed) may raise :class:`ManifestError`.
+    """
+    out_dir = Path(out_dir)
+    dataset = plugin.dataset_id
+    result = ManifestResult(dataset=dataset, path=None, discovery=discovery,
+                            errors=list(discovery.errors))
+    if discovery.errors and not discovery.cases:
+        return result
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocabulary = load_vocabulary()
+    for case in discovery.cases:
+        try:
+            result.records.append(record_for_case(plugin, case, out_dir, vocabulary=vocabulary))
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            result.errors.append(ErrorRecord.from_exception(exc, dataset=dataset, case=case.case_id))
+        if progress is not None:
+            progress()
+    result.warnings = assign_splits(result.records, seed=seed, ratios=ratios,
+                                    fixed=other_records(out_dir, exclude={dataset}))
+    result.path = out_dir / f"{dataset}.jsonl"
+    write_manifest(result.path, result.records)
+    write_splits(out_dir)
+    return result
+
+
+def dumps(record: ManifestRecord | dict[str, Any]) -> str:
+    data = record.to_json() if isinstance(record, ManifestRecord) else record
+    return json.dumps(data, ensure_ascii=False, allow_nan=False)
+
+
+def write_manifest(path: Path, records: Iterable[ManifestRecord]) -> None:
+    """Write records sorted by case id, atomically (temp file + rename)."""
+    ordered = sorted(records, key=lambda r: r.case_id)
+    write_text_atomic(Path(path), "".join(dumps(r) + "\n" for r in ordered))
+
+
+def manifest_paths(out_dir: Path) -> list[Path]:
+    """Every manifest in a folder (``errors.jsonl`` is a report, not a manifest)."""
+    return [m for m in sorted(Path(out_dir).glob("*.jsonl")) if m.name != "errors.jsonl"]
+
+
+def other_records(out_dir: Path, *, exclude: set[str]) -> list[ManifestRecord]:
+    """Records of the manifests already in ``out_dir`` except the ``exclude`` datasets' own."""
+    return [
+        r for m in manifest_paths(out_dir) if m.stem not in exclude for r in read_manifest(m)
+    ]
+
+
+def write_splits(out_dir: Path) -> dict[str, list[str]]:
+    """(Re)write ``splits.json`` from every manifest in ``out_dir``."""
+    records = [r for m in manifest_paths(out_dir) for r in read_manifest(m)]
+    doc = splits_document(records)
+    write_text_atomic(Path(out_dir) / SPLITS_FILE, json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def read_manifest(path: Path) -> list[ManifestRecord]:
+    """Read a manifest; a newer schema version or a broken line is a :class:`ManifestError`."""
+    path = Path(path)
+    records = []
+    try:
+        with jsonlines.open(path) as reader:
+            for lineno, obj in enumerate(reader.iter(type=dict), start=1):
+                version = obj.get("schema_version")
+                if "schema_version" not in obj:
+                    raise ManifestError(
+                        f"line {lineno} is not a manifest record (no schema_version)",
+                        file=path,
+                        hint="pass the <dataset>.jsonl manifests, not errors.jsonl or another file",
+                    )
+                if not isinstance(version, int) or version > SCHEMA_VERSION:
+                    raise ManifestError(
+                        f"line {lineno}: schema_version {version!r} is not supported "
+                        f"(this harmonize reads up to {SCHEMA_VERSION})",
+                        dataset=obj.get("dataset"), case=obj.get("case_id"), file=path,
+                        hint="upgrade harmonize-med, or regenerate the manifest",
+                    )
+                records.append(ManifestRecord.from_json(obj))
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest: {exc}", file=path) from exc
+    except jsonlines.InvalidLineError as exc:
+        raise ManifestError(
+            f"line {exc.lineno}: not valid JSON", file=path, hint="regenerate the manifest"
+        ) from exc
+    except TypeError as exc:
+        raise ManifestError(f"malformed record: {exc}", file=path) from exc
+    return records
+
+
+def validate_manifest(path: Path) -> list[str]:
+    """Problems found by the JSON Schema, one readable string per problem (empty = valid).
+
+    A line that is not a JSON object is reported as a problem and ends the check of the file.
+    """
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(MANIFEST_SCHEMA)
+    problems = []
+    try:
+        with jsonlines.open(Path(path)) as reader:
+            for lineno, obj in enumerate(reader.iter(type=dict), start=1):
+                for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+                    where = "/".join(str(p) for p in error.path) or "(record)"
+                    problems.append(f"{path}:{lineno}: {where}: {error.message}")
+    except jsonlines.InvalidLineError as exc:
+        problems.append(f"{path}:{exc.lineno}: not a JSON object ({exc}); regenerate the manifest")
+    except OSError as exc:
+        problems.append(f"{path}: cannot read manifest: {exc}")
+    return problems

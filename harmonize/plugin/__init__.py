@@ -1,0 +1,1 @@
+"""The plugin contract: hookspecs, DatasetPlugin, descriptors, YAML layouts, catalogue, discovery."""

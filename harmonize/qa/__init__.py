@@ -1,0 +1,45 @@
+"""Quality checks of harmonized collections: per-case statistics and the HTML report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: names the 0.1 flat module ``harmonize.qa`` had, and the module that now holds each
+_MOVED = {
+    "Flag": "harmonize.qa.inspect",
+    "ChannelStats": "harmonize.qa.inspect",
+    "Panels": "harmonize.qa.inspect",
+    "CaseQA": "harmonize.qa.inspect",
+    "QAReport": "harmonize.qa.inspect",
+    "channel_stats": "harmonize.qa.inspect",
+    "value_counts": "harmonize.qa.inspect",
+    "read_image": "harmonize.qa.inspect",
+    "is_normalized": "harmonize.qa.inspect",
+    "case_slices": "harmonize.qa.inspect",
+    "inspect_case": "harmonize.qa.inspect",
+    "histogram": "harmonize.qa.inspect",
+    "summarize": "harmonize.qa.inspect",
+    "collect_qa": "harmonize.qa.inspect",
+    "THRESHOLDS": "harmonize.qa.inspect",
+    "FLAG_CODES": "harmonize.qa.inspect",
+    "HIST_BINS": "harmonize.qa.inspect",
+    "INTENSITY_BINS": "harmonize.qa.inspect",
+    "CT_DISPLAY_WINDOW": "harmonize.qa.inspect",
+    "HU_DATA_BELOW": "harmonize.qa.inspect",
+    "QUANTILES": "harmonize.qa.inspect",
+    "MAX_SAMPLE": "harmonize.qa.inspect",
+    "AXES": "harmonize.qa.inspect",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``from harmonize.qa import X`` of a 0.1 name keeps working, with a DeprecationWarning."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harmonize.qa' has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"harmonize.qa.{name} moved to {module}.{name}; import it from there",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), name)
