@@ -75,6 +75,10 @@ class LabelError(HarmonizeError):
     kind = "label"
 
 
+class GridMismatchError(LabelError):
+    """A label map is not on its image's voxel grid (shape, or affine beyond tolerance)."""
+
+
 class ManifestError(HarmonizeError):
     """A manifest or split file is invalid, inconsistent or from an unsupported schema version."""
 

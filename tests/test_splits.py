@@ -20,7 +20,7 @@ def record(case: str, patient: str, *, dataset: str = "toy", official: str | Non
     return ManifestRecord(
         dataset=dataset, case_id=case, patient_id=patient, modality="CT", image="i.nii.gz",
         mask="m.nii.gz" if labelled else None, label=[], labels={}, annotated=[], official_split=official, split=None,
-        shape=[4, 4, 4], spacing=[1.0, 1.0, 1.0], orientation="RAS", source={"images": []},
+        shape=[4, 4, 4], spacing=[1.0, 1.0, 1.0], orientation="RAS", source={"images": []}, stage="source",
         extra={"fingerprint": fingerprint} if fingerprint else {},
     )
 

@@ -33,14 +33,14 @@ from harmonize.engine.intensity import (
 from harmonize.engine.intensity import foreground_sample as _foreground_sample
 from harmonize.engine.presets import PRESETS, PresetInfo, Settings, preset_settings
 from harmonize.engine.resample import (
-    from_ras,
     needs_resampling,
     reorient_to_ras,
     resample,
     resample_to_ras,
 )
-from harmonize.errors import HarmonizeError, LabelError
-from harmonize.read.volume import ScaledVolume, Volume, output_dtype, write_volume
+from harmonize.errors import HarmonizeError
+from harmonize.read.grid import label_on_image_grid as check_label_geometry
+from harmonize.read.volume import ScaledVolume, Volume, write_volume
 
 __all__ = [
     "PRESETS",
@@ -56,12 +56,6 @@ __all__ = [
     "undo_intensity",
     "write_volume",
 ]
-
-#: Label/image affine tolerance: direction cosines and relative spacing within 1e-3, origin
-#: within 0.1 voxel (float32 header round-off passes; a shifted or flipped mask does not).
-AFFINE_RTOL = 1e-3
-ORIGIN_VOXELS = 0.1
-
 
 @dataclass
 class Normalized:
@@ -89,71 +83,6 @@ def describe(volume: Volume) -> dict[str, Any]:
         "affine": [[round(float(v), 6) for v in row] for row in volume.affine],
         "dtype": str(volume.data.dtype),
     }
-
-
-def _same_grid(a: np.ndarray, b: np.ndarray) -> bool:
-    """Affines within :data:`AFFINE_RTOL` (spacing, directions) and :data:`ORIGIN_VOXELS`."""
-    za = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
-    zb = np.sqrt((b[:3, :3] ** 2).sum(axis=0))
-    return bool(
-        np.allclose(za, zb, rtol=AFFINE_RTOL, atol=0)
-        and np.allclose(a[:3, :3] / za, b[:3, :3] / zb, atol=AFFINE_RTOL)
-        and np.linalg.norm(a[:3, 3] - b[:3, 3]) <= ORIGIN_VOXELS * float(za.min())
-    )
-
-
-def check_label_geometry(image: Volume, label: Volume) -> Volume:
-    """``label`` on the image's voxel grid, as a label volume with the image's affine.
-
-    Accepted: the same shape with an affine within :data:`AFFINE_RTOL` / :data:`ORIGIN_VOXELS`
-    (header round-off), or the same physical grid stored in another axis order/flip (the label is
-    then permuted into the image's order). Float labels must hold integers (within 1e-3);
-    values must be non-negative; the result is uint8, uint16 above 255, uint32 above 65535. Raises
-    :class:`LabelError` otherwise.
-    """
-    same_shape = label.data.shape[:3] == image.data.shape[:3]
-    if not (same_shape and _same_grid(image.affine, label.affine)):
-        image_ras, _ = reorient_to_ras(image)
-        label_ras, _ = reorient_to_ras(Volume(label.data, label.affine, "label"))
-        if (label_ras.data.shape[:3] == image_ras.data.shape[:3]
-                and _same_grid(image_ras.affine, label_ras.affine)):
-            label = Volume(from_ras(label_ras.data, image.affine), image.affine, "label")
-        elif label_ras.data.shape[:3] != image_ras.data.shape[:3]:
-            raise LabelError(
-                f"label shape {label.data.shape[:3]} ({label.orientation}) differs from image "
-                f"shape {image.data.shape[:3]} ({image.orientation})",
-                hint="the mask must be on the image's voxel grid; check the pair belongs together",
-            )
-        else:
-            zi, zl = np.asarray(image.spacing), np.asarray(label.spacing)
-            raise LabelError(
-                "label affine differs from image affine beyond tolerance "
-                f"(image {image.orientation} spacing {np.round(zi, 4).tolist()} origin "
-                f"{np.round(image.affine[:3, 3], 3).tolist()}; label {label.orientation} "
-                f"spacing {np.round(zl, 4).tolist()} origin "
-                f"{np.round(label.affine[:3, 3], 3).tolist()})",
-                hint="the mask is not aligned with the image; fix the header or report the case",
-            )
-    data = label.data
-    if data.dtype.kind == "f":
-        rounded = np.rint(data)
-        if not np.array_equal(rounded, data):
-            worst = float(np.abs(rounded - data).max())
-            if worst > 1e-3:
-                raise LabelError(
-                    f"label map has non-integer values (off by up to {worst:.3g})",
-                    hint="the mask was interpolated or is a probability map; use the original "
-                    "integer mask",
-                )
-        data = rounded
-    if data.size and data.min() < 0:
-        raise LabelError(f"label map has negative values (min {data.min()})",
-                         hint="label values must be non-negative integers")
-    if data.dtype.kind == "b":
-        data = data.astype(np.uint8)
-    if data.dtype.kind != "u" or data.dtype.itemsize > 2 or data.dtype != label.data.dtype:
-        data = data.astype(output_dtype(Volume(data, label.affine, "label")), copy=False)
-    return Volume(data=data, affine=image.affine, kind="label")
 
 
 def _ct_window_for(

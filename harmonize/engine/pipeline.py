@@ -54,7 +54,6 @@ from harmonize.manifest.build import (
     case_class_values,
     dumps,
     has_label,
-    observed_label_values,
     other_records,
     source_section,
     write_manifest,
@@ -66,7 +65,7 @@ from harmonize.manifest.splits import DEFAULT_RATIOS, assign_splits, check_ratio
 from harmonize.plugin.catalog import Catalog, load_catalog
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import discover
-from harmonize.read.case import case_channels, load_image, load_label, rounded_affine
+from harmonize.read.case import case_channels, present_values, read_case, rounded_affine
 
 __all__ = ["CaseOutcome", "CaseTask", "RunResult", "Target", "run"]
 
@@ -238,12 +237,11 @@ def provenance() -> dict[str, str]:
 def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path) -> dict[str, Any]:
     """Read, check, normalize and write one case; return its manifest record as JSON."""
     plugin, case, desc = task.plugin, task.case, task.plugin.descriptor
-    image = load_image(plugin, case)
+    data = read_case(case, plugin=plugin)
+    image, label = data.image, data.label
     labels: dict[str, list[int]] = {}
-    label = None
     if has_label(plugin, case):
-        label = load_label(plugin, case, image)
-        observed = observed_label_values(label, file=case.label) if label is not None else None
+        observed = present_values(label.data) if label is not None else None
         labels = case_class_values(plugin, case, _vocabulary(), observed)
     image_fingerprint = fingerprint(image)
     instances = instance_fields(plugin, case, image=image, label=label)
@@ -273,6 +271,7 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
         shape=[*out.shape, *([out.channels] if out.channels > 1 else [])],
         spacing=[round(s, 6) for s in out.spacing],
         orientation=out.orientation, source=source_section(case, task.out, hashes),
+        stage="normalized",
         channels=case_channels(plugin, case), affine=rounded_affine(out.affine),
         metadata=dict(case.metadata or {}),
         extra={"original": result.original, "operations": result.operations,
@@ -315,8 +314,8 @@ def sample_case(task: CaseTask) -> CaseOutcome:
     """Statistics pass: a fixed-seed sample of the case's foreground intensities (as read)."""
     dataset, case = task.plugin.dataset_id, task.case
     try:
-        image = load_image(task.plugin, case)
-        label = load_label(task.plugin, case, image)
+        data = read_case(case, plugin=task.plugin)
+        image, label = data.image, data.label
         if label is None:
             raise LabelError("no label map to take foreground voxels from", dataset=dataset,
                              case=case.case_id)

@@ -12,10 +12,9 @@ what they share:
 * :func:`load_entries` reads manifests into :class:`Entry` objects (a record, the folder its
   paths are relative to, and the file stem exports use: the case id, or ``<dataset>_<case id>``
   when the manifests hold several datasets);
-* :func:`read_case` reads a record's image and mask with the engine's reader
-  (:func:`harmonize.read.volume.read_volume`), checks the mask against the image grid
-  (:func:`harmonize.engine.normalize.check_label_geometry`) and optionally reorients both to RAS+
-  (:func:`harmonize.engine.resample.reorient_to_ras`, no interpolation);
+* :func:`read_case` reads a record's image and mask through the one reading layer
+  (:func:`harmonize.read.case.read_case`: one grid rule, known label values) and optionally
+  reorients both to RAS+ (closest canonical, no interpolation);
 * :func:`source_intensity` undoes a recorded intensity mapping
   (:func:`harmonize.engine.intensity.undo_intensity`) and refuses when a requested window reaches outside
   the range the engine clipped to;
@@ -35,12 +34,11 @@ from typing import Any
 import numpy as np
 
 from harmonize.engine.intensity import undo_intensity
-from harmonize.engine.normalize import check_label_geometry
-from harmonize.engine.resample import reorient_to_ras
 from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, ReadError
 from harmonize.manifest.build import read_manifest
-from harmonize.manifest.records import ManifestRecord, check_identifier
-from harmonize.read.volume import Volume, read_header, read_volume
+from harmonize.manifest.records import STAGES, ManifestRecord, check_identifier, require_stage
+from harmonize.read.case import read_case as read_record_case
+from harmonize.read.volume import Volume
 
 __all__ = [
     "Entry",
@@ -49,6 +47,8 @@ __all__ = [
     "load_entries",
     "output_path",
     "read_case",
+    "read_image",
+    "read_mask",
     "remap_values",
     "source_intensity",
     "specific_names",
@@ -104,6 +104,7 @@ class Entry:
 def load_entries(manifests: Sequence[Path] | Path) -> list[Entry]:
     """Records of every manifest, in manifest then case order, with their export stems.
 
+    Exports take source or normalized manifests, never a mix (:class:`ManifestError`).
     Raises :class:`ExportError` for no manifest, no record, or the same (dataset, case) twice.
     """
     paths = [Path(manifests)] if isinstance(manifests, (str, Path)) else [Path(p) for p in manifests]
@@ -117,6 +118,7 @@ def load_entries(manifests: Sequence[Path] | Path) -> list[Entry]:
     if not loaded:
         raise ExportError("the manifest(s) hold no record", file=paths[0],
                           hint="check the manifest; `harmonize manifest` writes one record per case")
+    require_stage([r for r, _, _ in loaded], STAGES, consumer="an export", mix="error")
     datasets = {r.dataset for r, _, _ in loaded}
     seen: dict[tuple[str, str], Path] = {}
     entries = []
@@ -146,82 +148,26 @@ def output_path(path: Path, base_dir: Path | None) -> str:
 # ------------------------------------------------------------------------------------ volumes
 
 
-def _read(entry: Entry, path: Path, kind: str, allow_channels: bool = True) -> Volume:
-    if not path.exists():
-        raise entry.error(
-            f"{kind} file referenced by the manifest does not exist", file=path,
-            hint=f"restore the file or regenerate the manifest (paths are relative to "
-                 f"{entry.base})",
-        )
-    try:
-        return read_volume(path, kind="label" if kind == "mask" else "image",
-                           allow_channels=allow_channels)
-    except ReadError as exc:
-        hint = exc.hint
-        if kind == "mask" and path.is_dir():
-            hint = ("this dataset's labels need its plugin's reader (PNG stacks, one file per "
-                    "structure); export from a normalized manifest written by `harmonize run`")
-        raise entry.error(exc.message, file=path, hint=hint) from exc
+def read_case(entry: Entry, *, ras: bool = True, mask: bool = True,
+              image_voxels: bool = True) -> tuple[Volume, Volume | None]:
+    """Image and mask of a record (mask ``None`` when unlabelled or ``mask=False``) through the
+    one reading layer (:func:`harmonize.read.case.read_case`: same grid rule, known label values,
+    errors naming dataset, case and file), in RAS+ when ``ras`` (closest canonical, never
+    interpolated). ``image_voxels=False`` reads only the image's grid (a zero-cost stand-in)."""
+    data = read_record_case(entry.record, base=entry.base, label=mask, ras=ras,
+                            image_voxels=image_voxels)
+    return data.image, data.label
 
 
 def read_image(entry: Entry) -> Volume:
     """The record's image as stored, (X, Y, Z) or (X, Y, Z, C) with one file per channel stacked."""
-    paths = entry.image_paths()
-    if len(paths) == 1:
-        return _read(entry, paths[0], "image")
-    parts = [_read(entry, p, "image", allow_channels=False) for p in paths]
-    first = parts[0]
-    for path, part in zip(paths[1:], parts[1:]):
-        if part.data.shape != first.data.shape or not np.allclose(part.affine, first.affine,
-                                                                  rtol=1e-3, atol=1e-3):
-            raise entry.error(
-                f"channel grid {part.data.shape} differs from the first channel's "
-                f"{first.data.shape}", file=path, hint="the channels of a case must share one grid",
-            )
-    return Volume(np.stack([p.data for p in parts], axis=-1), first.affine, "image")
+    return read_case(entry, ras=False, mask=False)[0]
 
 
-def read_mask(entry: Entry, image: Volume | None = None) -> Volume | None:
-    """The record's mask (None when unlabelled) on ``image``'s grid, as stored.
-
-    ``image`` may be the image itself or a stand-in with its shape and affine
-    (:func:`image_grid`); the check is :func:`harmonize.engine.normalize.check_label_geometry`.
-    """
-    path = entry.mask_path()
-    if path is None:
-        return None
-    label = _read(entry, path, "mask")
-    if image is None:
-        image = image_grid(entry)
-    try:
-        return check_label_geometry(image, label)
-    except HarmonizeError as exc:
-        raise entry.error(exc.message, file=path, hint=exc.hint, kind=LabelError) from exc
-
-
-def image_grid(entry: Entry) -> Volume:
-    """A zero-cost stand-in for the record's image: right shape and affine, no voxels read."""
-    path = entry.image_paths()[0]
-    if not path.exists():
-        raise entry.error("image file referenced by the manifest does not exist", file=path,
-                          hint="restore the file or regenerate the manifest")
-    try:
-        header = read_header(path)
-    except ReadError as exc:
-        raise entry.error(exc.message, file=path, hint=exc.hint) from exc
-    shape = tuple(int(s) for s in header.shape[:3])
-    return Volume(np.broadcast_to(np.zeros((), dtype=np.uint8), shape), header.affine, "image")
-
-
-def read_case(entry: Entry, *, ras: bool = True, mask: bool = True) -> tuple[Volume, Volume | None]:
-    """Image and mask of a record (mask None when unlabelled or ``mask=False``), in RAS+ when
-    ``ras`` (closest canonical, axes permuted and flipped, never interpolated)."""
-    image = read_image(entry)
-    label = read_mask(entry, image) if mask else None
-    if ras:
-        image = reorient_to_ras(image)[0]
-        label = reorient_to_ras(label)[0] if label is not None else None
-    return image, label
+def read_mask(entry: Entry) -> Volume | None:
+    """The record's mask as stored (``None`` when unlabelled), checked against the image's grid
+    without reading the image's voxels."""
+    return read_case(entry, ras=False, image_voxels=False)[1]
 
 
 def source_intensity(
@@ -235,6 +181,8 @@ def source_intensity(
     values there were lost, and an :class:`ExportError` says so instead of exporting wrong pixels.
     ``channel`` selects per-channel parameters (``data`` is then that channel only).
     """
+    if entry.record.stage == "source":  # original intensities: nothing to undo
+        return data
     params = entry.intensity
     if params.get("method", "none") == "none":
         return data

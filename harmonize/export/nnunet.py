@@ -40,7 +40,6 @@ from harmonize.export import (
     Entry,
     ExportError,
     LabelScheme,
-    image_grid,
     load_entries,
     read_image,
     read_mask,
@@ -192,13 +191,12 @@ def _write_case(task: NnunetTask, written: list[Path]) -> list[str]:
             write_volume(Volume(channel, image.affine, "image"), target)
             written.append(target)
     if task.labels_dir is not None:
-        grid = image if image is not None else image_grid(entry)
-        mask = read_mask(entry, grid)
+        mask = read_mask(entry)
         assert mask is not None
         data = remap_values(mask.data, task.mapping, entry=entry, file=entry.mask_path(),
                             dtype=np.dtype(task.label_dtype))
         target = folder / task.labels_dir / f"{entry.key}{FILE_ENDING}"
-        write_volume(Volume(data, grid.affine, "label"), target)
+        write_volume(Volume(data, mask.affine, "label"), target)
         written.append(target)
     return [p.relative_to(folder).as_posix() for p in written]
 

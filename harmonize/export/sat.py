@@ -56,7 +56,6 @@ from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, ManifestEr
 from harmonize.export import (
     Entry,
     ExportError,
-    image_grid,
     load_entries,
     output_path,
     read_image,
@@ -128,15 +127,14 @@ def _sat_mask(entry: Entry, out: Path, value_map: dict[int, int]) -> Path | None
     path = entry.mask_path()
     if path is None:
         return None
+    mask = read_mask(entry)  # checked against the image grid even when the file is reused
+    assert mask is not None
     if is_nifti(path) and all(k == v for k, v in value_map.items()):
         return path
-    grid = image_grid(entry)
-    mask = read_mask(entry, grid)
-    assert mask is not None
     dtype = np.uint8 if len(value_map) <= 255 else np.uint16
     data = remap_values(mask.data, value_map, entry=entry, file=path, dtype=dtype)
     target = out / "masks" / entry.dataset / f"{entry.case_id}.nii.gz"
-    write_volume(Volume(data, grid.affine, "label"), target)
+    write_volume(Volume(data, mask.affine, "label"), target)
     return target
 
 

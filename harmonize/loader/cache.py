@@ -33,15 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
-from harmonize.errors import ErrorRecord, HarmonizeError, ReadError
+from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.files import atomic_path, write_text_atomic
 from harmonize.loader.patches import ForegroundIndex, NpyFile, crop
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import ManifestRecord
-from harmonize.read.volume import Volume, read_volume
+from harmonize.read.case import read_case as read_record_case
 
 CACHE_FORMAT = 1
 #: Default cache folder, next to the manifest, when no cache folder is given.
@@ -94,126 +93,18 @@ class CaseArrays:
         return self._foreground
 
 
-def record_paths(record: ManifestRecord, root: Path) -> tuple[list[Path], Path | None]:
-    """Absolute image paths (one per entry of ``image``) and mask path of a record."""
-    images = [record.image] if isinstance(record.image, str) else list(record.image)
-    return [Path(root) / p for p in images], (Path(root) / record.mask if record.mask else None)
-
-
-def missing_file_error(record: ManifestRecord, path: Path, root: Path, what: str) -> ReadError:
-    return ReadError(
-        f"{what} file referenced by the manifest does not exist",
-        dataset=record.dataset, case=record.case_id, file=path,
-        hint=f"restore the file or regenerate the manifest (record paths are relative to the "
-             f"manifest's folder {root})",
-    )
-
-
-def to_canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorient the first three axes to RAS+ by closest canonical, as ``nib.as_closest_canonical``."""
-    ornt = nib.orientations.io_orientation(affine)
-    if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
-        return data, affine
-    new_affine = affine @ nib.orientations.inv_ornt_aff(ornt, data.shape[:3])
-    return nib.orientations.apply_orientation(data, ornt), new_affine
-
-
-def _read(record: ManifestRecord, path: Path, root: Path, kind: str) -> Volume:
-    if not path.exists():
-        raise missing_file_error(record, path, root, "image" if kind == "image" else "mask")
-    try:
-        return read_volume(path, kind="label" if kind == "label" else "image")
-    except ReadError as exc:
-        hint = exc.hint
-        if "operations" not in record.extra:  # a source-level manifest (`harmonize manifest`)
-            note = (f"if the release stores this {kind} in a form only its plugin reads (PNG "
-                    "stacks, one file per structure), load the manifest `harmonize run` writes")
-            hint = f"{hint}; {note}" if hint else note
-        raise ReadError(exc.message, dataset=record.dataset, case=record.case_id, file=path,
-                        hint=hint) from exc
-
-
-def read_image(record: ManifestRecord, root: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The record's image as (C, X, Y, Z) float32 on the RAS grid, and that grid's affine."""
-    paths, _ = record_paths(record, root)
-    channels: list[np.ndarray] = []
-    affine = None
-    for path in paths:
-        volume = _read(record, path, root, "image")
-        data = volume.data
-        if data.ndim == 5 and data.shape[3] == 1:  # NIfTI (X, Y, Z, 1, C)
-            data = data[:, :, :, 0, :]
-        if data.ndim not in (3, 4):
-            raise ReadError(f"image has {data.ndim} dimensions; expected 3 or 4 (channels last)",
-                            dataset=record.dataset, case=record.case_id, file=path)
-        data, grid = to_canonical(data, volume.affine)
-        if affine is not None and data.shape[:3] != channels[0].shape[:3]:
-            raise ReadError(
-                f"channel grids differ: {channels[0].shape[:3]} vs {data.shape[:3]} after RAS reorientation",
-                dataset=record.dataset, case=record.case_id, file=path,
-                hint="the channels of a case must share one grid",
-            )
-        affine = grid if affine is None else affine
-        channels.extend([data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])])
-    if record.channels and len(record.channels) != len(channels):
-        raise ReadError(
-            f"record lists {len(record.channels)} channels {record.channels} but the image has {len(channels)}",
-            dataset=record.dataset, case=record.case_id, file=paths[0],
-            hint="regenerate the manifest",
-        )
-    image = np.empty((len(channels), *channels[0].shape), dtype=np.float32)
-    for c, data in enumerate(channels):
-        image[c] = data
-    assert affine is not None
-    return image, affine
-
-
-def label_dtype(max_value: int) -> np.dtype:
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if max_value <= np.iinfo(dtype).max:
-            return np.dtype(dtype)
-    return np.dtype(np.uint64)
-
-
-def read_label(
-    record: ManifestRecord, root: Path, shape: tuple[int, ...] | None = None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The record's label map (X, Y, Z) on the RAS grid (smallest unsigned dtype) and its affine;
-    None if unlabelled.
-
-    Float-stored masks are rounded. ``shape`` (the image grid) is checked when given.
-    """
-    _, path = record_paths(record, root)
-    if path is None:
-        return None
-    volume = _read(record, path, root, "label")
-    data = volume.data
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ReadError(f"mask has shape {data.shape}; expected a 3D label map",
-                        dataset=record.dataset, case=record.case_id, file=path)
-    data, affine = to_canonical(data, volume.affine)
-    if shape is not None and tuple(data.shape) != tuple(shape):
-        raise ReadError(
-            f"mask grid {tuple(data.shape)} differs from image grid {tuple(shape)} after RAS reorientation",
-            dataset=record.dataset, case=record.case_id, file=path,
-            hint="check the mask belongs to this image",
-        )
-    if not np.issubdtype(data.dtype, np.integer):
-        data = np.rint(data)
-    low, high = (int(v) for v in (data.min(), data.max())) if data.size else (0, 0)
-    if low < 0:
-        raise ReadError(f"mask holds negative value {low}", dataset=record.dataset,
-                        case=record.case_id, file=path, hint="label values must be >= 0")
-    return np.ascontiguousarray(data, dtype=label_dtype(high)), affine
-
-
 def read_case(record: ManifestRecord, root: Path) -> CaseArrays:
-    """Image and label of a record from its files (no cache)."""
-    image, affine = read_image(record, root)
-    label = read_label(record, root, shape=image.shape[1:])
-    return CaseArrays(image=image, label=None if label is None else label[0], affine=affine)
+    """A record's arrays from its files (no cache), read and checked by the one reading layer
+    (:func:`harmonize.read.case.read_case`) and brought to RAS: image (C, X, Y, Z) float32,
+    label (X, Y, Z) unsigned integers on the image's grid."""
+    data = read_record_case(record, base=root, ras=True)
+    volume = data.image.data
+    channels = [volume] if volume.ndim == 3 else [volume[..., c] for c in range(volume.shape[3])]
+    image = np.empty((len(channels), *volume.shape[:3]), dtype=np.float32)
+    for c, channel in enumerate(channels):
+        image[c] = channel
+    label = None if data.label is None else np.ascontiguousarray(data.label.data)
+    return CaseArrays(image=image, label=label, affine=data.image.affine)
 
 
 def cache_key(record: ManifestRecord) -> str:

@@ -46,19 +46,21 @@ from harmonize.loader.cache import (
     VolumeCache,
     cache_key,
     default_cache,
-    missing_file_error,
     read_case,
-    record_paths,
 )
 from harmonize.loader.patches import as_patch_size, random_start, start_around
 from harmonize.loader.sampling import DatasetMixSampler
 from harmonize.manifest.build import read_manifest
-from harmonize.manifest.records import SPLITS, ManifestRecord
+from harmonize.manifest.records import SPLITS, ManifestRecord, require_stage
+from harmonize.read.case import missing_file_error, record_files
 
 __all__ = ["DatasetMixSampler", "HarmonizedDataset", "LoaderError", "ThreadLoader", "collate",
            "describe_batch", "load_one_batch"]
 
 ParentRule = Literal["sides", "children"]
+#: Record stages the loader reads: source records are reoriented to RAS on reading and keep their
+#: original intensities; normalized ones are read as written. A mix warns (StageMixWarning).
+ACCEPTED_STAGES = ("normalized", "source")
 #: nnU-Net's ``oversample_foreground_percent``.
 DEFAULT_FOREGROUND_FRACTION = 1 / 3
 
@@ -239,6 +241,9 @@ class HarmonizedDataset(Dataset):
                               hint="check the split name, or pass split=None")
         self.records = [r for r, _ in entries]
         self.roots = [root for _, root in entries]
+        #: "source" or "normalized" (None for a mix, which warns: intensities then disagree)
+        self.stage = require_stage(self.records, ACCEPTED_STAGES, consumer="the loader",
+                                   mix="warn")
         self.split = split
         self.classes = resolve_classes(classes, self.records, self.vocabulary)
         memo: dict[str, RecordClasses] = {}
@@ -300,7 +305,7 @@ class HarmonizedDataset(Dataset):
         """Raise a ReadError naming the record and the path of the first missing file."""
         missing = []
         for record, root in zip(self.records, self.roots):
-            images, mask = record_paths(record, root)
+            images, mask = record_files(record, root)
             for path, what in [*((p, "image") for p in images), *([(mask, "mask")] if mask else [])]:
                 if not path.exists():
                     missing.append((record, path, root, what))

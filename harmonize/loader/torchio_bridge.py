@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from harmonize.loader.cache import read_image, read_label
 from harmonize.loader.dataset import HarmonizedDataset, LoaderError, channel_count, mask_values
 
 try:
@@ -53,23 +52,14 @@ class CaseReader:
 
     def __call__(self, path: Any) -> tuple[np.ndarray, np.ndarray]:
         ds, i = self.dataset, self.index
-        record, root = ds.records[i], ds.roots[i]
-        if ds.cache is not None:
-            case = ds.load_case(i)  # whole arrays read with pread, nothing left mapped
+        record = ds.records[i]
+        case = ds.load_case(i)  # the cache's arrays, or the record's files read and checked
+        affine = case.affine
+        image, label = case.image, case.label
+        if ds.cache is not None:  # whole arrays read with pread, nothing left mapped
             whole = (0, 0, 0), case.image.shape[1:]
-            affine = case.affine
             image = case.crop_image(*whole) if self.part == "image" else case.image
             label = case.crop_label(*whole) if self.part == "mask" else None
-        elif self.part == "image":
-            (image, affine), label = read_image(record, root), None
-        else:
-            found = read_label(record, root)
-            if found is None:  # unlabelled: an empty mask on the image grid
-                image, affine = read_image(record, root)
-                label = None
-            else:
-                label, affine = found
-                image = label[None]
         if self.part == "image":
             if image.shape[0] > ds.channels:
                 raise LoaderError(f"the image has {image.shape[0]} channels, more than {ds.channels}",

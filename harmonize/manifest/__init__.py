@@ -7,7 +7,6 @@ from typing import Any
 #: names the 0.1 flat module ``harmonize.manifest`` had, and the module that now holds each
 _MOVED = {
     "relative_path": "harmonize.manifest.build",
-    "observed_label_values": "harmonize.manifest.build",
     "has_label": "harmonize.manifest.build",
     "case_class_values": "harmonize.manifest.build",
     "source_section": "harmonize.manifest.build",

@@ -10,19 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import jsonlines
-import numpy as np
 
-from harmonize.errors import ErrorRecord, LabelError, ManifestError
+from harmonize.errors import ErrorRecord, ManifestError
 from harmonize.files import sha256_path, write_text_atomic
 from harmonize.labels.rules import class_values
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.manifest.lesions import instance_fields
-from harmonize.manifest.records import MANIFEST_SCHEMA, SCHEMA_VERSION, Case, ManifestRecord
+from harmonize.manifest.records import (
+    MANIFEST_SCHEMA,
+    SCHEMA_VERSION,
+    Case,
+    ManifestRecord,
+    upgrade_v1,
+)
 from harmonize.manifest.splits import assign_splits, splits_document
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import Discovery
-from harmonize.read.case import case_channels, load_image, read_label_volume
-from harmonize.read.volume import Volume, read_header
+from harmonize.read.case import case_channels, present_values, read_case
+from harmonize.read.volume import read_header
 
 SPLITS_FILE = "splits.json"
 
@@ -30,23 +35,6 @@ SPLITS_FILE = "splits.json"
 def relative_path(path: Path, start: Path) -> str:
     """POSIX path of ``path`` relative to the folder ``start`` (so output folders can move)."""
     return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
-
-
-def observed_label_values(volume: Volume, *, file: Path | None = None) -> list[int]:
-    """Distinct label values, rounding float-stored masks (some releases store labels as float).
-
-    NaN/inf in a float-stored mask is a :class:`LabelError` (it has no label value).
-    """
-    data = volume.data
-    if not np.issubdtype(data.dtype, np.integer):
-        if not np.all(np.isfinite(data)):
-            raise LabelError(
-                "mask holds NaN or infinite values", file=file,
-                hint="re-export the mask with integer label values",
-            )
-        data = np.rint(data)
-    # ravel in memory order: NIfTI arrays are Fortran-ordered and a C-order flatten is slow
-    return [int(v) for v in np.unique(data.ravel(order="K"))]
 
 
 def has_label(plugin: DatasetPlugin, case: Case) -> bool:
@@ -97,36 +85,20 @@ def record_for_case(
     """
     vocabulary = vocabulary or load_vocabulary()
     desc = plugin.descriptor
-    header = read_header(case.images[0])
-    for other in case.images[1:]:
-        other_header = read_header(other)
-        if other_header.shape[:3] != header.shape[:3]:
-            raise LabelError(
-                f"channel shapes differ: {header.shape} vs {other_header.shape}",
-                dataset=desc.id, case=case.case_id, file=other,
-                hint="the channels of a case must share one grid",
-            )
+    # the one reading layer: channel grids, label grid and values checked by one rule; without
+    # check_labels only the image header is read, the label is still checked against its grid
+    data = read_case(case, plugin=plugin, image_voxels=check_labels)
     extra: dict[str, Any] = {}
-    if check_labels:  # read the image fully: checks its voxels and identifies duplicates
+    if check_labels:  # the image's voxels identify duplicates across datasets
         from harmonize.engine.normalize import fingerprint
 
-        extra["fingerprint"] = fingerprint(load_image(plugin, case))
-        extra.update(instance_fields(plugin, case))
+        extra["fingerprint"] = fingerprint(data.image)
+        extra.update(instance_fields(plugin, case, image=data.image, label=data.label))
     labels: dict[str, list[int]] = {}
     if has_label(plugin, case):
-        observed = None
-        if check_labels:
-            volume = read_label_volume(plugin, case)
-            if volume is not None:
-                if tuple(volume.data.shape[:3]) != tuple(header.shape[:3]):
-                    raise LabelError(
-                        f"label shape {volume.data.shape[:3]} differs from image shape "
-                        f"{header.shape[:3]}",
-                        dataset=desc.id, case=case.case_id, file=case.label,
-                        hint="check the label belongs to this image",
-                    )
-                observed = observed_label_values(volume, file=case.label)
+        observed = present_values(data.label.data) if data.label is not None else None
         labels = case_class_values(plugin, case, vocabulary, observed)
+    header = read_header(case.images[0])  # the record's geometry is the first file's
     source = source_section(case, manifest_dir)
     images = [entry["path"] for entry in source["images"]]
     return ManifestRecord(
@@ -145,6 +117,7 @@ def record_for_case(
         spacing=[round(s, 6) for s in header.spacing],
         orientation=header.orientation,
         source=source,
+        stage="source",
         channels=case_channels(plugin, case),
         affine=[[round(float(v), 6) for v in row] for row in header.affine],
         metadata=dict(case.metadata),
@@ -279,6 +252,7 @@ def validate_manifest(path: Path) -> list[str]:
     try:
         with jsonlines.open(Path(path)) as reader:
             for lineno, obj in enumerate(reader.iter(type=dict), start=1):
+                obj = dict(upgrade_v1(obj))  # version 1 lines are valid version 2 once upgraded
                 for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
                     where = "/".join(str(p) for p in error.path) or "(record)"
                     problems.append(f"{path}:{lineno}: {where}: {error.message}")

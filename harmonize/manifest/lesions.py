@@ -31,10 +31,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 
-from harmonize.errors import HarmonizeError, LabelError
-from harmonize.read.volume import Volume, read_volume
+from harmonize.errors import GridMismatchError, HarmonizeError, LabelError
+from harmonize.read.grid import describe_grid, in_voxel_order_of, same_grid
+from harmonize.read.volume import Volume
 
 if TYPE_CHECKING:
     from harmonize.manifest.records import Case
@@ -45,7 +45,6 @@ FEATURE_KEYS = (
     "value", "voxels", "volume_ml", "mean_hu", "long_axis_mm", "short_axis_mm",
     "axial_slice", "slices", "centroid_mm",
 )
-_GRID_TOLERANCE_MM = 1e-3
 
 
 def lesion_features(image: Volume, label: Volume, values: Iterable[int]) -> list[dict[str, Any]]:
@@ -121,15 +120,14 @@ def case_instances(
             case=case.case_id, file=case.label, hint="rename them in the plugin's instances()",
         )
     try:
+        if label is None or image is None:
+            from harmonize.read.case import read_case  # the reading layer builds on this package
+
+            data = read_case(case, plugin=plugin)
+            image, label = data.image, data.label
         if label is None:
-            label = plugin.read_label(case)
-        if label is None:
-            if case.label is None:
-                raise LabelError("the plugin declares instances but the case has no label map",
-                                 hint="return None from instances() for unlabelled cases")
-            label = read_volume(case.label, kind="label")
-        if image is None:
-            image = plugin.read_image(case) or read_volume(case.images[0], kind="image")
+            raise LabelError("the plugin declares instances but the case has no label map",
+                             hint="return None from instances() for unlabelled cases")
         features = lesion_features(image, label, declared)
     except HarmonizeError as exc:
         raise LabelError(
@@ -159,29 +157,21 @@ def _absent(value: int) -> dict[str, Any]:
 
 
 def _aligned_image(image: Volume, label: Volume) -> np.ndarray:
-    """``image.data`` on ``label``'s voxel grid (axes flipped/permuted if needed, never resampled)."""
+    """``image.data`` on ``label``'s voxel grid (axes flipped/permuted if needed, never resampled;
+    the grids must agree by the one rule of :mod:`harmonize.read.grid`)."""
     data = np.asanyarray(image.data)
     if data.ndim != 3:
         raise LabelError(f"image must be 3D to measure instances, got shape {data.shape}",
                          hint="measure one channel at a time")
-    img_aff = np.asarray(image.affine, dtype=float)
     lab_aff = np.asarray(label.affine, dtype=float)
-    shape = tuple(np.shape(label.data))
-    if data.shape != shape or not _same_grid(img_aff, lab_aff):
-        transform = ornt_transform(io_orientation(img_aff), io_orientation(lab_aff))
-        data = apply_orientation(data, transform)
-        img_aff = img_aff @ inv_ornt_aff(transform, np.shape(image.data))
-        if data.shape != shape or not _same_grid(img_aff, lab_aff):
-            raise LabelError(
-                f"image grid (shape {np.shape(image.data)}) and label grid (shape {shape}) "
-                "differ beyond axis flips",
-                hint="check that the label belongs to this image",
-            )
+    data, img_aff = in_voxel_order_of(data, np.asarray(image.affine, dtype=float), lab_aff)
+    if data.shape != tuple(np.shape(label.data)) or not same_grid(img_aff, lab_aff):
+        raise GridMismatchError(
+            f"image grid ({describe_grid(image)}) and label grid ({describe_grid(label)}) "
+            "differ beyond axis flips",
+            hint="check that the label belongs to this image",
+        )
     return data
-
-
-def _same_grid(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(np.allclose(a[:3, :4], b[:3, :4], atol=_GRID_TOLERANCE_MM, rtol=0))
 
 
 def _slice_axis(affine: np.ndarray) -> int:

@@ -9,15 +9,20 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from harmonize.errors import DiscoveryError
+from harmonize.errors import DiscoveryError, ManifestError
 
-SCHEMA_VERSION = 1
+#: 2 added ``stage``; version 1 manifests still read (their stage is inferred once, on reading).
+SCHEMA_VERSION = 2
 SPLITS = ("train", "val", "test")
+#: What a record describes: the release's files as found (``harmonize manifest``) or the engine's
+#: normalized outputs (``harmonize run``).
+STAGES = ("source", "normalized")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -100,11 +105,65 @@ class Skipped:
         }
 
 
+def upgrade_v1(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A schema-version-1 manifest line as version 2 (``stage`` added); other lines unchanged.
+
+    The one place the stage is inferred: version 1 had no field for it.
+    """
+    if data.get("schema_version") != 1 or "stage" in data:
+        return data
+    stage = "normalized" if "operations" in data else "source"
+    return {**data, "schema_version": SCHEMA_VERSION, "stage": stage}
+
+
+class StageMixWarning(UserWarning):
+    """Records of both stages were given to one consumer that tolerates it (the loader)."""
+
+
+def require_stage(records: Sequence[ManifestRecord], accepted: Sequence[str], *, consumer: str,
+                  mix: Literal["allow", "warn", "error"] = "allow") -> str | None:
+    """Check ``records`` are of a stage ``consumer`` accepts; return their stage when all share
+    one (``None`` for no records or a mix).
+
+    A record of another stage is a :class:`ManifestError`. A mix of stages (original and
+    normalized intensities side by side) is allowed, a :class:`StageMixWarning` or a
+    :class:`ManifestError` as ``mix`` says; either names a dataset of each stage.
+    """
+    by_stage: dict[str, ManifestRecord] = {}
+    for record in records:
+        by_stage.setdefault(record.stage, record)
+    for stage, record in by_stage.items():
+        if stage not in accepted:
+            wants = " or ".join(f"{s} ({_STAGE_SOURCE[s]})" for s in accepted)
+            raise ManifestError(
+                f"{consumer} takes {wants} manifests; this is a {stage} record",
+                dataset=record.dataset, case=record.case_id,
+                hint=f"pass the manifest written by {_STAGE_SOURCE[accepted[0]]}",
+            )
+    if len(by_stage) > 1 and mix != "allow":
+        source, normalized = by_stage["source"], by_stage["normalized"]
+        message = (f"{consumer} got mixed stages: dataset {source.dataset!r} is a source manifest "
+                   f"(original files and intensities) and dataset {normalized.dataset!r} a "
+                   "normalized one")
+        hint = "run `harmonize run` on every dataset and pass the manifests it writes"
+        if mix == "error":
+            raise ManifestError(message, dataset=source.dataset, case=source.case_id, hint=hint)
+        warnings.warn(f"{message}; {hint}", StageMixWarning, stacklevel=3)
+    return next(iter(by_stage)) if len(by_stage) == 1 else None
+
+
+_STAGE_SOURCE = {"source": "`harmonize manifest`", "normalized": "`harmonize run`"}
+
+
 @dataclass
 class ManifestRecord:
     """One manifest line: everything a loader or a person needs to know about one case.
 
-    Paths are POSIX strings relative to the manifest's folder. ``labels`` maps canonical names to the
+    ``stage`` says what the record describes: ``"source"`` (the release's files as found, any
+    orientation, original intensities; ``harmonize manifest``) or ``"normalized"`` (the engine's
+    RAS outputs with the operations and intensity mapping that made them; ``harmonize run``).
+    Consumers read it instead of guessing, and state which stages they accept
+    (:func:`require_stage`). Paths are POSIX strings relative to the manifest's folder. ``labels`` maps canonical names to the
     mask values that make them up (merges cost nothing: no mask is rewritten). ``label`` is the
     SAT-DS-style list of names; ``annotated`` lists the names labelled in *this* case, so a loader can
     tell "absent" from "not labelled".
@@ -125,21 +184,32 @@ class ManifestRecord:
     spacing: list[float]
     orientation: str
     source: dict[str, Any]
+    stage: str
     channels: list[str] | None = None
     affine: list[list[float]] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ManifestError(f"record stage must be one of {STAGES}, got {self.stage!r}",
+                                dataset=self.dataset, case=self.case_id,
+                                hint="regenerate the manifest")
+
     def to_json(self) -> dict[str, Any]:
         """JSON object with a stable key order (engine fields from ``extra`` merged at the end)."""
         data = asdict(self)
         extra = data.pop("extra")
-        data = {"schema_version": data.pop("schema_version"), **data, **extra}
+        data = {"schema_version": data.pop("schema_version"), "stage": data.pop("stage"),
+                **data, **extra}
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ManifestRecord:
+        """A record from a manifest line of any supported schema version (1 is upgraded: its
+        stage is ``normalized`` when it carries the engine's ``operations``, else ``source``)."""
+        data = upgrade_v1(data)
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
@@ -168,12 +238,17 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     "description": "One JSON object per line of <dataset>.jsonl; paths are relative to the manifest's folder.",
     "type": "object",
     "required": [
-        "schema_version", "dataset", "case_id", "patient_id", "modality", "image", "mask",
+        "schema_version", "stage", "dataset", "case_id", "patient_id", "modality", "image", "mask",
         "label", "labels", "annotated", "official_split", "split", "shape", "spacing",
         "orientation", "source",
     ],
     "properties": {
         "schema_version": {"type": "integer", "const": SCHEMA_VERSION},
+        "stage": {
+            "description": "source: the release's files as found (`harmonize manifest`); "
+            "normalized: the engine's outputs (`harmonize run`).",
+            "enum": list(STAGES),
+        },
         "dataset": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
         "case_id": {"type": "string", "pattern": _SAFE_ID.pattern},
         "patient_id": {"type": "string", "minLength": 1},

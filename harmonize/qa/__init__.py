@@ -13,7 +13,6 @@ _MOVED = {
     "QAReport": "harmonize.qa.inspect",
     "channel_stats": "harmonize.qa.inspect",
     "value_counts": "harmonize.qa.inspect",
-    "read_image": "harmonize.qa.inspect",
     "is_normalized": "harmonize.qa.inspect",
     "case_slices": "harmonize.qa.inspect",
     "inspect_case": "harmonize.qa.inspect",

@@ -12,13 +12,13 @@ Flags (codes in :data:`FLAG_CODES`, thresholds in :data:`THRESHOLDS`):
 * ``unreadable``: the image or mask cannot be read (the error is the message);
 * ``empty_mask``: a mask with no foreground voxel;
 * ``unexpected_values``: mask values that no class of the record maps to;
-* ``grid_mismatch``: mask shape differs from the image's, or its affine beyond the engine's
-  tolerance (:data:`harmonize.engine.normalize.AFFINE_RTOL`, :data:`~harmonize.engine.normalize.ORIGIN_VOXELS`);
+* ``grid_mismatch``: the mask is not on the image's grid by the one rule every reader applies
+  (:mod:`harmonize.read.grid`: shape, or affine beyond its tolerance);
 * ``spacing_outlier``: a spacing more than ``spacing_outlier_factor`` times above or below the
   dataset's median on that axis (datasets of ``min_cases_for_outliers`` cases or more);
 * ``anisotropic``: largest / smallest spacing above ``anisotropy``;
 * ``tiny_volume``: an axis shorter than ``min_axis_voxels`` voxels;
-* ``non_ras``: a normalized record (one carrying the engine's ``operations``) whose file is not RAS;
+* ``non_ras``: a normalized record (``stage`` normalized) whose file is not RAS;
 * ``record_mismatch``: the record's shape, spacing or orientation disagrees with the file;
 * ``constant_image``: every voxel of a channel has the same value.
 
@@ -38,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from harmonize.errors import HarmonizeError
+from harmonize.errors import GridMismatchError, HarmonizeError
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import ManifestRecord
-from harmonize.read.volume import Volume, read_volume
+from harmonize.read.case import read_case, unknown_label_values
+from harmonize.read.volume import Volume
 
 THRESHOLDS: dict[str, float] = {
     "anisotropy": 5.0,
@@ -226,48 +227,30 @@ def value_counts(mask: np.ndarray) -> dict[int, int]:
     return {int(k): int(v) for k, v in sorted(counts.items())}
 
 
-def _resolve(manifest: Path, relative: str) -> Path:
-    path = Path(relative)
-    return path if path.is_absolute() else manifest.parent / path
-
-
-def read_image(record: ManifestRecord, manifest: Path) -> Volume:
-    """The record's image, channels stacked last when it lists one file per channel."""
-    files = [record.image] if isinstance(record.image, str) else list(record.image)
-    volumes = [read_volume(_resolve(manifest, f), "image") for f in files]
-    if len(volumes) == 1:
-        return volumes[0]
-    for f, v in zip(files[1:], volumes[1:]):
-        if v.data.ndim != 3 or v.shape != volumes[0].shape:
-            raise HarmonizeError(f"channel file {f} has shape {v.data.shape}, first channel "
-                                 f"{volumes[0].data.shape}", dataset=record.dataset,
-                                 case=record.case_id, hint="channels of a case share one grid")
-    return Volume(np.stack([v.data for v in volumes], axis=-1), volumes[0].affine)
-
-
 def is_normalized(record: ManifestRecord) -> bool:
-    """True for records written by ``harmonize run`` (they carry the engine's ``operations``)."""
-    return "operations" in record.extra
+    """True for records written by ``harmonize run`` (its ``stage`` is ``normalized``)."""
+    return record.stage == "normalized"
 
 
-def _check_grid(case: CaseQA, image: Volume, mask: Volume) -> bool:
-    from harmonize.engine.normalize import AFFINE_RTOL, ORIGIN_VOXELS
-
-    if mask.shape != image.shape:
-        case.flag("grid_mismatch", f"mask shape {list(mask.shape)} differs from image shape "
-                                   f"{list(image.shape)}")
-        return False
-    a, b = image.affine, mask.affine
-    zi, zm = np.asarray(image.spacing), np.asarray(mask.spacing)
-    same = bool(np.allclose(zi, zm, rtol=AFFINE_RTOL, atol=0)
-                and np.allclose(a[:3, :3] / zi, b[:3, :3] / zm, atol=AFFINE_RTOL)
-                and np.linalg.norm(a[:3, 3] - b[:3, 3]) <= ORIGIN_VOXELS * float(zi.min()))
-    if not same:
-        case.flag("grid_mismatch", f"mask affine ({mask.orientation}, spacing "
-                                   f"{np.round(zm, 4).tolist()}, origin {np.round(b[:3, 3], 2).tolist()}) "
-                                   f"differs from the image's ({image.orientation}, spacing "
-                                   f"{np.round(zi, 4).tolist()}, origin {np.round(a[:3, 3], 2).tolist()})")
-    return same
+def read_for_qa(case: CaseQA, record: ManifestRecord, manifest: Path
+                ) -> tuple[Volume, Volume | None] | None:
+    """The record's image and mask through the one reading layer; a mask off the image grid is
+    a ``grid_mismatch`` flag (the image is still measured), any other read problem an
+    ``unreadable`` flag and ``None``. Unknown mask values are counted by the caller."""
+    base = manifest.parent
+    try:
+        data = read_case(record, base=base)
+        return data.image, data.label
+    except GridMismatchError as exc:
+        case.flag("grid_mismatch", exc.message)
+    except HarmonizeError as exc:
+        case.flag("unreadable", str(exc))
+        return None
+    try:
+        return read_case(record, base=base, label=False).image, None
+    except HarmonizeError as exc:
+        case.flag("unreadable", str(exc))
+        return None
 
 
 def _geometry_flags(case: CaseQA, record: ManifestRecord, image: Volume) -> None:
@@ -302,8 +285,7 @@ def _label_numbers(case: CaseQA, record: ManifestRecord, mask: Volume) -> None:
                          for name, values in record.labels.items()}
     if case.foreground_voxels == 0:
         case.flag("empty_mask", "mask has no foreground voxel")
-    declared = {v for values in record.labels.values() for v in values}
-    unexpected = sorted(v for v in counts if v != 0 and v not in declared)
+    unexpected = unknown_label_values(record, counts)
     if unexpected:
         case.flag("unexpected_values", f"mask values {unexpected} belong to no class of the record "
                                        f"({sum(counts[v] for v in unexpected)} voxels)")
@@ -351,12 +333,10 @@ def inspect_case(record: ManifestRecord, manifest: Path, *, want_panels: bool = 
     files = [record.image] if isinstance(record.image, str) else list(record.image)
     case = CaseQA(record.dataset, record.case_id, record.patient_id, str(manifest), record.modality,
                   is_normalized(record), files, record.mask, list(record.annotated))
-    try:
-        image = read_image(record, manifest)
-        mask = read_volume(_resolve(manifest, record.mask), "label") if record.mask else None
-    except HarmonizeError as exc:
-        case.flag("unreadable", str(exc))
+    volumes = read_for_qa(case, record, manifest)
+    if volumes is None:
         return case, None
+    image, mask = volumes
     from harmonize.engine.resample import ras_transform
 
     source, _ = ras_transform(image.affine)  # report geometry along RAS axes, whatever the file
@@ -374,7 +354,6 @@ def inspect_case(record: ManifestRecord, manifest: Path, *, want_panels: bool = 
             case.flag("constant_image", f"channel {name!r} is constant ({stats.min:g})")
     _geometry_flags(case, record, image)
     if mask is not None:
-        _check_grid(case, image, mask)
         _label_numbers(case, record, mask)
     panels = None
     if want_panels:

@@ -1,83 +1,271 @@
-"""Read one case's image and label as the engine needs them: channels stacked, the label checked
-against the image's grid. Shared by manifests (fingerprints) and the pipeline."""
+"""The one reading layer: a plugin's :class:`Case` or a manifest record -> :class:`CaseData`.
+
+Every command reads cases here (``harmonize run`` and ``harmonize manifest``, the loader and its
+cache, every export, QA, lesion features, ``check_plugin``), so one set of checks holds for all:
+
+* files exist and are readable volumes (:func:`harmonize.read.volume.read_volume`: truncation,
+  NaN voxels, broken affines, declared size within limits before allocating);
+* one file per channel: every channel on the first channel's grid (:func:`same_grid`);
+  the channel count matches the declared channel names;
+* the label map is on the image's grid by the one rule of :mod:`harmonize.read.grid` (a
+  misaligned label is refused with the same message everywhere) and holds non-negative integers;
+* a plugin case's label values are checked against its descriptor by the callers that map them
+  to classes (:func:`harmonize.labels.rules.class_values`); a record may hold values of classes
+  not annotated in that case (partial labels: the loader ignores them), which QA reports with
+  :func:`unknown_label_values`.
+
+Errors are :class:`ReadError` / :class:`LabelError` naming the dataset, the case and the file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
-from harmonize.engine.normalize import check_label_geometry
-from harmonize.errors import HarmonizeError, LabelError, ReadError
-from harmonize.manifest.records import Case
+from harmonize.errors import HarmonizeError, ReadError
+from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.read.volume import Volume, read_volume
+from harmonize.read.grid import describe_grid, in_voxel_order_of, label_on_image_grid, same_grid
+from harmonize.read.volume import Volume, read_header, read_volume
+
+__all__ = ["CaseData", "case_channels", "missing_file_error", "present_values", "read_case",
+           "record_files", "rounded_affine", "unknown_label_values"]
+
+_RAS = np.eye(4)
 
 
-def case_channels(plugin: DatasetPlugin, case: Case) -> list[str] | None:
-    """Channel names of the case (its own, else the descriptor's), or ``None``."""
-    desc = plugin.descriptor
-    if case.channel_names:
-        return list(case.channel_names)
-    return list(desc.channels) if desc.channels else None
+@dataclass
+class CaseData:
+    """One case as data.
 
+    ``image`` is (X, Y, Z) or (X, Y, Z, C) with channels last, in the file's voxel order or RAS
+    (``read_case(..., ras=True)``); with ``image_voxels=False`` its data is a zero-cost broadcast
+    stand-in of the right shape (the grid only). ``label`` is ``None`` for an unlabelled case,
+    else an unsigned-integer map with exactly the image's spatial shape and affine.
+    ``channels`` are the case's channel names, one per channel, or ``None``.
+    """
 
-def read_label_volume(plugin: DatasetPlugin, case: Case) -> Volume | None:
-    """The case's label map via the plugin's reader, or nibabel for plain files."""
-    custom = plugin.read_label(case)
-    if custom is not None or case.label is None:
-        return custom
-    return read_volume(case.label, kind="label")
+    dataset: str
+    case_id: str
+    image: Volume
+    label: Volume | None
+    channels: tuple[str, ...] | None
+    image_files: tuple[Path, ...]
+    label_file: Path | None
+
+    @property
+    def n_channels(self) -> int:
+        return self.image.channels
+
+    def channel(self, c: int) -> np.ndarray:
+        """Channel ``c`` as a 3D array (a view)."""
+        data = self.image.data
+        return data if data.ndim == 3 else data[..., c]
 
 
 def rounded_affine(affine: np.ndarray) -> list[list[float]]:
     return [[round(float(v), 6) for v in row] for row in affine]
 
 
-def load_image(plugin: DatasetPlugin, case: Case) -> Volume:
-    """The case's image as (X, Y, Z) or (X, Y, Z, C). One file per channel is stacked; a 4D image
-    where the dataset declares no channels is a :class:`ReadError` (as are unreadable files,
-    NaN/inf voxels and broken affines, from :func:`harmonize.read.volume.read_volume`)."""
-    dataset = plugin.dataset_id
-    channels = case_channels(plugin, case)
-    n = len(channels) if channels else 1
-    file = case.images[0] if len(case.images) == 1 else None
-    volume = plugin.read_image(case)
-    if volume is None and len(case.images) == 1:
-        volume = read_volume(case.images[0], kind="image", allow_channels=n > 1)
-    elif volume is None:
-        parts = [read_volume(p, kind="image", allow_channels=False) for p in case.images]
-        for path, part in zip(case.images[1:], parts[1:]):
-            if part.data.shape != parts[0].data.shape or not np.allclose(
-                part.affine, parts[0].affine, rtol=1e-3, atol=1e-3
-            ):
-                raise ReadError(
-                    f"channel grid (shape {part.data.shape}, affine {rounded_affine(part.affine)}) "
-                    f"differs from the first channel's ({parts[0].data.shape}, "
-                    f"{rounded_affine(parts[0].affine)})", dataset=dataset, case=case.case_id, file=path,
-                    hint="the channels of a case must be 3D volumes on one grid",
-                )
-        volume = Volume(np.stack([p.data for p in parts], axis=-1), parts[0].affine, "image")
+def case_channels(plugin: DatasetPlugin, case: Case) -> list[str] | None:
+    """Channel names of the case (its own, else the descriptor's), or ``None``."""
+    if case.channel_names:
+        return list(case.channel_names)
+    desc = plugin.descriptor
+    return list(desc.channels) if desc.channels else None
+
+
+def record_files(record: ManifestRecord, base: Path) -> tuple[list[Path], Path | None]:
+    """Absolute image paths (one per entry of ``image``) and mask path of a record whose paths
+    are relative to ``base`` (the manifest's folder)."""
+    base = Path(base)
+    images = [record.image] if isinstance(record.image, str) else list(record.image)
+    return [base / p for p in images], (base / record.mask if record.mask else None)
+
+
+def missing_file_error(record: ManifestRecord, path: Path, base: Path, what: str) -> ReadError:
+    """The error for a record's ``what`` ("image"/"mask") file at ``path`` that is not there."""
+    return ReadError(
+        f"{what} file referenced by the manifest does not exist",
+        dataset=record.dataset, case=record.case_id, file=path,
+        hint=f"restore the file or regenerate the manifest (record paths are relative to the "
+             f"manifest's folder {base})",
+    )
+
+
+def present_values(label: np.ndarray) -> list[int]:
+    """Distinct values of an unsigned-integer label map, ascending."""
+    flat = np.asarray(label).ravel(order="K")
+    if flat.dtype.kind == "u" and flat.dtype.itemsize <= 2 and flat.size:
+        return [int(v) for v in np.flatnonzero(np.bincount(flat))]
+    return [int(v) for v in np.unique(flat)]
+
+
+def read_case(
+    source: Case | ManifestRecord,
+    *,
+    plugin: DatasetPlugin | None = None,
+    base: Path | None = None,
+    label: bool = True,
+    image_voxels: bool = True,
+    ras: bool = False,
+) -> CaseData:
+    """Read and check one case (see the module doc for the checks).
+
+    ``source`` is a plugin's :class:`Case` (give its ``plugin``: its own readers and channel
+    names are used) or a :class:`ManifestRecord` of any stage (give ``base``, the manifest's
+    folder, which its paths are relative to). ``label=False`` skips the label map;
+    ``image_voxels=False`` reads only the image header (the label is still checked against the
+    image grid); ``ras=True`` reorients both to RAS+ (closest canonical, never interpolated).
+    """
+    if isinstance(source, ManifestRecord):
+        if base is None:
+            raise TypeError("read_case(record) needs base=<the manifest's folder>")
+        data = _read_record(source, Path(base), label=label, image_voxels=image_voxels)
     else:
-        volume = Volume(np.asarray(volume.data), np.asarray(volume.affine), "image")
-    shape = volume.data.shape
-    if volume.data.ndim not in (3, 4) or (volume.data.ndim == 4) != (n > 1) or (
-        n > 1 and shape[3] != n
-    ):
+        if plugin is None:
+            raise TypeError("read_case(case) needs plugin=<the case's DatasetPlugin>")
+        data = _read_plugin_case(plugin, source, label=label, image_voxels=image_voxels)
+    if ras:
+        moved, affine = in_voxel_order_of(data.image.data, data.image.affine, _RAS)
+        data.image = Volume(moved, affine, "image")
+        if data.label is not None:
+            data.label = Volume(in_voxel_order_of(data.label.data, data.label.affine, _RAS)[0],
+                                affine, "label")
+    return data
+
+
+# ------------------------------------------------------------------------------ plugin cases
+
+
+def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_voxels: bool
+                      ) -> CaseData:
+    dataset = plugin.dataset_id
+    names = case_channels(plugin, case)
+    with _naming(dataset, case.case_id, case.images[0]):
+        custom = plugin.read_image(case) if image_voxels else None
+        if custom is not None:
+            image = Volume(np.asarray(custom.data), np.asarray(custom.affine), "image")
+        elif image_voxels:
+            image = _stack_channels(case.images, len(names) if names else 1)
+        else:
+            image = _grid_of(case.images[0])
+        if image_voxels:
+            _check_channel_count(image, len(names) if names else 1, names,
+                                 file=case.images[0] if len(case.images) == 1 else None)
+    label_volume = None
+    if label:
+        with _naming(dataset, case.case_id, case.label):
+            raw = plugin.read_label(case)
+            if raw is None and case.label is not None:
+                raw = read_volume(case.label, kind="label")
+            if raw is not None:
+                label_volume = label_on_image_grid(image, Volume(raw.data, raw.affine, "label"))
+    return CaseData(dataset, case.case_id, image, label_volume,
+                    tuple(names) if names else None, case.images, case.label)
+
+
+# ----------------------------------------------------------------------------------- records
+
+
+def _read_record(record: ManifestRecord, base: Path, *, label: bool, image_voxels: bool
+                 ) -> CaseData:
+    images, mask = record_files(record, base)
+    names = list(record.channels) if record.channels else None
+    for path in [*images, *([mask] if mask is not None and label else [])]:
+        if not path.exists():
+            raise missing_file_error(record, path, base, "mask" if path == mask else "image")
+    with _naming(record.dataset, record.case_id, images[0], hint=_source_hint(record, "image")):
+        expected = len(names) if names else max(
+            len(images), record.shape[3] if len(record.shape) == 4 else 1)
+        if image_voxels:
+            image = _stack_channels(images, expected)
+            _check_channel_count(image, expected, names,
+                                 file=images[0] if len(images) == 1 else None)
+        else:
+            image = _grid_of(images[0])
+    label_volume = None
+    if label and mask is not None:
+        with _naming(record.dataset, record.case_id, mask,
+                     hint=_source_hint(record, "mask")):
+            raw = read_volume(mask, kind="label")
+            label_volume = label_on_image_grid(image, raw)
+    return CaseData(record.dataset, record.case_id, image, label_volume,
+                    tuple(names) if names else None, tuple(images), mask if label else None)
+
+
+def unknown_label_values(record: ManifestRecord, values: Iterable[int]) -> list[int]:
+    """The non-zero ``values`` that no class and no instance of ``record`` lists, ascending."""
+    known = {0, *(int(v) for listed in record.labels.values() for v in listed)}
+    known |= {int(i["value"]) for i in record.extra.get("instances") or () if "value" in i}
+    return sorted({int(v) for v in values} - known)
+
+
+def _source_hint(record: ManifestRecord, what: str) -> str | None:
+    if record.stage != "source":
+        return None
+    return (f"if the release stores this {what} in a form only its plugin reads (PNG stacks, "
+            "one file per structure), load the manifest `harmonize run` writes")
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _stack_channels(paths: Sequence[Path], n_channels: int) -> Volume:
+    """One file (3D, or 4D when ``n_channels`` > 1) or one 3D file per channel on one grid."""
+    if len(paths) == 1:
+        return read_volume(paths[0], kind="image", allow_channels=n_channels > 1)
+    parts = [read_volume(p, kind="image", allow_channels=False) for p in paths]
+    for path, part in zip(paths[1:], parts[1:]):
+        if part.shape != parts[0].shape or not same_grid(part.affine, parts[0].affine):
+            raise ReadError(
+                f"channel grid ({describe_grid(part)}) differs from the first channel's "
+                f"({describe_grid(parts[0])})", file=path,
+                hint="the channels of a case must be 3D volumes on one grid",
+            )
+    return Volume(np.stack([p.data for p in parts], axis=-1), parts[0].affine, "image")
+
+
+def _grid_of(path: Path) -> Volume:
+    """A stand-in for the image at ``path``: its shape and affine, no voxels read."""
+    header = read_header(path)
+    shape = tuple(int(s) for s in header.shape[:3])
+    return Volume(np.broadcast_to(np.zeros((), dtype=np.uint8), shape), header.affine, "image")
+
+
+def _check_channel_count(image: Volume, n: int, names: list[str] | None, *,
+                         file: Path | None) -> None:
+    """``image`` has ``n`` channels: 3D for one, (X, Y, Z, n) for several."""
+    data = image.data
+    if data.ndim not in (3, 4) or (data.ndim == 4) != (n > 1) or (n > 1 and data.shape[3] != n):
+        expected = "a 3D volume" if n == 1 else f"{n} channels" + (f" {names}" if names else "")
         raise ReadError(
-            f"image of shape {shape} where {'a 3D volume' if n == 1 else f'{n} channels'} "
-            "was expected", dataset=dataset, case=case.case_id, file=file,
+            f"image of shape {data.shape} where {expected} was expected", file=file,
             hint="check the file, and the channels declared in the dataset's descriptor",
         )
-    return volume
 
 
-def load_label(plugin: DatasetPlugin, case: Case, image: Volume) -> Volume | None:
-    """The case's label map on the image's grid (:func:`check_label_geometry`: same shape, affine
-    within tolerance, non-negative integer values), or ``None``."""
-    volume = read_label_volume(plugin, case)
-    if volume is None:
+class _naming:
+    """Context manager: re-raise a :class:`HarmonizeError` (same class) naming the dataset, case
+    and file it lacks, with ``hint`` appended."""
+
+    def __init__(self, dataset: str, case_id: str, file: Path | None, *,
+                 hint: str | None = None) -> None:
+        self.dataset, self.case_id, self.file, self.hint = dataset, case_id, file, hint
+
+    def __enter__(self) -> None:
         return None
-    try:
-        return check_label_geometry(image, Volume(volume.data, volume.affine, "label"))
-    except HarmonizeError as exc:
-        raise LabelError(exc.message, dataset=plugin.dataset_id, case=case.case_id,
-                         file=exc.file or case.label, hint=exc.hint) from exc
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if not isinstance(exc, HarmonizeError) or (exc.dataset and exc.case):
+            return
+        hint = exc.hint
+        if self.hint:
+            hint = f"{hint}; {self.hint}" if hint else self.hint
+        raise type(exc)(exc.message, dataset=exc.dataset or self.dataset,
+                        case=exc.case or self.case_id, file=exc.file or self.file,
+                        hint=hint) from exc

@@ -97,6 +97,7 @@ def make_normalized_dataset(
             source={"images": [{"path": f"source/{case_id}_{c}.nii.gz", "sha256": sha256_path(p)}
                                for c, p in enumerate(image_paths)],
                     "label": {"path": f"source/{case_id}_seg.nii.gz", "sha256": sha256_path(mask_path)}},
+            stage="normalized",
             channels=list(channels), affine=affine.tolist(),
             extra={"normalization": {"ct_window": [-200, 300]} if modality == "CT"
                    else {"percentiles": [0.5, 99.5], "zscore": True}},
