@@ -25,6 +25,7 @@ import numpy as np
 
 from harmonize.errors import ReadError
 from harmonize.files import atomic_path
+from harmonize.read.limits import check_declared_size
 
 _gzip_impl: types.ModuleType
 try:  # ISA-L gzip: same deflate streams, 2-4x faster than zlib
@@ -330,6 +331,7 @@ def _read_nifti(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
             # vox_offset below the header + extension flag (e.g. 0) means "right after it",
             # as nibabel's header check sets it
             offset = max(int(header.get_data_offset()), int(header.sizeof_hdr) + 4)
+            check_declared_size(shape, dtype.itemsize, file=path)
             _skip(fh, offset - int(header.sizeof_hdr), path)  # extension block, padding
             raw = np.empty(shape, dtype=dtype, order="F")
             _read_into(fh, raw, path)
@@ -422,6 +424,10 @@ def _read_with_sitk(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
             reader.SetFileNames(dicom_series_files(path))
             image = reader.Execute()  # GDCM applies RescaleSlope/RescaleIntercept
         else:
+            info = _sitk_info(str(path))
+            one = sitk.GetArrayFromImage(sitk.Image([1] * info.GetDimension(), info.GetPixelID()))
+            check_declared_size((*info.GetSize(), info.GetNumberOfComponents()),
+                                one.dtype.itemsize, file=path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise ReadError(f"cannot read {kind}: {exc}", file=path,
