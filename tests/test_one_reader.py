@@ -23,7 +23,7 @@ from harmonize.loader import HarmonizedDataset
 from harmonize.loader.cache import build_cache
 from harmonize.manifest.build import build_manifest
 from harmonize.plugin.discovery import discover
-from harmonize.qa.inspect import collect_qa
+from harmonize.qa.summary import collect_qa
 from harmonize.read.case import read_case
 from harmonize.testing import check_plugin, make_kits23
 

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from harmonize.cli.app import app
 from harmonize.manifest.build import relative_path, write_manifest
 from harmonize.manifest.records import ManifestRecord
-from harmonize.qa.inspect import AXES, case_slices, histogram
+from harmonize.qa.inspect import AXES, case_slices
+from harmonize.qa.stats import histogram
 from harmonize.read.volume import Volume
 from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 

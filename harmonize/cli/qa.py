@@ -33,8 +33,8 @@ def qa_command(
     """
     from rich.table import Table
 
-    from harmonize.qa.inspect import collect_qa
     from harmonize.qa.report import write_report
+    from harmonize.qa.summary import collect_qa
 
     _check_format(format)
     try:

@@ -1,11 +1,9 @@
-"""Quality numbers for one or more manifests: what ``harmonize qa`` reports.
+"""One case measured for ``harmonize qa``: geometry, intensities, label numbers, flags, panels.
 
-:func:`collect_qa` reads every case of the manifests once (image and mask, paths relative to the
-manifest's folder; source-level manifests from ``harmonize manifest`` and normalized ones from
-``harmonize run`` alike) and returns a :class:`QAReport`: per case geometry, intensity statistics,
-label voxel counts per class (from the record's ``labels`` name -> values map) and flags; per
-dataset and overall summaries and histograms. :mod:`harmonize.qa.report` turns it into
-``qa.json``, PNG charts, montages and ``index.html``.
+:func:`inspect_case` reads the case through the one reading layer
+(:func:`harmonize.read.case.read_case`; source and normalized records alike) and returns a
+:class:`CaseQA` (and montage :class:`Panels` when asked). :mod:`harmonize.qa.summary` collects
+cases into a report.
 
 Flags (codes in :data:`FLAG_CODES`, thresholds in :data:`THRESHOLDS`):
 
@@ -22,16 +20,11 @@ Flags (codes in :data:`FLAG_CODES`, thresholds in :data:`THRESHOLDS`):
 * ``record_mismatch``: the record's shape, spacing or orientation disagrees with the file;
 * ``constant_image``: every voxel of a channel has the same value.
 
-Intensity min/max/mean/std are exact; percentiles and histograms come from at most
-:data:`MAX_SAMPLE` voxels per channel on a regular sub-grid, summarized by :data:`QUANTILES`
-quantiles per case (each weighted by the case's voxel count), so one pass and little memory suffice.
+Intensity statistics: :mod:`harmonize.qa.stats`.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from harmonize.errors import GridMismatchError, HarmonizeError
-from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import ManifestRecord
+from harmonize.qa.stats import ChannelStats, _pick, channel_stats, value_counts
 from harmonize.read.case import read_case, unknown_label_values
 from harmonize.read.volume import Volume
 
@@ -52,16 +45,11 @@ THRESHOLDS: dict[str, float] = {
 }
 FLAG_CODES = ("unreadable", "empty_mask", "unexpected_values", "grid_mismatch", "spacing_outlier",
               "anisotropic", "tiny_volume", "non_ras", "record_mismatch", "constant_image")
-HIST_BINS = 20
-INTENSITY_BINS = 50
 #: Montage grey levels: CT in Hounsfield units (1st percentile below -500) gets the soft-tissue
 #: window W400/L40; everything else (MR, normalized CT) its own 1st-99th percentiles.
 CT_DISPLAY_WINDOW = (-160.0, 240.0)
 HU_DATA_BELOW = -500.0
-QUANTILES = 101
-MAX_SAMPLE = 1_000_000
 AXES = ("x", "y", "z")
-_SLAB_BYTES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -70,28 +58,6 @@ class Flag:
 
     code: str
     message: str
-
-
-@dataclass
-class ChannelStats:
-    """Exact min/max/mean/std of one channel, percentiles and quantiles from a sub-grid sample."""
-
-    voxels: int
-    min: float
-    max: float
-    mean: float
-    std: float
-    quantiles: list[float] = field(repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        q = self.quantiles
-        return {"voxels": self.voxels, "min": self.min, "max": self.max, "mean": self.mean,
-                "std": self.std, "p01": _pick(q, 0.01), "p50": _pick(q, 0.5),
-                "p99": _pick(q, 0.99)}
-
-
-def _pick(quantiles: Sequence[float], q: float) -> float:
-    return float(quantiles[round(q * (len(quantiles) - 1))])
 
 
 @dataclass
@@ -159,72 +125,7 @@ class CaseQA:
         return data
 
 
-@dataclass
-class QAReport:
-    """Cases, per-dataset and overall summaries, and the montage panels."""
-
-    manifests: list[Path]
-    cases: list[CaseQA]
-    datasets: dict[str, dict[str, Any]]
-    overall: dict[str, Any]
-    panels: dict[str, list[Panels]]
-
-    @property
-    def flags(self) -> list[dict[str, str]]:
-        return [{"dataset": c.dataset, "case_id": c.case_id, "code": f.code, "message": f.message}
-                for c in self.cases for f in c.flags]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": 1, "manifests": [str(m) for m in self.manifests],
-                "thresholds": THRESHOLDS, "overall": self.overall, "datasets": self.datasets,
-                "flags": self.flags, "cases": [c.to_dict() for c in self.cases]}
-
-
 # ------------------------------------------------------------------------------ per-case numbers
-
-
-def _slabs(array: np.ndarray) -> Iterator[np.ndarray]:
-    """``array`` in blocks of whole z slices (~16 MiB each), so no full-size temporary is made."""
-    per_slice = max(1, array.shape[0] * array.shape[1] * array.itemsize)
-    step = max(1, _SLAB_BYTES // per_slice)
-    for k in range(0, array.shape[2], step):
-        yield array[:, :, k : k + step]
-
-
-def channel_stats(data: np.ndarray) -> ChannelStats:
-    """Statistics of one 3D channel (see :class:`ChannelStats`)."""
-    total, total_sq, lo, hi = 0.0, 0.0, math.inf, -math.inf
-    for slab in _slabs(data):
-        s = slab.astype(np.float64)
-        total += float(s.sum())
-        total_sq += float(np.square(s).sum())
-        lo, hi = min(lo, float(s.min())), max(hi, float(s.max()))
-    n = int(data.size)
-    mean = total / n
-    var = max(0.0, total_sq / n - mean * mean)
-    step = max(1, math.ceil((n / MAX_SAMPLE) ** (1 / 3)))
-    sample = np.asarray(data[::step, ::step, ::step], dtype=np.float64).ravel()
-    quantiles = np.quantile(sample, np.linspace(0.0, 1.0, QUANTILES))
-    quantiles[0], quantiles[-1] = lo, hi
-    return ChannelStats(n, lo, hi, mean, math.sqrt(var), [float(v) for v in quantiles])
-
-
-def value_counts(mask: np.ndarray) -> dict[int, int]:
-    """Voxels per label value (float masks rounded to the nearest integer)."""
-    counts: Counter[int] = Counter()
-    for slab in _slabs(mask):
-        if slab.dtype.kind == "f":
-            slab = np.rint(slab).astype(np.int64)
-        if slab.dtype.kind == "b":
-            slab = slab.astype(np.uint8)
-        if slab.size and slab.min() < 0:
-            values, n = np.unique(slab, return_counts=True)
-            counts.update(dict(zip(values.tolist(), n.tolist())))
-            continue
-        binned = np.bincount(slab.ravel(order="K"))
-        nonzero = np.flatnonzero(binned)
-        counts.update(dict(zip(nonzero.tolist(), binned[nonzero].tolist())))
-    return {int(k): int(v) for k, v in sorted(counts.items())}
 
 
 def is_normalized(record: ManifestRecord) -> bool:
@@ -368,142 +269,3 @@ def inspect_case(record: ManifestRecord, manifest: Path, *, want_panels: bool = 
 # ------------------------------------------------------------------------------------ summaries
 
 
-def histogram(values: Sequence[float] | np.ndarray,
-              weights: Sequence[float] | np.ndarray | None = None,
-              bins: int = HIST_BINS) -> dict[str, list[float]]:
-    """``{"edges": [...], "counts": [...]}``: ``bins`` equal bins over the values' range (a
-    constant value gets one bin of width 1 centred on it)."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return {"edges": [], "counts": []}
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo == hi:
-        edges = np.array([lo - 0.5, lo + 0.5])
-    else:
-        edges = np.linspace(lo, hi, bins + 1)
-    counts, _ = np.histogram(arr, bins=edges, weights=weights)
-    rounded: list[float] = [round(float(c)) for c in counts]
-    return {"edges": [float(e) for e in edges], "counts": rounded}
-
-
-def _axis_summary(rows: list[list[float]] | list[list[int]]) -> dict[str, Any]:
-    out = {}
-    for i, axis in enumerate(AXES):
-        values = [r[i] for r in rows]
-        out[axis] = ({"min": min(values), "median": float(np.median(values)), "max": max(values),
-                      "histogram": histogram(values)} if values else {})
-    return out
-
-
-def _intensity_summary(groups: dict[str, list[ChannelStats]]) -> dict[str, Any]:
-    out = {}
-    for name, stats in groups.items():
-        voxels = sum(s.voxels for s in stats)
-        points = np.concatenate([s.quantiles for s in stats])
-        weights = np.concatenate([np.full(QUANTILES, s.voxels / QUANTILES) for s in stats])
-        out[name] = {"cases": len(stats), "voxels": voxels,
-                     "min": min(s.min for s in stats), "max": max(s.max for s in stats),
-                     "mean": sum(s.mean * s.voxels for s in stats) / voxels,
-                     "histogram": histogram(points, weights, bins=INTENSITY_BINS)}
-    return out
-
-
-def _label_summary(cases: list[CaseQA]) -> dict[str, Any]:
-    out: dict[str, dict[str, Any]] = {}
-    for case in cases:
-        for name in case.annotated:
-            row = out.setdefault(name, {"annotated_cases": 0, "present_cases": 0, "voxels": 0,
-                                        "volume_ml": 0.0})
-            row["annotated_cases"] += 1
-            voxels = case.label_voxels.get(name, 0)
-            row["voxels"] += voxels
-            row["volume_ml"] += voxels * case.voxel_ml
-            row["present_cases"] += voxels > 0
-    for row in out.values():
-        row["absent_cases"] = row["annotated_cases"] - row["present_cases"]
-        row["volume_ml"] = round(row["volume_ml"], 3)
-    return dict(sorted(out.items()))
-
-
-def summarize(cases: list[CaseQA], *, intensity_key: Callable[[CaseQA, str], str]) -> dict[str, Any]:
-    """Counts, geometry and intensity histograms, label numbers and flag counts of ``cases``."""
-    readable = [c for c in cases if c.readable]
-    groups: dict[str, list[ChannelStats]] = {}
-    for case in readable:
-        for name, stats in case.intensity.items():
-            groups.setdefault(intensity_key(case, name), []).append(stats)
-    flags = Counter(f.code for c in cases for f in c.flags)
-    return {
-        "cases": len(cases),
-        "patients": len({(c.dataset, c.patient_id) for c in cases}),
-        "labelled_cases": sum(c.mask is not None for c in cases),
-        "readable_cases": len(readable),
-        "flagged_cases": sum(bool(c.flags) for c in cases),
-        "flags": {code: flags[code] for code in FLAG_CODES if flags[code]},
-        "spacing": _axis_summary([c.spacing for c in readable if c.spacing]),
-        "shape": _axis_summary([c.shape for c in readable if c.shape]),
-        "intensity": _intensity_summary(groups),
-        "labels": _label_summary(readable),
-    }
-
-
-def _spacing_outliers(cases: list[CaseQA]) -> None:
-    readable = [c for c in cases if c.readable and c.spacing]
-    if len(readable) < THRESHOLDS["min_cases_for_outliers"]:
-        return
-    medians = np.median(np.array([c.spacing for c in readable]), axis=0)
-    factor = THRESHOLDS["spacing_outlier_factor"]
-    for case in readable:
-        odd = [f"{axis} {s:g} mm vs median {m:g} mm"
-               for axis, s, m in zip(AXES, case.spacing or [], medians)
-               if s > m * factor or s * factor < m]
-        if odd:
-            case.flag("spacing_outlier", f"spacing more than {factor:g}x off the dataset median: "
-                                         + "; ".join(odd))
-
-
-def _montage_choice(records: list[ManifestRecord], n: int) -> set[str]:
-    ordered = sorted(records, key=lambda r: (r.mask is None, r.case_id))
-    return {r.case_id for r in ordered[:n]}
-
-
-def collect_qa(manifests: Sequence[Path], *, montage_cases: int = 4,
-               progress: Callable[[], None] | None = None,
-               on_total: Callable[[int], None] | None = None) -> QAReport:
-    """Measure every case of ``manifests`` and summarize per dataset and overall.
-
-    ``on_total`` gets the number of cases before the work starts and ``progress`` is called after
-    each case. Unreadable manifests raise :class:`~harmonize.errors.ManifestError`; unreadable cases
-    are flagged and counted.
-    """
-    loaded = [(Path(m), read_manifest(Path(m))) for m in manifests]
-    by_dataset: dict[str, list[tuple[Path, ManifestRecord]]] = {}
-    for path, records in loaded:
-        for record in records:
-            by_dataset.setdefault(record.dataset, []).append((path, record))
-    if on_total is not None:
-        on_total(sum(len(v) for v in by_dataset.values()))
-    cases: list[CaseQA] = []
-    panels: dict[str, list[Panels]] = {}
-    datasets: dict[str, dict[str, Any]] = {}
-    for dataset in sorted(by_dataset):
-        items = sorted(by_dataset[dataset], key=lambda item: item[1].case_id)
-        chosen = _montage_choice([r for _, r in items], montage_cases)
-        dataset_cases = []
-        for path, record in items:
-            case, case_panels = inspect_case(record, path, want_panels=record.case_id in chosen)
-            dataset_cases.append(case)
-            if case_panels is not None:
-                panels.setdefault(dataset, []).append(case_panels)
-            if progress is not None:
-                progress()
-        _spacing_outliers(dataset_cases)
-        seen = Counter(c.case_id for c in dataset_cases)
-        datasets[dataset] = summarize(dataset_cases, intensity_key=lambda c, name: name)
-        datasets[dataset]["duplicate_case_ids"] = sorted(k for k, n in seen.items() if n > 1)
-        datasets[dataset]["normalized"] = any(c.normalized for c in dataset_cases)
-        datasets[dataset]["modality"] = sorted({c.modality for c in dataset_cases})
-        cases.extend(dataset_cases)
-    overall = summarize(cases, intensity_key=lambda c, name: c.modality)
-    overall["datasets"] = len(datasets)
-    return QAReport([p for p, _ in loaded], cases, datasets, overall, panels)

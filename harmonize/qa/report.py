@@ -1,4 +1,4 @@
-"""Write a :class:`~harmonize.qa.inspect.QAReport` to a folder: ``qa.json``, PNG charts, montages, HTML.
+"""Write a :class:`~harmonize.qa.summary.QAReport` to a folder: ``qa.json``, PNG charts, montages, HTML.
 
 Layout of ``out``::
 
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from harmonize.files import atomic_path, write_text_atomic
-from harmonize.qa.inspect import AXES, FLAG_CODES, THRESHOLDS, Panels, QAReport
+from harmonize.qa.inspect import AXES, FLAG_CODES, THRESHOLDS, Panels
+from harmonize.qa.summary import QAReport
 
 DPI = 80
 OVERLAY_ALPHA = 0.5
