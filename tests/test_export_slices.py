@@ -16,15 +16,8 @@ from typer.testing import CliRunner
 from harmonize.cli.app import app
 from harmonize.engine.pipeline import Target, run
 from harmonize.export import ExportError
-from harmonize.export.slices import (
-    PALETTE,
-    SliceOptions,
-    export_slices,
-    kits23_2d_splits,
-    overlay,
-    read_png,
-    write_png,
-)
+from harmonize.export.png import PALETTE, overlay, read_png, write_png
+from harmonize.export.slices import SliceOptions, export_slices, kits23_2d_splits
 from harmonize.export.verify import POINTS, verify_export
 from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
 from harmonize.plugin.catalog import load_catalog

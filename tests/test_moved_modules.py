@@ -31,7 +31,7 @@ def test_readme_documented_imports_work():
 @pytest.mark.parametrize("package,name,module", [
     ("harmonize.manifest", "read_manifest", "harmonize.manifest.build"),
     ("harmonize.labels", "class_values", "harmonize.labels.rules"),
-    ("harmonize.qa", "collect_qa", "harmonize.qa.inspect"),
+    ("harmonize.qa", "collect_qa", "harmonize.qa.summary"),
 ])
 def test_old_names_of_modules_that_became_packages(package, name, module):
     with pytest.warns(DeprecationWarning, match=module):

@@ -31,13 +31,9 @@ PNGs all exist is kept as is.
 
 from __future__ import annotations
 
-import colorsys
-import csv
 import hashlib
-import io
 import json
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,8 +41,6 @@ from typing import Any
 
 import numpy as np
 
-from harmonize import __version__
-from harmonize.engine.intensity import clip_scale
 from harmonize.errors import ErrorRecord
 from harmonize.export import (
     Entry,
@@ -56,87 +50,22 @@ from harmonize.export import (
     run_cases,
     source_intensity,
 )
-from harmonize.files import atomic_path, write_text_atomic
+from harmonize.export.png import PALETTE, overlay, to_uint16, visible, write_png
+from harmonize.export.slice_lists import (
+    FOLDERS,
+    FORMAT_VERSION,
+    index_width,
+    remove_stale,
+    slice_name,
+    write_lists,
+    write_summary,
+)
+from harmonize.files import write_text_atomic
 from harmonize.manifest.records import SPLITS
 
-FORMAT = "harmonize-slices"
-FORMAT_VERSION = 1
 DEFAULT_WINDOW = (-200.0, 300.0)
 DEFAULT_PERCENTILES = (0.5, 99.5)
-FOLDERS = ("images", "masks", "masks_visible", "overlays")
 SPLIT_MODES = ("manifest", "kits23-2d")
-#: The seed's colours for values 1, 2, 3 (KiTS23 kidney, tumor, cyst).
-SEED_COLOURS = ((0, 255, 0), (255, 0, 0), (255, 255, 0))
-_EXTRA_COLOURS = ((0, 0, 255), (255, 0, 255), (0, 255, 255), (255, 128, 0), (128, 0, 255),
-                  (0, 128, 255), (255, 0, 128), (128, 255, 0), (0, 255, 128), (160, 82, 45),
-                  (255, 160, 160), (160, 160, 255))
-SLICE_NAME = re.compile(r"^(?P<key>.+)_slice_(?P<z>\d{3,})\.png$")
-PNG_COMPRESS_LEVEL = 1
-
-
-def palette() -> np.ndarray:
-    """(256, 3) uint8 colours by mask value: 0 black, 1-3 the seed's, then fixed distinct
-    colours, then golden-ratio hues (deterministic)."""
-    colours = [(0, 0, 0), *SEED_COLOURS, *_EXTRA_COLOURS]
-    index = len(colours)
-    while len(colours) < 256:
-        r, g, b = colorsys.hsv_to_rgb((index * 0.618033988749895) % 1.0, 0.85, 1.0)
-        colours.append((round(r * 255), round(g * 255), round(b * 255)))
-        index += 1
-    return np.asarray(colours, dtype=np.uint8)
-
-
-PALETTE = palette()
-
-
-def to_uint16(data: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """Clip to ``window`` and map it linearly to 0..65535 (the engine's clip-and-scale, then
-    rounding to nearest)."""
-    lo, hi = float(window[0]), float(window[1])
-    unit = clip_scale(data, (lo, hi), lo, hi - lo)
-    return np.rint(unit.astype(np.float64) * 65535.0).astype(np.uint16)
-
-
-def visible(mask: np.ndarray) -> np.ndarray:
-    """RGB uint8 image of a uint8 mask with :data:`PALETTE`."""
-    return PALETTE[mask]
-
-
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """60 % CT (``image // 257`` as 8-bit) + 40 % colour where ``mask > 0``, integer rounding."""
-    gray = (image // 257).astype(np.uint16)
-    out = np.repeat(gray[..., None], 3, axis=-1)
-    colour = PALETTE[mask].astype(np.uint16)
-    blended = (6 * out + 4 * colour + 5) // 10
-    out = np.where((mask > 0)[..., None], blended, out)
-    return out.astype(np.uint8)
-
-
-def write_png(path: Path, array: np.ndarray) -> None:
-    """Write a 2D uint16/uint8 or (H, W, 3) uint8 array as PNG, atomically."""
-    from PIL import Image
-
-    image = Image.fromarray(np.ascontiguousarray(array))
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-
-
-def read_png(path: Path) -> tuple[np.ndarray, str]:
-    """Pixels and Pillow mode of a PNG (``I;16`` 16-bit gray, ``L`` 8-bit gray, ``RGB``)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        return np.array(image), image.mode
-
-
-def slice_name(key: str, z: int, width: int) -> str:
-    return f"{key}_slice_{z:0{width}d}.png"
-
-
-def index_width(slices: int) -> int:
-    """Zero padding of slice numbers: 3 digits, more when needed."""
-    return max(3, len(str(max(slices - 1, 0))))
 
 
 # ----------------------------------------------------------------------------------- splits
@@ -379,106 +308,3 @@ def export_slices(
     return result
 
 
-def remove_stale(out: Path, cases: dict[str, dict[str, Any]]) -> list[str]:
-    """Delete slice PNGs and case sidecars the current export did not write: a case that now has
-    fewer slices or failed, or an earlier export's cases (the folder holds one export)."""
-    expected: set[str] = set()
-    for info in cases.values():
-        expected.update(slice_name(info["key"], z, info["width"]) for z in range(info["slices"]))
-    removed = []
-    for folder in FOLDERS:
-        for path in (out / folder).iterdir():
-            if SLICE_NAME.match(path.name) and path.name not in expected:
-                path.unlink()
-                removed.append(f"{folder}/{path.name}")
-    for path in (out / "metadata" / "cases").glob("*.json"):
-        if path.stem not in cases:
-            path.unlink()
-            removed.append(f"metadata/cases/{path.name}")
-    return sorted(removed)
-
-
-def class_columns(cases: dict[str, dict[str, Any]]) -> list[str]:
-    """Every class name of the exported cases, in first-appearance order."""
-    names: dict[str, None] = {}
-    for key in sorted(cases):
-        names.update(dict.fromkeys(cases[key]["labels"]))
-    return list(names)
-
-
-def slice_rows(info: dict[str, Any], split: str, classes: list[str]) -> list[list[Any]]:
-    """CSV rows of one case: presence is 1/0 per class, empty when the class is not annotated
-    in this case (or the case has no mask)."""
-    rows = []
-    for z, present in info["rows"]:
-        name = slice_name(info["key"], z, info["width"])
-        row: list[Any] = [info["key"], info["dataset"], info["case_id"], z, split,
-                          f"images/{name}"]
-        if present is None:
-            row += ["", "", ""] + [""] * len(classes)
-        else:
-            found = set(present) - {0}
-            row += [f"masks/{name}", int(bool(found)), ";".join(str(v) for v in sorted(found))]
-            for cls in classes:
-                values = info["labels"].get(cls)
-                row.append("" if values is None or cls not in info["annotated"]
-                           else int(bool(found & set(values))))
-        rows.append(row)
-    return rows
-
-
-CSV_HEADER = ["key", "dataset", "case_id", "slice", "split", "image", "mask", "foreground",
-              "values"]
-
-
-def write_lists(out: Path, result: SliceExport) -> None:
-    """splits.json, <split>.txt (case keys) and <split>_slices.csv."""
-    write_text_atomic(out / "splits" / "splits.json", json.dumps(result.splits, indent=1) + "\n")
-    classes = class_columns(result.cases)
-    for split, keys in result.splits.items():
-        write_text_atomic(out / "splits" / f"{split}.txt", "".join(f"{k}\n" for k in keys))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(CSV_HEADER + classes)
-        for key in keys:
-            writer.writerows(slice_rows(result.cases[key], split, classes))
-        write_text_atomic(out / "splits" / f"{split}_slices.csv", buffer.getvalue())
-
-
-def write_summary(out: Path, entries: Sequence[Entry], result: SliceExport,
-                  options: SliceOptions, split_mode: str) -> dict[str, Any]:
-    """metadata/dataset_summary.json: options, counts per split and class, palette, errors."""
-    cases = result.cases
-    values = sorted({v for info in cases.values() for v in info["allowed_values"]} - {0})
-    per_class: dict[str, int] = {}
-    for info in cases.values():
-        for _, present in info["rows"]:
-            if present is None:
-                continue
-            for name, vs in info["labels"].items():
-                if set(vs) & set(present):
-                    per_class[name] = per_class.get(name, 0) + 1
-    counts = {split: {"cases": len(keys), "slices": sum(cases[k]["slices"] for k in keys),
-                      "labelled_cases": sum(cases[k]["labelled"] for k in keys)}
-              for split, keys in result.splits.items()}
-    summary = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "harmonize": __version__,
-        "manifests": sorted({e.manifest.as_posix() for e in entries}),
-        "datasets": sorted({e.dataset for e in entries}),
-        "orientation": "RAS", "axis": "axial: third axis of the RAS+ volume (inferior -> superior)",
-        "pixel_layout": "PNG row i, column j of slice z = voxel (i, j, z) of the RAS+ volume",
-        "image": {"dtype": "uint16", "mode": "I;16", "ct_window": list(options.window),
-                  "other_modalities": {"percentiles": list(options.percentiles)},
-                  "channel": options.channel},
-        "mask": {"dtype": "uint8", "values": values},
-        "overlay": {"ct": 0.6, "colour": 0.4, "ct_8bit": "image // 257"},
-        "palette": {str(v): PALETTE[v].tolist() for v in values},
-        "split_mode": split_mode, "splits": counts,
-        "cases": len(cases), "slices": sum(info["slices"] for info in cases.values()),
-        "slices_per_class": per_class,
-        "naming": "<folder>/<key>_slice_<z zero-padded to 3 digits or more>.png",
-        "errors": [e.to_dict() for e in result.errors], "warnings": result.warnings,
-    }
-    write_text_atomic(out / "metadata" / "dataset_summary.json",
-                      json.dumps(summary, indent=1) + "\n")
-    return summary

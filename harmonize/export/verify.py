@@ -31,17 +31,8 @@ import numpy as np
 
 from harmonize.errors import HarmonizeError
 from harmonize.export import Entry, ExportError, load_entries, read_case, source_intensity
-from harmonize.export.slices import (
-    CSV_HEADER,
-    FOLDERS,
-    PALETTE,
-    SLICE_NAME,
-    index_width,
-    overlay,
-    read_png,
-    slice_name,
-    to_uint16,
-)
+from harmonize.export.png import PALETTE, overlay, read_png, to_uint16
+from harmonize.export.slice_lists import CSV_HEADER, FOLDERS, SLICE_NAME, index_width, slice_name
 from harmonize.manifest.records import SPLITS
 
 POINTS = {
