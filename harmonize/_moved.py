@@ -12,7 +12,9 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 #: old module name -> the module that replaced it
 MOVED: dict[str, str] = {
@@ -84,3 +86,19 @@ def install() -> None:
     """Put the finder on ``sys.meta_path`` once."""
     if not any(isinstance(f, MovedModuleFinder) for f in sys.meta_path):
         sys.meta_path.append(MovedModuleFinder())
+
+
+def moved_names(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for a package that replaced a 0.1 module of the same name:
+    ``from <package> import X`` of a 0.1 name (a key of ``names``) returns ``X`` from the module
+    that now holds it (its value), with a DeprecationWarning naming that module."""
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        warnings.warn(f"{package}.{name} moved to {module}.{name}; import it from there",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__

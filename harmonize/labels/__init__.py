@@ -1,8 +1,6 @@
 """Label vocabulary, channel vocabulary and label rules (renames, merges, hierarchy)."""
 
-from __future__ import annotations
-
-from typing import Any
+from harmonize._moved import moved_names
 
 #: names the 0.1 flat module ``harmonize.labels`` had, and the module that now holds each
 _MOVED = {
@@ -10,15 +8,4 @@ _MOVED = {
     "check_observed_values": "harmonize.labels.rules",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """``from harmonize.labels import X`` of a 0.1 name keeps working, with a DeprecationWarning."""
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harmonize.labels' has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(f"harmonize.labels.{name} moved to {module}.{name}; import it from there",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved_names("harmonize.labels", _MOVED)

@@ -1,8 +1,6 @@
 """Manifests: records (source and normalized stages), building, reading, splits, duplicates."""
 
-from __future__ import annotations
-
-from typing import Any
+from harmonize._moved import moved_names
 
 #: names the 0.1 flat module ``harmonize.manifest`` had, and the module that now holds each
 _MOVED = {
@@ -23,15 +21,4 @@ _MOVED = {
     "SPLITS_FILE": "harmonize.manifest.build",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """``from harmonize.manifest import X`` of a 0.1 name keeps working, with a DeprecationWarning."""
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harmonize.manifest' has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(f"harmonize.manifest.{name} moved to {module}.{name}; import it from there",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved_names("harmonize.manifest", _MOVED)

@@ -1,8 +1,6 @@
 """Quality checks of harmonized collections: per-case statistics and the HTML report."""
 
-from __future__ import annotations
-
-from typing import Any
+from harmonize._moved import moved_names
 
 #: names the 0.1 flat module ``harmonize.qa`` had, and the module that now holds each
 _MOVED = {
@@ -30,15 +28,4 @@ _MOVED = {
     "AXES": "harmonize.qa.inspect",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """``from harmonize.qa import X`` of a 0.1 name keeps working, with a DeprecationWarning."""
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harmonize.qa' has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(f"harmonize.qa.{name} moved to {module}.{name}; import it from there",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved_names("harmonize.qa", _MOVED)
