@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from harmonize.cli.console import console, err_console, print_json
+from harmonize.engine.config import is_number
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.manifest.splits import split_counts
 
@@ -26,14 +27,6 @@ if TYPE_CHECKING:
 
 #: Options that take several numbers on the command line, and how many.
 MULTI_VALUE_OPTIONS = {"--spacing": 3, "--ct-window": 2, "--mr-percentiles": 2}
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def join_multi_values(args: list[str]) -> list[str]:
@@ -50,7 +43,7 @@ def join_multi_values(args: list[str]) -> list[str]:
             break
         if token in MULTI_VALUE_OPTIONS:
             values: list[str] = []
-            while i < len(args) and len(values) < MULTI_VALUE_OPTIONS[token] and _is_number(args[i]):
+            while i < len(args) and len(values) < MULTI_VALUE_OPTIONS[token] and is_number(args[i]):
                 values.append(args[i])
                 i += 1
             if values:

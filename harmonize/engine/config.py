@@ -145,7 +145,7 @@ def parse_setting(key: str, value: Any, *, where: str | None = None, file: Path 
         if key in ("spacing", "ct_window", "mr_percentiles") and word in _NONE_WORDS:
             return None
         numbers = word.replace(",", " ").split()
-        if not numbers or not all(_is_number(v) for v in numbers):
+        if not numbers or not all(is_number(v) for v in numbers):
             parsed: Any = word
         elif key == "spacing" and len(numbers) == 1:
             parsed = _numbers(numbers * 3, 3, key, where, file)
@@ -167,7 +167,8 @@ def parse_setting(key: str, value: Any, *, where: str | None = None, file: Path 
     return parsed
 
 
-def _is_number(token: str) -> bool:
+def is_number(token: str) -> bool:
+    """True when ``token`` parses as a float."""
     try:
         float(token)
     except ValueError:
