@@ -21,9 +21,13 @@ from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import voxel_sizes
 from nibabel.orientations import inv_ornt_aff, io_orientation
 
+from harmonize.read.grid import in_voxel_order_of
 from harmonize.read.volume import Volume
+
+_RAS = np.eye(4)
 
 Interpolation = Literal["linear", "bspline"]
 
@@ -46,22 +50,15 @@ def ras_transform(affine: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool,
 def reorient_to_ras(volume: Volume) -> tuple[Volume, dict[str, Any] | None]:
     """``volume`` in the closest canonical (RAS+) orientation, and the operation record.
 
-    No interpolation: the data is a permuted/flipped view of the input. Returns the input itself
-    and ``None`` when it already is RAS+ (closest).
+    No interpolation: the data is a permuted/flipped view of the input
+    (:func:`harmonize.read.grid.in_voxel_order_of`). Returns the input itself and ``None`` when it
+    already is RAS+ (closest).
     """
-    source, flips = ras_transform(volume.affine)
-    if source == (0, 1, 2) and not any(flips):
+    data, affine = in_voxel_order_of(volume.data, volume.affine, _RAS)
+    if data is volume.data:
         return volume, None
-    ornt = io_orientation(volume.affine)
-    shape = volume.data.shape[:3]
-    affine = volume.affine @ inv_ornt_aff(ornt, shape)
-    axes = list(source) + list(range(3, volume.data.ndim))
-    data = np.transpose(volume.data, axes)
-    index = tuple(slice(None, None, -1) if f else slice(None) for f in flips)
-    data = data[index]
     out = Volume(data=data, affine=affine, kind=volume.kind)
-    op = {"op": "reorient", "from": volume.orientation, "to": out.orientation}
-    return out, op
+    return out, {"op": "reorient", "from": volume.orientation, "to": out.orientation}
 
 
 def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -69,13 +66,7 @@ def from_ras(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
     ``reorient_to_ras(Volume(from_ras(d, A), A)).data`` equals ``d`` (a view, no copy).
     """
-    source, flips = ras_transform(affine)
-    index = tuple(slice(None, None, -1) if f else slice(None) for f in flips)
-    unflipped = data[index]
-    inverse = [0, 0, 0]
-    for out_axis, in_axis in enumerate(source):
-        inverse[in_axis] = out_axis
-    return np.transpose(unflipped, inverse + list(range(3, data.ndim)))
+    return in_voxel_order_of(data, _RAS, affine)[0]
 
 
 def target_grid(
@@ -200,7 +191,7 @@ def resample_to_ras(
     ras_affine = volume.affine @ to_source
     source, _ = ras_transform(volume.affine)
     ras_shape = tuple(volume.shape[source[k]] for k in range(3))
-    ras_spacing = np.sqrt((ras_affine[:3, :3] ** 2).sum(axis=0))
+    ras_spacing = voxel_sizes(ras_affine)
     new_shape, step, start = target_grid(ras_shape, tuple(ras_spacing), target)
     permutation, offset = to_source[:3, :3], to_source[:3, 3]
     data = _sitk_resample(volume, new_shape, permutation @ start + offset, step, permutation,

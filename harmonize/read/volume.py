@@ -22,6 +22,7 @@ from typing import IO, Literal, cast
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import voxel_sizes
 
 from harmonize.errors import ReadError
 from harmonize.files import atomic_path
@@ -51,7 +52,7 @@ class Volume:
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
+        return tuple(float(v) for v in voxel_sizes(self.affine))  # type: ignore[return-value]
 
     @property
     def orientation(self) -> str:
@@ -174,7 +175,7 @@ def _check_geometry(affine: np.ndarray, path: Path, pixdim: np.ndarray | None = 
     if not np.all(np.isfinite(affine)):
         raise ReadError("affine has NaN or infinite entries", file=path,
                         hint="fix the header (qform/sform) or re-export the file")
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(affine)
     if np.any(zooms <= 1e-6):
         raise ReadError(f"zero voxel spacing in affine ({zooms.tolist()})", file=path,
                         hint="fix the header (pixdim/sform) or re-export the file")
@@ -240,7 +241,7 @@ def read_header(path: Path) -> Header:
         except RuntimeError as exc:
             raise ReadError(f"cannot read header: {exc}", file=path) from exc
         _check_geometry(affine, path)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))  # three columns: three spacings
+    zooms = voxel_sizes(affine)  # three columns: three spacings
     spacing = cast(tuple[float, float, float], tuple(float(v) for v in zooms))
     return Header(
         shape=shape,
