@@ -57,16 +57,16 @@ TRANSITIONAL_FILE = "ctspine1k_transitional_vertebrae.yaml"
 TRANSITIONAL_FLAGS = {"sacral lumbarization": "lumbarization", "lumbar sacralization": "sacralization"}
 
 
-def same_patient_links(collection: str, patient: str) -> dict[str, list[str]]:
+def same_patient_links(collection: str, patient: str) -> tuple[str, ...]:
     """Link MSD liver cases to the same patient in ``msd-liver`` and ``lits`` (same images), so
     splits keep them together even when the stored files differ."""
     if collection != "MSD Task03_Liver":
-        return {}
+        return ()
     number = int(patient.split("_")[1])
     links = [f"msd-liver:{patient}"]
     if number <= 130:  # LiTS training volume-N = MSD liver_N; the test numbering differs
         links.append(f"lits:volume-{number}")
-    return {"same_patient_as": links}
+    return tuple(links)
 
 
 @dataclass(frozen=True)
@@ -246,13 +246,13 @@ class CTSpine1K(DatasetPlugin):
         }
         if section is not None:
             metadata["data_split_section"] = section
-        metadata.update(same_patient_links(collection, patient))
         if stem in transitional:
             kind = transitional[stem]
             metadata["transitional_vertebra"] = kind
             metadata[TRANSITIONAL_FLAGS[kind]] = True
         return Case(case_id=stem, patient_id=patient, images=(image,), label=label,
-                    official_split=SECTIONS.get(section or ""), metadata=metadata)
+                    official_split=SECTIONS.get(section or ""),
+                    same_patient_as=same_patient_links(collection, patient), metadata=metadata)
 
     @staticmethod
     def _missing_listed(sections: Mapping[str, str], found: set[str], split_file: Path | None) -> Iterator[Skipped]:

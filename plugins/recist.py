@@ -81,10 +81,10 @@ def normalize_subset(value: str) -> str | None:
     return SUBSETS.get(str(value).strip().lower())
 
 
-def ct_window(name: str) -> list[float]:
+def ct_window(name: str) -> tuple[float, float]:
     """[low, high] HU of one of the release's named windows (utils/windowing.py normalize_ct)."""
     level, width = WINDOWS[name]
-    return [level - width / 2, level + width / 2]
+    return (level - width / 2, level + width / 2)
 
 
 def parse_lesion_label(text: str) -> tuple[str, str]:
@@ -293,7 +293,6 @@ class RECIST(DatasetPlugin):
             "histology": patient["histology"],
             "health_insurance": patient["health_insurance"],
             "slice_thickness_mm": series.get("slice_thickness"),
-            "ct_window": ct_window(window) if window else None,
             "ct_window_name": window,
             "lesion_labels": {str(v): text for v, text in lesion_labels.items()},
             "recist_targets": targets,
@@ -305,6 +304,7 @@ class RECIST(DatasetPlugin):
             label=mask,
             official_split=split,
             labels=self.case_labels(lesion_labels, targets, assessed=study_uid in meta.assessed_studies),
+            ct_window=ct_window(window) if window else None,
             metadata=metadata,
         )
 

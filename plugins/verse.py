@@ -152,8 +152,6 @@ class VerSe(DatasetPlugin):
         also_in = self.also_in(verse_id)
         if also_in:
             metadata["also_in"] = also_in
-            # same subject folder name in the other release: keep both in one split
-            metadata["same_patient_as"] = [f"{other}:{subject}" for other in also_in]
         centroids = der / (prefix + CENTROID_SUFFIX)
         if centroids.is_file():
             parsed = self.read_centroids(centroids, folder)
@@ -161,8 +159,10 @@ class VerSe(DatasetPlugin):
                 yield parsed
             else:
                 metadata["centroids"] = parsed
+        # same subject folder name in the other release: keep both in one split
         yield Case(case_id=prefix, patient_id=subject, images=(scan,), label=mask,
-                   official_split=split, metadata=metadata)
+                   official_split=split, metadata=metadata,
+                   same_patient_as=tuple(f"{other}:{subject}" for other in also_in))
 
     def also_in(self, verse_id: str) -> list[str]:
         """Other releases that hold the same scan (none known by default)."""

@@ -15,10 +15,11 @@ def test_ctspine1k_liver_cases_link_to_msd_liver_and_lits(catalog, tmp_path):
     assert liver, "the fabricator includes MSD liver cases"
     for case in liver:
         number = int(case.patient_id.split("_")[1])
-        links = case.metadata["same_patient_as"]
+        links = case.same_patient_as
         assert links[0] == f"msd-liver:{case.patient_id}"
         assert (f"lits:volume-{number}" in links) == (number <= 130)
-    assert all("same_patient_as" not in c.metadata for c in cases if c not in liver)
+    assert all(c.same_patient_as == () for c in cases if c not in liver)
+    assert all("same_patient_as" not in c.metadata for c in cases)
 
 
 def test_verse20_rereleased_subjects_share_splits_with_verse19(catalog, tmp_path):
@@ -30,8 +31,8 @@ def test_verse20_rereleased_subjects_share_splits_with_verse19(catalog, tmp_path
         assert result.errors == []
     v19 = {r.patient_id: r for r in read_manifest(out / "verse19.jsonl")}
     v20 = read_manifest(out / "verse20.jsonl")
-    linked = [r for r in v20 if r.metadata.get("same_patient_as")]
+    linked = [r for r in v20 if r.same_patient_as]
     assert linked
     for record in linked:
-        assert record.metadata["same_patient_as"] == [f"verse19:{record.patient_id}"]
+        assert record.same_patient_as == [f"verse19:{record.patient_id}"]
     assert find_leaks([*v19.values(), *v20]) == []

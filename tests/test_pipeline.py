@@ -284,16 +284,16 @@ def test_nnunet_ct_statistics_pass_is_run_recorded_and_used(tmp_path: Path) -> N
 
 
 class WindowedKiTS(KiTS23):
-    """KiTS23 whose cases carry a per-series CT window in their metadata."""
+    """KiTS23 whose cases carry a per-series CT window (the typed ``Case.ct_window``)."""
 
     def discover(self, root: Path):
         for item in super().discover(root):
             if isinstance(item, Case):
-                item = dataclasses.replace(item, metadata={**item.metadata, "ct_window": [-50, 150]})
+                item = dataclasses.replace(item, ct_window=(-50, 150))
             yield item
 
 
-def test_series_window_from_metadata_wins_over_dataset_window(tmp_path: Path) -> None:
+def test_series_window_of_the_case_wins_over_dataset_window(tmp_path: Path) -> None:
     root = make_kits23(tmp_path / "kits23", n_cases=1, seed=7)
     catalog = Catalog(datasets={"kits23": WindowedKiTS()}, errors=[])
     result = run([Target("kits23", root)], tmp_path / "out", workers=1, progress=False,

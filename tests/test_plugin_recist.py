@@ -66,11 +66,12 @@ def test_final_formatted_layout_records(plugin, formatted):
     assert (meta["sex"], meta["age"], meta["diagnosis"], meta["histology"]) == (
         "F", 57, "lung cancer", "Adenocarcinoma")
     assert meta["study_date"] == "20230426" and meta["study_order"] == "baseline"
-    assert meta["ct_window_name"] == "lung" and meta["ct_window"] == [-1200.0, 200.0]
+    assert meta["ct_window_name"] == "lung" and thorax.ct_window == [-1200.0, 200.0]
+    assert "ct_window" not in meta  # a typed record field, not free metadata
     assert meta["lesion_labels"] == {"1": "m,lung", "2": "m,lung", "4": "t,lung", "5": "n,mediastinum"}
     assert meta["recist_targets"] == [{"value": 4, "alias": "A", "measurement_mm": 13}]
     abdomen = records[P1_BASE_ABDOMEN]
-    assert abdomen.metadata["ct_window"] == [-135.0, 215.0]
+    assert abdomen.ct_window == [-135.0, 215.0]
     assert abdomen.labels["liver tumor"] == [1] and abdomen.labels["recist target lesion"] == [1, 2]
     assert records["003_1.3.12.2.1107.5.1.4.83504.300000000300512315883400041810"].metadata[
         "histology"] is None  # empty NCIt term in patients.csv

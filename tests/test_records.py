@@ -63,3 +63,33 @@ def test_empty_patient_id_is_skipped_with_reason(kits23_root):
 
     result = discover(NoPatient(), kits23_root)
     assert result.cases == [] and "empty patient id" in result.skipped[0].reason
+
+
+def test_typed_case_fields_are_validated_and_normalized():
+    case = Case(case_id="a", patient_id="a", images=(Path("x"),), ct_window=[-100, 200],
+                same_patient_as=["lits:volume-1", "msd-liver:liver_1", "lits:volume-1"])
+    assert case.ct_window == (-100.0, 200.0) and isinstance(case.ct_window[0], float)
+    assert case.same_patient_as == ("lits:volume-1", "msd-liver:liver_1")
+    for window in ([200, -100], [1, 2, 3], ["a", "b"], [0, float("nan")], [True, 2], "wide"):
+        with pytest.raises(DiscoveryError, match="ct_window"):
+            Case(case_id="a", patient_id="a", images=(Path("x"),), ct_window=window)
+    for links in ("lits:volume-1", ["volume-1"], [":p"], ["lits:"], [7]):
+        with pytest.raises(DiscoveryError, match="same_patient_as"):
+            Case(case_id="a", patient_id="a", images=(Path("x"),), same_patient_as=links)
+
+
+def test_old_manifests_with_typed_keys_in_metadata_still_read():
+    from harmonize.manifest.records import ManifestRecord
+
+    line = {
+        "schema_version": 1, "dataset": "d", "case_id": "c", "patient_id": "p", "modality": "CT",
+        "image": "c.nii.gz", "mask": None, "label": [], "labels": {}, "annotated": [],
+        "official_split": None, "split": "train", "shape": [2, 2, 2], "spacing": [1, 1, 1],
+        "orientation": "RAS", "source": {"images": []},
+        "metadata": {"ct_window": [-50, 150], "same_patient_as": ["e:p"], "site": "x"},
+    }
+    record = ManifestRecord.from_json(line)
+    assert record.ct_window == [-50, 150] and record.same_patient_as == ["e:p"]
+    assert record.metadata == {"site": "x"}
+    assert record.patient_key == "d:p"
+    assert ManifestRecord.from_json({**line, "metadata": {}}).same_patient_as == []

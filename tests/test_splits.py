@@ -105,7 +105,7 @@ def test_same_patient_links_join_datasets_without_identical_images():
     v19 = [record(f"sub-verse{i:03d}", f"sub-verse{i:03d}", dataset="verse19") for i in range(30)]
     v20 = [record(f"sub-verse{i:03d}", f"sub-verse{i:03d}", dataset="verse20") for i in range(30)]
     for r in v20:
-        r.metadata["same_patient_as"] = [f"verse19:{r.patient_id}"]
+        r.same_patient_as = [f"verse19:{r.patient_id}"]
     assign_splits(v19 + v20, seed=5)
     assert all(a.split == b.split for a, b in zip(v19, v20))
     assert find_leaks(v19 + v20) == []

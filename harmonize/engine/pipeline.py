@@ -47,7 +47,7 @@ from harmonize.engine.normalize import (
     normalize_case,
     write_volume,
 )
-from harmonize.errors import ErrorRecord, LabelError, PluginError, ReadError
+from harmonize.errors import ErrorRecord, LabelError, ReadError
 from harmonize.files import sha256_path, write_text_atomic
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.manifest.build import (
@@ -127,23 +127,6 @@ class CaseOutcome:
 
 # -- reading and checking one case -----------------------------------------------------------------
 
-def series_window(plugin: DatasetPlugin, case: Case) -> tuple[float, float] | None:
-    """A per-series CT window a plugin put in ``case.metadata["ct_window"]``, checked."""
-    raw = case.metadata.get("ct_window") if case.metadata else None
-    if raw is None:
-        return None
-    ok = isinstance(raw, (list, tuple)) and len(raw) == 2 and all(
-        isinstance(v, (int, float)) and np.isfinite(v) for v in raw
-    )
-    if not ok or raw[0] >= raw[1]:
-        raise PluginError(
-            f"metadata ct_window must be [low, high] with low < high, got {raw!r}",
-            dataset=plugin.dataset_id, case=case.case_id,
-            hint="fix the plugin's discover() or the dataset's window file",
-        )
-    return (float(raw[0]), float(raw[1]))
-
-
 # -- resume --------------------------------------------------------------------------------------
 
 def input_hashes(case: Case, dataset: str) -> dict[Path, str]:
@@ -167,7 +150,7 @@ def resume_key(task: CaseTask, hashes: dict[Path, str]) -> str:
         "label": hashes[case.label] if case.label is not None else None,
         "settings": task.settings.to_dict(),
         "dataset_window": desc.ct_window,
-        "series_window": case.metadata.get("ct_window") if case.metadata else None,
+        "series_window": case.ct_window,
         "dataset_stats": task.dataset_stats,
         "descriptor": {"id": desc.id, "modality": desc.modality,
                        "values": {str(k): v for k, v in desc.values.items()},
@@ -176,7 +159,7 @@ def resume_key(task: CaseTask, hashes: dict[Path, str]) -> str:
         "case": {"patient_id": case.patient_id, "official_split": case.official_split,
                  "annotated": case.annotated, "channel_names": case.channel_names,
                  "labels": {k: list(v) for k, v in (case.labels or {}).items()},
-                 "metadata": case.metadata},
+                 "same_patient_as": case.same_patient_as, "metadata": case.metadata},
     }
     text = json.dumps(payload, sort_keys=True, default=str, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -247,7 +230,7 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
     instances = instance_fields(plugin, case, image=image, label=label)
     result = normalize_case(
         image, label, modality=desc.modality, settings=task.settings,
-        dataset_window=desc.ct_window, series_window=series_window(plugin, case),
+        dataset_window=desc.ct_window, series_window=case.ct_window,
         dataset_stats=task.dataset_stats,
     )
     case_dir.mkdir(parents=True, exist_ok=True)
@@ -273,7 +256,8 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
         orientation=out.orientation, source=source_section(case, task.out, hashes),
         stage="normalized",
         channels=case_channels(plugin, case), affine=rounded_affine(out.affine),
-        metadata=dict(case.metadata or {}),
+        ct_window=list(case.ct_window) if case.ct_window else None,
+        same_patient_as=list(case.same_patient_as), metadata=dict(case.metadata or {}),
         extra={"original": result.original, "operations": result.operations,
                "intensity": intensity, "settings": task.settings.to_dict(),
                "fingerprint": image_fingerprint, "provenance": provenance(),

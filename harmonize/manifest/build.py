@@ -120,6 +120,8 @@ def record_for_case(
         stage="source",
         channels=case_channels(plugin, case),
         affine=[[round(float(v), 6) for v in row] for row in header.affine],
+        ct_window=list(case.ct_window) if case.ct_window else None,
+        same_patient_as=list(case.same_patient_as),
         metadata=dict(case.metadata),
         extra=extra,
     )

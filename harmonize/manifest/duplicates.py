@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harmonize.manifest.records import ManifestRecord
-from harmonize.manifest.splits import SAME_PATIENT_KEY, patient_groups
+from harmonize.manifest.splits import patient_groups
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _member(record: ManifestRecord) -> Member:
 
 def find_duplicates(records: Iterable[ManifestRecord]) -> DuplicateReport:
     """Groups of two or more cases sharing an image fingerprint, and groups of patients linked
-    across datasets by ``metadata["same_patient_as"]`` (only those with records on both sides)."""
+    across datasets by ``same_patient_as`` (only those with records on both sides)."""
     records = list(records)
     by_fingerprint: dict[str, list[ManifestRecord]] = defaultdict(list)
     missing = []
@@ -83,14 +83,14 @@ def find_duplicates(records: Iterable[ManifestRecord]) -> DuplicateReport:
         DuplicateGroup("image", fp, tuple(_member(r) for r in sorted(recs, key=_order)))
         for fp, recs in sorted(by_fingerprint.items()) if len(recs) > 1
     ]
-    linked = [r for r in records if r.metadata.get(SAME_PATIENT_KEY)]
+    linked = [r for r in records if r.same_patient_as]
     if linked:
         keys = patient_groups(records)
         by_group: dict[str, list[ManifestRecord]] = defaultdict(list)
         for record in records:
             by_group[keys[record.patient_key]].append(record)
         for key, recs in sorted(by_group.items()):
-            if len({r.dataset for r in recs}) > 1 and any(r.metadata.get(SAME_PATIENT_KEY) for r in recs):
+            if len({r.dataset for r in recs}) > 1 and any(r.same_patient_as for r in recs):
                 groups.append(DuplicateGroup("patient", key, tuple(_member(r) for r in sorted(recs, key=_order))))
     return DuplicateReport(groups=groups, without_fingerprint=missing)
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,38 @@ def check_identifier(value: str, *, what: str, dataset: str | None, file: Path |
     return value
 
 
+def check_ct_window(value: Any, *, case: str | None = None) -> tuple[float, float] | None:
+    """``None``, or ``value`` as ``(low, high)`` floats: two finite numbers with ``low < high``."""
+    if value is None:
+        return None
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                  for v in value))
+    if not ok or value[0] >= value[1]:
+        raise DiscoveryError(
+            f"ct_window must be (low, high) in HU with low < high, got {value!r}",
+            case=case, hint="fix the plugin's discover() or the dataset's window file",
+        )
+    return (float(value[0]), float(value[1]))
+
+
+def check_patient_links(value: Any, *, case: str | None = None) -> tuple[str, ...]:
+    """``value`` as a tuple of unique ``dataset:patient_id`` keys (a bare string is an error)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise DiscoveryError(
+            f"same_patient_as must be a list of 'dataset:patient_id' keys, got {value!r}",
+            case=case, hint="e.g. same_patient_as=('lits:volume-12',)",
+        )
+    for key in value:
+        dataset, sep, patient = key.partition(":") if isinstance(key, str) else ("", "", "")
+        if not sep or not dataset.strip() or not patient.strip():
+            raise DiscoveryError(
+                f"same_patient_as entry {key!r} is not a 'dataset:patient_id' key",
+                case=case, hint="qualify the other patient id with its dataset id",
+            )
+    return tuple(dict.fromkeys(value))
+
+
 @dataclass(frozen=True)
 class Case:
     """One case as found in a dataset's released layout.
@@ -50,7 +83,16 @@ class Case:
     ``label`` is ``None`` for unlabelled cases (e.g. a hidden test set). ``official_split`` is one of
     ``train``/``val``/``test`` or ``None`` when the dataset has no official split for this case.
     ``annotated`` overrides the descriptor's class list for this case (``None`` = all classes if
-    the case has a label, none otherwise). ``metadata`` is free, JSON-serialisable data.
+    the case has a label, none otherwise).
+
+    Typed fields the core reads (validated here, so a bad value fails at discovery):
+
+    * ``ct_window``: a per-series CT window ``(low, high)`` in HU (``low < high``, finite) that wins
+      over the descriptor's ``ct_window``; ``None`` = use the run's or dataset's window.
+    * ``same_patient_as``: ``dataset:patient_id`` keys of the same person in other datasets; the
+      splits keep linked patients together and ``harmonize duplicates`` reports them.
+
+    ``metadata`` is free, JSON-serialisable data the core never reads; it is copied to the record.
     """
 
     case_id: str
@@ -61,10 +103,15 @@ class Case:
     channel_names: tuple[str, ...] | None = None
     annotated: tuple[str, ...] | None = None
     labels: Mapping[str, Sequence[int]] | None = None
+    ct_window: tuple[float, float] | None = None
+    same_patient_as: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
+        object.__setattr__(self, "ct_window", check_ct_window(self.ct_window, case=self.case_id))
+        object.__setattr__(self, "same_patient_as",
+                           check_patient_links(self.same_patient_as, case=self.case_id))
         if self.label is not None:
             object.__setattr__(self, "label", Path(self.label))
         if not self.images:
@@ -166,7 +213,8 @@ class ManifestRecord:
     (:func:`require_stage`). Paths are POSIX strings relative to the manifest's folder. ``labels`` maps canonical names to the
     mask values that make them up (merges cost nothing: no mask is rewritten). ``label`` is the
     SAT-DS-style list of names; ``annotated`` lists the names labelled in *this* case, so a loader can
-    tell "absent" from "not labelled".
+    tell "absent" from "not labelled". ``ct_window`` and ``same_patient_as`` are the case's typed
+    fields (:class:`Case`); ``metadata`` is the plugin's free data, never read by the core.
     """
 
     dataset: str
@@ -187,6 +235,8 @@ class ManifestRecord:
     stage: str
     channels: list[str] | None = None
     affine: list[list[float]] | None = None
+    ct_window: list[float] | None = None
+    same_patient_as: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
@@ -213,12 +263,32 @@ class ManifestRecord:
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
+        _typed_from_metadata(kwargs)
         return cls(**kwargs)
 
     @property
     def patient_key(self) -> str:
         """Patient id qualified by dataset: unique across every manifest."""
         return f"{self.dataset}:{self.patient_id}"
+
+
+#: Typed case fields that manifests written before they existed kept in ``metadata``.
+_TYPED_METADATA = ("ct_window", "same_patient_as")
+
+
+def _typed_from_metadata(kwargs: dict[str, Any]) -> None:
+    """Move ``ct_window``/``same_patient_as`` of an older manifest from ``metadata`` to their
+    fields, so the core reads one place whatever the manifest's age."""
+    metadata = kwargs.get("metadata")
+    if not isinstance(metadata, dict) or not any(k in metadata for k in _TYPED_METADATA):
+        return
+    metadata = dict(metadata)
+    for key in _TYPED_METADATA:
+        if key in metadata:
+            value = metadata.pop(key)
+            if key not in kwargs and value is not None:
+                kwargs[key] = list(value)
+    kwargs["metadata"] = metadata
 
 
 _PATH = {"type": "string", "minLength": 1}
@@ -294,7 +364,16 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}, "minItems": 4, "maxItems": 4},
             ]
         },
-        "metadata": {"type": "object"},
+        "ct_window": {
+            "description": "Per-series CT window [low, high] in HU the plugin gave for this case.",
+            "oneOf": [{"type": "null"},
+                      {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}],
+        },
+        "same_patient_as": {
+            "description": "dataset:patient_id keys of the same person in other datasets.",
+            "type": "array", "items": {"type": "string", "pattern": "^[^:]+:.+$"}, "uniqueItems": True,
+        },
+        "metadata": {"type": "object", "description": "The plugin's free data; never read by the core."},
         "fingerprint": {
             "description": "SHA-256 of the image's RAS-canonical voxels and grid: the same image "
             "in two cases or datasets has the same value whatever its file format or axis order.",

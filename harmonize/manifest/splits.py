@@ -52,14 +52,9 @@ def split_for(seed: int, key: str, ratios: Sequence[float] = DEFAULT_RATIOS) -> 
     return "test"
 
 
-#: Record metadata key a plugin sets to link its patient to the same person in another dataset,
-#: e.g. ``{"same_patient_as": ["verse19:sub-verse004"]}`` (``dataset:patient_id`` keys).
-SAME_PATIENT_KEY = "same_patient_as"
-
-
 def patient_groups(records: Iterable[ManifestRecord]) -> dict[str, str]:
     """Map every patient key to its group key. Patients are joined when they share an image
-    fingerprint or when a record names the other in ``metadata["same_patient_as"]``."""
+    fingerprint or when a record names the other in ``same_patient_as`` (``dataset:patient_id``)."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -78,7 +73,7 @@ def patient_groups(records: Iterable[ManifestRecord]) -> dict[str, str]:
     for record in records:
         key = record.patient_key
         find(key)
-        for other in record.metadata.get(SAME_PATIENT_KEY, ()):
+        for other in record.same_patient_as:
             union(key, str(other))
         fingerprint = record.extra.get("fingerprint")
         if fingerprint:
