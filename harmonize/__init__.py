@@ -1,14 +1,13 @@
 """harmonize: many public medical imaging segmentation datasets, one harmonized collection.
 
-Public API for plugin authors: :data:`hookimpl`, :class:`DatasetPlugin`, :class:`Case`,
-:class:`Skipped`. Importing this package does no work (plugins load in ``get_plugin_manager``).
+Plugin authors import from :mod:`harmonize.plugin` (the one public plugin module); the names
+:data:`hookimpl`, :class:`DatasetPlugin`, :class:`Case` and :class:`Skipped` are also here.
+Importing this package does no work (plugins load in ``get_plugin_manager``).
 """
 
 import harmonize._moved
-from harmonize.errors import HarmonizeError
-from harmonize.manifest.records import Case, ManifestRecord, Skipped
-from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.plugin.hookspecs import hookimpl
+from harmonize.manifest.records import ManifestRecord
+from harmonize.plugin import Case, DatasetPlugin, HarmonizeError, Skipped, hookimpl
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 import warnings
 from collections.abc import Callable
@@ -53,6 +54,25 @@ MOVED: dict[str, str] = {
 }
 
 
+#: 0.1 dataset fabricators ``harmonize.testing.<family>`` now live beside their plugins here
+FABRICATORS = "harmonize.plugins.fabricators"
+
+
+def new_name_of(fullname: str) -> str | None:
+    """The module that replaced ``fullname``, or ``None`` when it did not move."""
+    if fullname in MOVED:
+        return MOVED[fullname]
+    parent, _, name = fullname.rpartition(".")
+    if parent == "harmonize.testing" and name:
+        candidate = f"{FABRICATORS}.{name}"
+        try:
+            found = importlib.util.find_spec(candidate)
+        except ImportError:
+            return None
+        return candidate if found is not None else None
+    return None
+
+
 class _MovedLoader(importlib.abc.Loader):
     def __init__(self, new_name: str) -> None:
         self.new_name = new_name
@@ -72,11 +92,11 @@ class _MovedLoader(importlib.abc.Loader):
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
-    """Resolves the names in :data:`MOVED` to their new modules."""
+    """Resolves the names in :data:`MOVED` (and old fabricator modules) to their new modules."""
 
     def find_spec(self, fullname: str, path: object = None, target: object = None
                   ) -> importlib.machinery.ModuleSpec | None:
-        new_name = MOVED.get(fullname)
+        new_name = new_name_of(fullname)
         if new_name is None:
             return None
         return importlib.machinery.ModuleSpec(fullname, _MovedLoader(new_name))

@@ -18,8 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.errors import LabelError, ReadError
-from harmonize.read.volume import Volume, dicom_series_files, sitk_affine
+from harmonize.plugin import (
+    LabelError,
+    ReadError,
+    Volume,
+    dicom_series_files,
+    sitk_affine,
+)
 
 # DICOM tags as SimpleITK names them
 MODALITY = "0008|0060"

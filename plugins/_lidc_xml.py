@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from harmonize.errors import LabelError
+from harmonize.plugin import (
+    LabelError,
+)
 
 CHARACTERISTICS = ("subtlety", "internalStructure", "calcification", "sphericity", "margin",
                    "lobulation", "spiculation", "texture", "malignancy")

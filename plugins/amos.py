@@ -25,11 +25,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError
-from harmonize.labels.vocabulary import normalize_name
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    Skipped,
+    hookimpl,
+    is_hidden,
+    normalize_name,
+)
 
 CASE_FILE = re.compile(r"^amos_(\d{4})\.nii\.gz$")
 #: (images folder, labels folder, official split, labels required)
@@ -201,7 +205,7 @@ class AMOS(DatasetPlugin):
         return {}
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.amos import make_amos
+        from harmonize.plugins.fabricators.amos import make_amos
 
         return make_amos(root, n_ct=n_cases, n_mr=n_cases, seed=seed)
 

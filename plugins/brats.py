@@ -31,10 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    Skipped,
+    hookimpl,
+    is_hidden,
+)
 
 _SEARCH_DEPTH = 2  # how deep below root to look for folders of case folders
 
@@ -166,7 +170,7 @@ class BraTS(DatasetPlugin):
         return hint
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.brats import make_brats
+        from harmonize.plugins.fabricators.brats import make_brats
 
         return make_brats(root, release=self.id, n_cases=n_cases, seed=seed)
 

@@ -21,10 +21,14 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, walk_files
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    Skipped,
+    hookimpl,
+    walk_files,
+)
 
 IMAGE = re.compile(r"^img(\d{4})\.nii\.gz$")
 LABEL = re.compile(r"^label(\d{4})\.nii\.gz$")
@@ -102,7 +106,7 @@ class BTCV(DatasetPlugin):
         return None
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.btcv import make_btcv
+        from harmonize.plugins.fabricators.btcv import make_btcv
 
         return make_btcv(root, n_cases=n_cases, seed=seed)
 

@@ -40,11 +40,16 @@ from typing import ClassVar
 import numpy as np
 from harmonize.plugins._dicom import DicomSeries, DicomSlice, dicom_files, read_series
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError, LabelError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden
-from harmonize.read.volume import Volume
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    LabelError,
+    Skipped,
+    Volume,
+    hookimpl,
+    is_hidden,
+)
 
 SPLIT_FOLDERS = {"Train_Sets": "train", "Test_Sets": "test"}
 PATIENT = re.compile(r"^\d+$")
@@ -207,7 +212,7 @@ class ChaosCT(CHAOS):
         return (read_png(path) != 0).astype(np.uint8)
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.chaos import make_chaos
+        from harmonize.plugins.fabricators.chaos import make_chaos
 
         return make_chaos(root, modality="CT", n_cases=n_cases, seed=seed)
 
@@ -229,7 +234,7 @@ class ChaosMR(CHAOS):
         return map_mr_grey(read_png(path), path)
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.chaos import make_chaos
+        from harmonize.plugins.fabricators.chaos import make_chaos
 
         return make_chaos(root, modality="MR", n_cases=n_cases, seed=seed)
 

@@ -37,11 +37,16 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, strip_nifti_suffix, walk_files
-from harmonize.yamlio import load_yaml
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    Skipped,
+    hookimpl,
+    load_yaml,
+    strip_nifti_suffix,
+    walk_files,
+)
 
 #: (image folder, label folder) pairs relative to the root, in the order they are tried.
 LAYOUTS = (
@@ -273,7 +278,7 @@ class CTSpine1K(DatasetPlugin):
             )
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.ctspine1k import make_ctspine1k
+        from harmonize.plugins.fabricators.ctspine1k import make_ctspine1k
 
         return make_ctspine1k(root, n_cases=n_cases, seed=seed)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from importlib import resources
 
-from harmonize import hookimpl
-from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.plugin.descriptor import load_descriptor
-from harmonize.plugin.layout import LayoutDataset
+from harmonize.plugin import (
+    DatasetPlugin,
+    LayoutDataset,
+    hookimpl,
+    load_descriptor,
+)
 
 
 @hookimpl

@@ -18,10 +18,14 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    Skipped,
+    hookimpl,
+    is_hidden,
+)
 
 CASE_FOLDER = re.compile(r"^case_(\d{5})$")
 
@@ -119,7 +123,7 @@ class KiTS(DatasetPlugin):
         return {row["case_id"]: row for row in rows if isinstance(row, dict) and "case_id" in row}
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.kits import make_kits
+        from harmonize.plugins.fabricators.kits import make_kits
 
         return make_kits(root, release=self.id, n_cases=n_cases, seed=seed)
 

@@ -58,11 +58,17 @@ from harmonize.plugins._lidc_xml import (
     root_tag,
 )
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden
-from harmonize.read.volume import Volume
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    HarmonizeError,
+    LabelError,
+    Skipped,
+    Volume,
+    hookimpl,
+    is_hidden,
+)
 
 PATIENT = re.compile(r"^LIDC-IDRI-\d{4}$")
 SLICE_THICKNESS = "0018|0050"
@@ -286,7 +292,7 @@ class LIDC(DatasetPlugin):
         return planes
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.lidc import make_lidc
+        from harmonize.plugins.fabricators.lidc import make_lidc
 
         return make_lidc(root, n_cases=n_cases, seed=seed)
 

@@ -26,10 +26,14 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, walk_files
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    Skipped,
+    hookimpl,
+    walk_files,
+)
 
 VOLUME = re.compile(r"^volume-(\d+)\.nii(\.gz)?$")
 SEGMENTATION = re.compile(r"^segmentation-(\d+)\.nii(\.gz)?$")
@@ -114,7 +118,7 @@ class LiTS(DatasetPlugin):
         )
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.lits import make_lits
+        from harmonize.plugins.fabricators.lits import make_lits
 
         return make_lits(root, n_cases=n_cases, seed=seed)
 

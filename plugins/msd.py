@@ -25,12 +25,19 @@ from collections.abc import Collection, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
-from harmonize.plugin.descriptor import Descriptor
-from harmonize.read.volume import read_header
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    Descriptor,
+    DiscoveryError,
+    HarmonizeError,
+    LabelError,
+    Skipped,
+    hookimpl,
+    is_hidden,
+    read_header,
+    strip_nifti_suffix,
+)
 
 #: (task folder, dataset id, part of ``harmonize demo``)
 TASKS: tuple[tuple[str, str, bool], ...] = (
@@ -317,7 +324,7 @@ class MSDTask(DatasetPlugin):
                               hint="restore the image or dataset.json from the task's tar file")
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.msd import make_msd_task
+        from harmonize.plugins.fabricators.msd import make_msd_task
 
         return make_msd_task(root, task=self.folder, n_train=n_cases, n_test=1, seed=seed)
 

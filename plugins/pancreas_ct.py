@@ -32,11 +32,17 @@ from pathlib import Path
 import numpy as np
 from harmonize.plugins._dicom import dicom_files, read_series
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError, LabelError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden
-from harmonize.read.volume import Volume, read_volume
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    LabelError,
+    Skipped,
+    Volume,
+    hookimpl,
+    is_hidden,
+    read_volume,
+)
 
 PATIENT = re.compile(r"^PANCREAS_(\d{4})$")
 LABEL = re.compile(r"^label(\d{4})\.nii(\.gz)?$")
@@ -158,7 +164,7 @@ class PancreasCT(DatasetPlugin):
         return Volume(data=out, affine=series.affine, kind="label")
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.pancreas_ct import make_pancreas_ct
+        from harmonize.plugins.fabricators.pancreas_ct import make_pancreas_ct
 
         return make_pancreas_ct(root, n_cases=n_cases, seed=seed)
 

@@ -32,10 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError, HarmonizeError, LabelError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    HarmonizeError,
+    LabelError,
+    Skipped,
+    hookimpl,
+    is_hidden,
+    strip_nifti_suffix,
+)
 
 REGIONS = ("abdomen", "thorax")
 SUBSETS = {"train": "train", "training": "train", "test": "test", "testing": "test"}
@@ -442,7 +449,7 @@ class RECIST(DatasetPlugin):
                                  hint="restore the metadata file from the release")
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.recist import make_recist
+        from harmonize.plugins.fabricators.recist import make_recist
 
         return make_recist(root, n_patients=n_cases, seed=seed)
 

@@ -28,11 +28,19 @@ from typing import cast
 import nibabel as nib
 import numpy as np
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError, LabelError, ReadError
-from harmonize.manifest.records import SPLITS, Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
-from harmonize.read.volume import Volume
+from harmonize.plugin import (
+    SPLITS,
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    LabelError,
+    ReadError,
+    Skipped,
+    Volume,
+    hookimpl,
+    is_hidden,
+    strip_nifti_suffix,
+)
 
 SUBJECT = re.compile(r"^s\d{4}$")
 META_FILE = "meta.csv"
@@ -238,7 +246,7 @@ class TotalSegmentator(DatasetPlugin):
                             hint="re-download the file; it may be truncated or not NIfTI") from exc
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.totalsegmentator import make_totalsegmentator
+        from harmonize.plugins.fabricators.totalsegmentator import make_totalsegmentator
 
         return make_totalsegmentator(root, n_cases=n_cases, seed=seed)
 

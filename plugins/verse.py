@@ -26,10 +26,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harmonize import hookimpl
-from harmonize.errors import DiscoveryError
-from harmonize.manifest.records import Case, Skipped
-from harmonize.plugin.dataset import DatasetPlugin, is_hidden
+from harmonize.plugin import (
+    Case,
+    DatasetPlugin,
+    DiscoveryError,
+    Skipped,
+    hookimpl,
+    is_hidden,
+)
 
 CT_SUFFIX = "_ct.nii.gz"
 MASK_SUFFIX = "_seg-vert_msk.nii.gz"
@@ -207,7 +211,7 @@ class VerSe(DatasetPlugin):
                 yield Skipped(file, "not a vertebra mask, centroid file or preview; not used")
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
-        from harmonize.testing.verse import make_verse
+        from harmonize.plugins.fabricators.verse import make_verse
 
         return make_verse(root, release=self.id, n_subjects=n_cases, seed=seed)
 

@@ -16,6 +16,6 @@ def catalog():
 
 @pytest.fixture
 def kits23_root(tmp_path: Path) -> Path:
-    from harmonize.testing import make_kits23
+    from harmonize.plugins.fabricators.kits import make_kits23
 
     return make_kits23(tmp_path / "kits23", n_cases=3, seed=1)

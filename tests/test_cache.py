@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from harmonize.plugins.fabricators.kits import make_kits23
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
@@ -19,7 +20,6 @@ from harmonize.loader.dataset import HarmonizedDataset
 from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
 from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_kits23
 from harmonize.testing.normalized import make_normalized_dataset
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from harmonize.plugins.fabricators.kits import make_kits
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
@@ -20,7 +21,6 @@ from harmonize.engine.config import (
 )
 from harmonize.engine.normalize import Settings, preset_settings
 from harmonize.manifest.build import read_manifest
-from harmonize.testing import make_kits
 
 
 def write(path: Path, text: str) -> Path:

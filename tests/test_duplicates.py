@@ -8,6 +8,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.msd import make_msd_task
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
@@ -15,7 +16,6 @@ from harmonize.manifest.build import build_manifest, read_manifest
 from harmonize.manifest.duplicates import find_duplicates
 from harmonize.manifest.splits import find_leaks
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_msd_task
 
 
 def relabel_as_lits(msd_task, lits_root):

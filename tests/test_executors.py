@@ -9,6 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
+from harmonize.plugins.fabricators.kits import make_kits23
 
 from harmonize.engine.executors import (
     DaskExecutor,
@@ -20,7 +21,6 @@ from harmonize.engine.executors import (
 )
 from harmonize.engine.normalize import Settings
 from harmonize.engine.pipeline import Target, run
-from harmonize.testing import make_kits23
 
 
 def collect(executor, fn, items) -> dict[int, object]:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from harmonize.plugins.fabricators.brats import make_brats2021
+from harmonize.plugins.fabricators.kits import make_kits23
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
@@ -15,7 +17,6 @@ from harmonize.export.monai import export_monai
 from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
 from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_brats2021, make_kits23
 
 runner = CliRunner()
 HAS_MONAI = importlib.util.find_spec("monai") is not None

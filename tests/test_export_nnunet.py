@@ -9,6 +9,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.brats import make_brats2021
+from harmonize.plugins.fabricators.kits import make_kits, make_kits23
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
@@ -18,7 +20,6 @@ from harmonize.export.nnunet import channel_names, dataset_folder, export_nnunet
 from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
 from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_brats2021, make_kits, make_kits23
 
 runner = CliRunner()
 SPLITS = {"case_00000": "train", "case_00001": "train", "case_00002": "val", "case_00003": "test"}

@@ -11,6 +11,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.brats import make_brats2021
+from harmonize.plugins.fabricators.kits import make_kits23
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
@@ -22,7 +24,6 @@ from harmonize.export.verify import POINTS, verify_export
 from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
 from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_brats2021, make_kits23
 
 runner = CliRunner()
 

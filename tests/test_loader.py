@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from harmonize.plugins.fabricators.kits import make_kits23
 from torch.utils.data import DataLoader
 
 from harmonize.errors import LabelError, ManifestError, ReadError
@@ -24,7 +25,7 @@ from harmonize.loader.dataset import (
 from harmonize.manifest.build import build_manifest, read_manifest
 from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_kits23, write_nifti
+from harmonize.testing import write_nifti
 from harmonize.testing.normalized import make_normalized_dataset
 
 

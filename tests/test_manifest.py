@@ -65,7 +65,7 @@ def test_newer_schema_version_and_broken_lines_are_clear_errors(manifest_dir):
 
 
 def test_splits_file_covers_every_manifest_in_the_folder(manifest_dir, catalog, tmp_path):
-    from harmonize.testing import make_kits
+    from harmonize.plugins.fabricators.kits import make_kits
 
     plugin = catalog.get("kits21")
     root = make_kits(tmp_path / "kits21", release="kits21", n_cases=2)

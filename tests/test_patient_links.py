@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from harmonize.plugins.fabricators.ctspine1k import make_ctspine1k
+from harmonize.plugins.fabricators.verse import make_verse
+
 from harmonize.manifest.build import build_manifest, read_manifest
 from harmonize.manifest.splits import find_leaks
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_ctspine1k, make_verse
 
 
 def test_ctspine1k_liver_cases_link_to_msd_liver_and_lits(catalog, tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.kits import make_kits23
 from harmonize.plugins.kits import KiTS23
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ from harmonize.manifest.build import read_manifest, validate_manifest
 from harmonize.manifest.records import Case
 from harmonize.plugin.catalog import Catalog
 from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.testing import make_kits23, write_nifti
+from harmonize.testing import write_nifti
 
 
 def tree(folder: Path) -> dict[str, bytes]:

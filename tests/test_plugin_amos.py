@@ -7,9 +7,10 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.amos import make_amos
 
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_amos
+from harmonize.testing import check_plugin
 
 ORGANS = {
     "spleen": [1], "right kidney": [2], "left kidney": [3], "kidney": [2, 3], "gallbladder": [4],

@@ -8,9 +8,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.brats import make_brats, make_brats2021, make_brats2023_gli
 
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_brats, make_brats2021, make_brats2023_gli
+from harmonize.testing import check_plugin
 
 CHANNELS = ["T1", "T1ce", "T2", "FLAIR"]
 TRAINING_2021 = "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021"

@@ -8,10 +8,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.btcv import make_btcv
 
 from harmonize.errors import DiscoveryError
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_btcv
+from harmonize.testing import check_plugin
 
 ORGANS = ["spleen", "right kidney", "left kidney", "kidney", "gallbladder", "esophagus", "liver",
           "stomach", "aorta", "inferior vena cava", "portal vein and splenic vein", "pancreas",

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from harmonize.plugins._dicom import read_series
 from harmonize.plugins.chaos import map_mr_grey
+from harmonize.plugins.fabricators.chaos import CT_LIVER_HU, MR_SIGNAL, make_chaos
 from PIL import Image
 
 from harmonize.errors import DiscoveryError, LabelError
 from harmonize.plugin.discovery import discover
 from harmonize.read.volume import read_volume
-from harmonize.testing import check_plugin, make_chaos
-from harmonize.testing.chaos import CT_LIVER_HU, MR_SIGNAL
+from harmonize.testing import check_plugin
 
 MR_CLASSES = {"liver": [1], "right kidney": [2], "left kidney": [3], "kidney": [2, 3], "spleen": [4]}
 ORGAN_VALUE = {"liver": 1, "right kidney": 2, "left kidney": 3, "spleen": 4}

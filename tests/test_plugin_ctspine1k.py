@@ -8,10 +8,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 from harmonize.plugins.ctspine1k import identify, parse_data_split, transitional_cases
+from harmonize.plugins.fabricators.ctspine1k import make_ctspine1k
+from harmonize.plugins.fabricators.lits import make_lits
 
 from harmonize.errors import DiscoveryError
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_ctspine1k, make_lits
+from harmonize.testing import check_plugin
 
 LEVELS = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 7)]
 

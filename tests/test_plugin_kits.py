@@ -8,10 +8,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.kits import make_kits, make_kits23
 
 from harmonize.errors import DiscoveryError
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_kits, make_kits23
+from harmonize.testing import check_plugin
 
 
 def test_kits23_discovery_and_records(catalog, kits23_root):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from harmonize.plugins._dicom import read_series
 from harmonize.plugins._lidc_xml import Annotation, Roi, fill_outline, group_annotations
+from harmonize.plugins.fabricators.lidc import NODULE_HU, make_lidc, nodule_truth, ring
 
 from harmonize.errors import DiscoveryError
 from harmonize.plugin.discovery import discover
 from harmonize.read.volume import read_volume
-from harmonize.testing import check_plugin, make_lidc
-from harmonize.testing.lidc import NODULE_HU, nodule_truth, ring
+from harmonize.testing import check_plugin
 
 
 @pytest.fixture(scope="module")

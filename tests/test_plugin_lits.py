@@ -8,10 +8,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.lits import make_lits
 
 from harmonize.errors import DiscoveryError
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_lits
+from harmonize.testing import check_plugin
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.msd import TASKS as SPECS
+from harmonize.plugins.fabricators.msd import make_msd_task
 from harmonize.plugins.msd import TASKS, MSDTask, read_dataset_json, strip_trailing_commas
 
 from harmonize.errors import DiscoveryError, LabelError
 from harmonize.manifest.records import Case
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_msd_task
-from harmonize.testing.msd import TASKS as SPECS
+from harmonize.testing import check_plugin
 
 IDS = {folder: dataset_id for folder, dataset_id, _ in TASKS}
 

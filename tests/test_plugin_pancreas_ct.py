@@ -8,12 +8,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.pancreas_ct import PANCREAS_HU, make_pancreas_ct
 
 from harmonize.errors import DiscoveryError
 from harmonize.plugin.discovery import discover
 from harmonize.read.volume import read_volume
-from harmonize.testing import check_plugin, make_pancreas_ct
-from harmonize.testing.pancreas_ct import PANCREAS_HU
+from harmonize.testing import check_plugin
 
 
 @pytest.fixture(scope="module")

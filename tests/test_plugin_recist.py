@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.recist import LESION_HU, make_recist, recist_lesions
 from harmonize.plugins.recist import (
     CLASS_NAMES,
     normalize_subset,
@@ -20,8 +21,7 @@ from harmonize.labels.vocabulary import load_vocabulary
 from harmonize.manifest.build import build_manifest
 from harmonize.manifest.splits import find_leaks
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_recist
-from harmonize.testing.recist import LESION_HU, recist_lesions
+from harmonize.testing import check_plugin
 
 P1_BASE_THORAX = "001_1.3.12.2.1107.5.1.4.83504.300000000100112315883400041810"
 P1_BASE_ABDOMEN = "001_1.3.12.2.1107.5.1.4.83504.300000000100212315883400041810"

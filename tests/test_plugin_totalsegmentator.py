@@ -9,11 +9,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.totalsegmentator import (
+    FOLDER,
+    make_totalsegmentator,
+    reference_label_map,
+)
 
 from harmonize.labels.vocabulary import load_vocabulary
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_totalsegmentator, write_nifti
-from harmonize.testing.totalsegmentator import FOLDER, reference_label_map
+from harmonize.testing import check_plugin, write_nifti
 
 # class_map["total"] of totalsegmentator/map_to_binary.py (v2), written out independently of the
 # descriptor so that a reordered or renamed value is caught.

@@ -9,11 +9,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.verse import make_verse, scans_of
 
 from harmonize.labels.vocabulary import load_vocabulary
 from harmonize.plugin.discovery import discover
-from harmonize.testing import check_plugin, make_verse, write_nifti
-from harmonize.testing.verse import scans_of
+from harmonize.testing import check_plugin, write_nifti
 
 LEVEL_NAMES = {**{i: f"C{i}" for i in range(1, 8)}, **{i + 7: f"T{i}" for i in range(1, 13)},
                **{i + 19: f"L{i}" for i in range(1, 7)}, 28: "T13"}

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
 
 from harmonize.labels.rules import class_values
 from harmonize.labels.vocabulary import load_vocabulary
 from harmonize.plugin.discovery import discover
 from harmonize.plugin.layout import LayoutDataset, label_glob
-from harmonize.testing import check_plugin, make_abdomenct1k, make_flare22, make_word
+from harmonize.testing import check_plugin
 
 YAML_ONLY = ("word", "flare22", "abdomenct-1k")
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from harmonize.plugins.fabricators.kits import make_kits23
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
 from harmonize.engine.normalize import Settings
 from harmonize.engine.pipeline import Target, run
-from harmonize.testing import make_kits23, write_nifti
+from harmonize.testing import write_nifti
 
 
 def tree(folder: Path) -> dict[str, bytes]:

@@ -11,12 +11,13 @@ from torch.utils.data import DataLoader
 
 tio = pytest.importorskip("torchio")
 
+from harmonize.plugins.fabricators.kits import make_kits23  # noqa: E402
+
 from harmonize.loader.dataset import DatasetMixSampler, HarmonizedDataset  # noqa: E402
 from harmonize.loader.torchio_bridge import CaseReader, to_torchio_subjects  # noqa: E402
 from harmonize.manifest.build import build_manifest  # noqa: E402
 from harmonize.plugin.catalog import load_catalog  # noqa: E402
 from harmonize.plugin.discovery import discover  # noqa: E402
-from harmonize.testing import make_kits23  # noqa: E402
 from harmonize.testing.normalized import make_normalized_dataset  # noqa: E402
 
 CLASSES = ["kidney", "kidney tumor", "right kidney"]

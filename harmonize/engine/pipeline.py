@@ -104,13 +104,17 @@ class RunResult:
 
 @dataclass(frozen=True)
 class CaseTask:
-    """Everything a worker needs for one case (picklable: sent to worker processes)."""
+    """Everything a worker needs for one case (picklable: sent to worker processes).
+
+    ``vocabulary`` is the run's (bundled plus plugin structures), resolved once by :func:`run`.
+    """
 
     plugin: DatasetPlugin
     case: Case
     out: Path
     settings: Settings
     dataset_stats: dict[str, Any] | None = None
+    vocabulary: Vocabulary | None = None
 
 
 @dataclass
@@ -201,11 +205,6 @@ def clear_case_dir(case_dir: Path, *, outputs: bool) -> None:
 # -- the per-case work (runs in workers) ------------------------------------------------------------
 
 @functools.lru_cache(maxsize=1)
-def _vocabulary() -> Vocabulary:
-    return load_vocabulary()
-
-
-@functools.lru_cache(maxsize=1)
 def provenance() -> dict[str, str]:
     """Versions of harmonize, Python and the libraries that touch voxels."""
     versions = {"harmonize": __version__, "python": platform.python_version()}
@@ -225,7 +224,8 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
     labels: dict[str, list[int]] = {}
     if has_label(plugin, case):
         observed = present_values(label.data) if label is not None else None
-        labels = case_class_values(plugin, case, _vocabulary(), observed)
+        vocabulary = task.vocabulary if task.vocabulary is not None else load_vocabulary()
+        labels = case_class_values(plugin, case, vocabulary, observed)
     image_fingerprint = fingerprint(image)
     instances = instance_fields(plugin, case, image=image, label=label)
     result = normalize_case(
@@ -433,6 +433,7 @@ def run(
     catalog = catalog if catalog is not None else load_catalog(descriptors=descriptors)
     plugins = [catalog.get(t.dataset) for t in targets]
     result = RunResult(out=out)
+    vocabulary = load_vocabulary()
     jobs: list[tuple[DatasetPlugin, list[CaseTask], bool]] = []
     for target, plugin in zip(targets, plugins):
         # absolute, so error records point somewhere from any folder and remote (Dask) workers
@@ -441,7 +442,8 @@ def run(
         result.errors.extend(found.errors)
         result.skipped.extend(_skipped_record(plugin.dataset_id, s) for s in found.skipped)
         case_settings = target.settings(settings)
-        tasks = [CaseTask(plugin, case, out, case_settings) for case in found.cases]
+        tasks = [CaseTask(plugin, case, out, case_settings, vocabulary=vocabulary)
+                 for case in found.cases]
         jobs.append((plugin, tasks, bool(found.errors) and not found.cases))
     out.mkdir(parents=True, exist_ok=True)
     pool = make_executor(executor, workers=workers, scheduler=scheduler)
@@ -457,7 +459,7 @@ def run(
                     outcomes.extend(CaseOutcome(plugin.dataset_id, c, "failed", error=e)
                                     for c, e in failed.items())
                     tasks[:] = [] if stats is None else [
-                        CaseTask(t.plugin, t.case, t.out, t.settings, stats)
+                        CaseTask(t.plugin, t.case, t.out, t.settings, stats, t.vocabulary)
                         for t in tasks if t.case.case_id not in failed
                     ]
             work = [t for _, tasks, _ in jobs for t in tasks]

@@ -8,6 +8,11 @@ Loaded from ``registry/vocabulary.yaml``::
 
 Names are lowercase English (level codes such as ``vertebra L1`` keep their capitals). A synonym belongs to exactly one canonical name; lookups ignore case,
 underscores and repeated spaces. The hierarchy is a DAG (checked on load).
+
+Plugins add names without editing that file: their ``harmonize_vocabulary`` hook returns
+:class:`Structure` objects, merged by :meth:`Vocabulary.extend` (a name or synonym defined twice is
+an error naming both sources). :func:`load_vocabulary` without a path returns the bundled file plus
+every installed plugin's structures.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -23,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from harmonize.errors import DescriptorError, LabelError
+from harmonize.errors import DescriptorError, LabelError, PluginError
 from harmonize.yamlio import load_yaml
 
 
@@ -32,13 +37,46 @@ def normalize_name(name: str) -> str:
     return re.sub(r"\s+", " ", name.replace("_", " ")).strip().lower()
 
 
+BUNDLED = "registry/vocabulary.yaml"
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A canonical structure name a plugin adds to the vocabulary.
+
+    ``name`` must be new (not a name or synonym of any other source); ``synonyms`` are other
+    spellings that resolve to it; ``parents`` are existing names (or names added with it) that
+    contain it, e.g. ``Structure("left adrenal gland", ("adrenal_gland_left",), ("adrenal gland",))``.
+    """
+
+    name: str
+    synonyms: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("synonyms", "parents"):
+            value = getattr(self, attr)
+            if isinstance(value, str) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise PluginError(f"structure {self.name!r}: {attr} must be a list of names, "
+                                  f"got {value!r}", hint="e.g. synonyms=('kidney_left',)")
+            object.__setattr__(self, attr, tuple(value))
+        if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
+            raise PluginError(f"structure name {self.name!r} must be a non-empty string "
+                              "without outer spaces")
+
+
 @dataclass(frozen=True)
 class Vocabulary:
-    """Canonical names with synonyms and parents; immutable once loaded."""
+    """Canonical names with synonyms and parents; immutable once loaded.
+
+    ``origins`` names where each canonical name was defined (:data:`BUNDLED` or a plugin).
+    """
 
     parents: Mapping[str, tuple[str, ...]]
     lookup: Mapping[str, str]
     source: Path | None = None
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def names(self) -> list[str]:
@@ -59,7 +97,8 @@ class Vocabulary:
                 f"did you mean {', '.join(repr(n) for n in names)}? "
                 if close
                 else ""
-            ) + "add the structure to registry/vocabulary.yaml if it is new"
+            ) + ("if it is new, add it from your plugin's harmonize_vocabulary() hook "
+                 "(README: 'Add structure names')")
             raise LabelError(
                 f"{name!r} is not a canonical structure name or synonym",
                 dataset=dataset,
@@ -85,6 +124,40 @@ class Vocabulary:
             frontier = nxt
         return out
 
+    def origin(self, name: str) -> str:
+        """Where canonical ``name`` was defined."""
+        return self.origins.get(name, str(self.source) if self.source else BUNDLED)
+
+    def extend(self, structures: Iterable[Structure], *, source: str) -> Vocabulary:
+        """A new vocabulary with ``structures`` added; :class:`PluginError` naming both sources
+        when a name or synonym is already defined, and for unknown parents or cycles."""
+        parents = dict(self.parents)
+        lookup = dict(self.lookup)
+        origins = {name: self.origin(name) for name in parents}
+        for structure in structures:
+            if not isinstance(structure, Structure):
+                raise PluginError(f"{source} returned {type(structure).__name__}, not a Structure",
+                                  hint="return harmonize.plugin.Structure objects")
+            if structure.name in parents:
+                raise _conflict(structure.name, structure.name, source, origins)
+            for key in (structure.name, *structure.synonyms):
+                owner = lookup.setdefault(normalize_name(key), structure.name)
+                if owner != structure.name:
+                    raise _conflict(key, owner, source, origins)
+            parents[structure.name] = structure.parents
+            origins[structure.name] = source
+        for name, ps in parents.items():
+            for parent in ps:
+                if parent not in parents:
+                    raise PluginError(f"structure {name!r} from {origins[name]} has unknown "
+                                      f"parent {parent!r}", hint="use a canonical name as parent")
+
+        def fail(message: str) -> PluginError:
+            return PluginError(f"{message} (structures from {source})")
+
+        _check_acyclic(parents, fail)
+        return Vocabulary(parents=parents, lookup=lookup, source=self.source, origins=origins)
+
     def ancestors(self, name: str) -> list[str]:
         out: list[str] = []
         frontier = list(self.parents.get(name, ()))
@@ -94,6 +167,14 @@ class Vocabulary:
                 out.append(node)
                 frontier.extend(self.parents.get(node, ()))
         return out
+
+
+def _conflict(key: str, owner: str, source: str, origins: Mapping[str, str]) -> PluginError:
+    return PluginError(
+        f"structure name {key!r} from {source} is already defined as {owner!r} by "
+        f"{origins.get(owner, BUNDLED)}",
+        hint="use the existing name in the descriptor's classes, or rename one of them",
+    )
 
 
 def parse_vocabulary(data: Any, *, source: Path | None = None) -> Vocabulary:
@@ -145,15 +226,20 @@ def _check_acyclic(parents: Mapping[str, Iterable[str]], fail: Any) -> None:
 
 
 def load_vocabulary(path: Path | None = None) -> Vocabulary:
-    """Load a vocabulary file; without ``path``, the bundled one (cached)."""
+    """Load a vocabulary file; without ``path``, the bundled one plus the structures of every
+    installed plugin (a plugin whose structures conflict is left out and reported by
+    ``harmonize plugins``)."""
     if path is None:
-        return _bundled_vocabulary()
+        from harmonize.plugin.structures import installed_vocabulary
+
+        return installed_vocabulary(bundled_vocabulary())
     path = Path(path)
     return parse_vocabulary(_read(path), source=path)
 
 
 @cache
-def _bundled_vocabulary() -> Vocabulary:
+def bundled_vocabulary() -> Vocabulary:
+    """The installed ``registry/vocabulary.yaml`` alone (cached)."""
     resource = resources.files("harmonize.registry").joinpath("vocabulary.yaml")
     return parse_vocabulary(_read(Path(str(resource))), source=Path(str(resource)))
 

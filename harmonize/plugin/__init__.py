@@ -1,1 +1,66 @@
-"""The plugin contract: hookspecs, DatasetPlugin, descriptors, YAML layouts, catalogue, discovery."""
+"""The public plugin API: everything a dataset plugin may import, and nothing else.
+
+A plugin (built-in or third-party) imports only this module::
+
+    from harmonize.plugin import Case, DatasetPlugin, DiscoveryError, Skipped, hookimpl
+
+The rest of ``harmonize`` is the core's and may change between releases; names exported here keep
+working (or warn first). Submodules: :mod:`~harmonize.plugin.hookspecs` (the hooks),
+:mod:`~harmonize.plugin.dataset`, :mod:`~harmonize.plugin.descriptor`,
+:mod:`~harmonize.plugin.layout` (YAML-only datasets), :mod:`~harmonize.plugin.catalog` (plugin
+manager, built-ins, entry points), :mod:`~harmonize.plugin.discovery`,
+:mod:`~harmonize.plugin.structures` (vocabulary names added by plugins).
+"""
+
+from harmonize.errors import (
+    DescriptorError,
+    DiscoveryError,
+    HarmonizeError,
+    LabelError,
+    PluginError,
+    ReadError,
+)
+from harmonize.labels.vocabulary import Structure, normalize_name
+from harmonize.manifest.records import SPLITS, Case, Skipped, check_identifier
+from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix, walk_files
+from harmonize.plugin.descriptor import Descriptor, load_descriptor, parse_descriptor
+from harmonize.plugin.hookspecs import hookimpl
+from harmonize.plugin.layout import LayoutDataset
+from harmonize.read.volume import Volume, dicom_series_files, read_header, read_volume, sitk_affine
+from harmonize.yamlio import load_yaml
+
+__all__ = [
+    # registration
+    "hookimpl",
+    "DatasetPlugin",
+    "LayoutDataset",
+    "Structure",
+    # what discovery yields
+    "Case",
+    "Skipped",
+    "SPLITS",
+    "check_identifier",
+    # errors a plugin raises
+    "HarmonizeError",
+    "PluginError",
+    "DiscoveryError",
+    "ReadError",
+    "LabelError",
+    "DescriptorError",
+    # descriptors
+    "Descriptor",
+    "load_descriptor",
+    "parse_descriptor",
+    "load_yaml",
+    "normalize_name",
+    # files and volumes (for read_image/read_label overrides)
+    "walk_files",
+    "is_hidden",
+    "strip_nifti_suffix",
+    "Volume",
+    "read_volume",
+    "read_header",
+    # DICOM series geometry (for plugins that paste 2D labels onto a series)
+    "dicom_series_files",
+    "sitk_affine",
+]

@@ -6,7 +6,8 @@ installed package of registry/ data files and the two names would collide.)
 Nothing happens at import. :func:`get_plugin_manager` registers :data:`DEFAULT_PLUGINS` and then the
 ``harmonize`` entry points *one at a time*, so a broken third-party plugin is reported by name and the
 others still load. :func:`load_catalog` collects every :class:`DatasetPlugin` and rejects duplicate ids
-with an error naming both sources.
+with an error naming both sources, and reports plugins whose ``harmonize_vocabulary`` structures
+conflict (:mod:`harmonize.plugin.structures`).
 """
 
 from __future__ import annotations
@@ -23,23 +24,30 @@ from typing import cast
 import pluggy
 
 from harmonize.errors import HarmonizeError, PluginError
+from harmonize.labels.vocabulary import bundled_vocabulary
 from harmonize.plugin import hookspecs
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.descriptor import load_descriptor
+from harmonize.plugin.structures import merge_plugin_structures
 
 ENTRY_POINT_GROUP = "harmonize"
 DESCRIPTORS_ENV = "HARMONIZE_DESCRIPTORS"
 
 
+#: subpackages of ``harmonize.plugins`` that hold no plugin (dataset fabricators for tests/demo)
+HELPER_PACKAGES = ("fabricators",)
+
+
 def builtin_plugin_modules() -> tuple[str, ...]:
     """Every public module of the built-in plugin package ``harmonize.plugins`` (the repository's
-    ``plugins/`` folder), in name order; ``_``-prefixed modules are shared helpers, not plugins."""
+    ``plugins/`` folder), in name order; ``_``-prefixed modules are shared helpers, not plugins,
+    and :data:`HELPER_PACKAGES` hold each plugin's fabricator."""
     import harmonize.plugins as package
 
     return tuple(
         f"{package.__name__}.{module.name}"
         for module in pkgutil.iter_modules(package.__path__)
-        if not module.name.startswith("_")
+        if not module.name.startswith("_") and module.name not in HELPER_PACKAGES
     )
 
 
@@ -187,6 +195,7 @@ def load_catalog(
             add(_yaml_dataset(path), f"descriptor {path}")
         except HarmonizeError as exc:
             errors.append(exc if isinstance(exc, PluginError) else PluginError(str(exc)))
+    errors.extend(merge_plugin_structures(bundled_vocabulary(), manager)[1])
     return Catalog(datasets=dict(sorted(datasets.items())), errors=errors)
 
 

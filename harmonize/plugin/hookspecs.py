@@ -10,7 +10,9 @@ and ``tox``), so a dataset's knowledge lives on one object and the core never di
     def harmonize_datasets():
         yield MyDataset()
 
-Third-party packages expose such a module through the ``harmonize`` entry-point group.
+A plugin whose datasets use structures the bundled vocabulary lacks adds them with
+``harmonize_vocabulary`` (no installed file is edited). Third-party packages expose such a module
+through the ``harmonize`` entry-point group.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from harmonize.labels.vocabulary import Structure
     from harmonize.plugin.dataset import DatasetPlugin
 
 PROJECT_NAME = "harmonize"
@@ -36,4 +39,14 @@ def harmonize_datasets() -> Iterable[DatasetPlugin]:  # type: ignore[empty-body]
     Each object's ``id`` must be unique across all installed plugins; the core rejects a duplicate
     with an error naming both sources. Do no I/O here beyond reading small bundled files: the hook
     runs every time the CLI starts.
+    """
+
+
+@hookspec
+def harmonize_vocabulary() -> Iterable[Structure]:  # type: ignore[empty-body]
+    """Return or yield :class:`~harmonize.labels.vocabulary.Structure` objects: canonical names
+    (with synonyms and parents) this plugin's descriptors use and the bundled vocabulary lacks.
+
+    A name or synonym already defined (by the bundled vocabulary or another plugin) is an error
+    naming both sources, and the plugin's structures are left out. No I/O beyond small bundled files.
     """

@@ -5,7 +5,7 @@ Used for descriptors that carry a ``layout`` section, e.g.::
     layout:
       - {images: "imagesTr/*.nii.gz", label: "labelsTr/{name}", split: train}
       - {images: "imagesTs/*.nii.gz", label: "labelsTs/{name}", split: test}
-    case_id: '^(?P<id>word_\\d{4})'        # on the image file name; default: name without suffix
+    case_id: '^(?P<id>case_\\d{4})'        # on the image file name; default: name without suffix
     patient_id: '^(?P<id>.+)$'             # on the case id; default: the case id
 """
 

@@ -1,42 +1,51 @@
-"""Fabricated datasets in their real layouts, and checks for plugin authors.
+"""What any plugin author needs to test a plugin: volume fabrication and :func:`check_plugin`.
 
-``make_<dataset>(root, n_cases=...)`` writes a tiny copy of a dataset's released layout (real folder
-and file names, realistic affines, spacings and label values, including the release's quirks).
-:func:`check_plugin` runs a plugin's discovery on such a tree and validates every record::
+* :mod:`~harmonize.testing.volumes`: phantoms, ellipsoids, affines, :func:`write_nifti`;
+  :mod:`~harmonize.testing.dicom`: real DICOM series (:func:`write_series`);
+* :func:`check_plugin` runs a plugin's discovery on a fabricated tree and validates every record;
+* :func:`install_entry_point` installs a plugin module as a real distribution (entry-point tests);
+* :func:`make_normalized_dataset` writes what ``harmonize run`` writes, for loader tests.
 
-    from harmonize.testing import check_plugin, make_kits23
-    report = check_plugin(KiTS23(), make_kits23(tmp_path, n_cases=2))
+Fabricators of a *dataset's* released layout live beside its plugin, in
+``harmonize.plugins.fabricators.<family>`` (``make_<dataset>(root, n_cases=...)``); a third-party
+plugin keeps its own beside itself::
+
+    from harmonize.testing import check_plugin
+    report = check_plugin(MyDataset(), my_fabricator(tmp_path, n_cases=2))
     assert len(report.records) == 2
+
+``from harmonize.testing import make_<dataset>`` and ``harmonize.testing.<family>`` still work for
+a while, with a :class:`DeprecationWarning` naming the new place.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harmonize.errors import ErrorRecord
 from harmonize.manifest.build import build_manifest, validate_manifest
 from harmonize.manifest.records import ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import Discovery, discover
-from harmonize.testing.abdomen import make_abdomenct1k, make_flare22, make_word
-from harmonize.testing.amos import make_amos
-from harmonize.testing.brats import make_brats, make_brats2021, make_brats2023_gli
-from harmonize.testing.btcv import make_btcv
-from harmonize.testing.chaos import make_chaos
-from harmonize.testing.ctspine1k import make_ctspine1k
+from harmonize.testing.dicom import SeriesGeometry, SliceFile, uid, write_series
 from harmonize.testing.entrypoints import install_entry_point
-from harmonize.testing.kits import make_kits, make_kits23
-from harmonize.testing.lidc import make_lidc
-from harmonize.testing.lits import make_lits
-from harmonize.testing.msd import make_msd_task
 from harmonize.testing.normalized import make_normalized_dataset
-from harmonize.testing.pancreas_ct import make_pancreas_ct
-from harmonize.testing.recist import make_recist
-from harmonize.testing.totalsegmentator import make_totalsegmentator
-from harmonize.testing.verse import make_verse
-from harmonize.testing.volumes import ct_phantom, ellipsoid, slice_first_affine, write_nifti
+from harmonize.testing.volumes import (
+    ct_phantom,
+    ellipsoid,
+    grid,
+    slice_first_affine,
+    write_nifti,
+)
+
+#: the package that holds the built-in plugins' dataset fabricators
+FABRICATORS = "harmonize.plugins.fabricators"
 
 
 @dataclass
@@ -66,32 +75,38 @@ def check_plugin(plugin: DatasetPlugin, root: Path, *, allow_errors: bool = Fals
     return check
 
 
+def fabricator_module(name: str) -> str | None:
+    """The fabricator module that defines ``name`` (e.g. a ``make_<dataset>`` function), if any."""
+    package = importlib.import_module(FABRICATORS)
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{FABRICATORS}.{info.name}")
+        if getattr(vars(module).get(name), "__module__", None) == module.__name__:
+            return module.__name__
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """``from harmonize.testing import make_<dataset>`` of 0.1 keeps working, with a warning."""
+    module = fabricator_module(name) if name.startswith("make_") else None
+    if module is None:
+        raise AttributeError(f"module 'harmonize.testing' has no attribute {name!r}")
+    warnings.warn(f"harmonize.testing.{name} moved to {module}.{name}; import it from there",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "PluginCheck",
+    "SeriesGeometry",
+    "SliceFile",
     "check_plugin",
     "ct_phantom",
     "ellipsoid",
+    "grid",
     "install_entry_point",
-    "make_abdomenct1k",
-    "make_amos",
-    "make_brats",
-    "make_brats2021",
-    "make_brats2023_gli",
-    "make_flare22",
-    "make_word",
-    "make_kits",
-    "make_kits23",
-    "make_btcv",
-    "make_chaos",
-    "make_ctspine1k",
-    "make_lits",
-    "make_lidc",
-    "make_msd_task",
     "make_normalized_dataset",
-    "make_pancreas_ct",
-    "make_recist",
-    "make_totalsegmentator",
-    "make_verse",
     "slice_first_affine",
+    "uid",
     "write_nifti",
+    "write_series",
 ]

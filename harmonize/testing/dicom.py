@@ -94,7 +94,7 @@ def _value(vr: str, value: object) -> bytes:
 
 
 def write_dicom(path: Path, meta: Mapping[str, str], stored: np.ndarray) -> None:
-    """Write one DICOM Part 10 file (implicit VR little endian, as the CHAOS release is) with the
+    """Write one DICOM Part 10 file (implicit VR little endian, as some releases are) with the
     attributes ``meta`` (``"gggg|eeee"`` keys, see :data:`VR`) and 16-bit ``stored`` pixels.
 
     Written byte by byte so the output depends on nothing but the arguments (a library writer

@@ -53,7 +53,7 @@ def ct_phantom(
 
 
 def slice_first_affine(spacing: tuple[float, float, float], origin=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Affine of arrays stored (slices, H, W) as KiTS19 does: axis 0 -> z, axis 1 -> -y, axis 2 -> -x.
+    """Affine of arrays stored slice-first (slices, H, W), as some releases do: axis 0 -> z, axis 1 -> -y, axis 2 -> -x.
 
     ``spacing`` is (in-plane row, in-plane column, slice) in mm.
     """

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+from harmonize.plugins.fabricators.abdomen import abdomen_case, lps_affine
 
-from harmonize.testing.abdomen import abdomen_case, lps_affine
-from harmonize.testing.volumes import write_nifti
+from harmonize.testing import write_nifti
 
 #: The label names of AMOS22's dataset.json, typos included.
 AMOS_LABELS: dict[str, str] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.volumes import ct_phantom, ellipsoid, slice_first_affine, write_nifti
+from harmonize.testing import ct_phantom, ellipsoid, slice_first_affine, write_nifti
 
 RELEASES = {
     # release: (data folder under root, label file, label values used, clinical file)

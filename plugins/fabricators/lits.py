@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.volumes import ct_phantom, ellipsoid, write_nifti
+from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 
 #: Training numbers 0-27 came in Training_Batch1.zip, 28-130 in Training_Batch2.zip.
 BATCH_1_LAST = 27

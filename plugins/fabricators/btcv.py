@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.volumes import ct_phantom, ellipsoid, write_nifti
+from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 
 #: Released training ids (0001-0010, 0021-0040) and test ids (0061-0080).
 TRAIN_IDS = (*range(1, 11), *range(21, 41))

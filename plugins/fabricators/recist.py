@@ -28,7 +28,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from harmonize.testing.volumes import ct_phantom
+from harmonize.testing import ct_phantom
 
 #: (region) -> in-plane spacing, slice spacing, slice thickness, window name
 REGION_GRID = {

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations as nio
 
-from harmonize.testing.volumes import ct_phantom, ellipsoid
+from harmonize.testing import ct_phantom, ellipsoid
 
 
 @dataclass(frozen=True)

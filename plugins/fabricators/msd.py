@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.volumes import ct_phantom, ellipsoid, grid, write_nifti
+from harmonize.testing import ct_phantom, ellipsoid, grid, write_nifti
 
 #: Header of a macOS AppleDouble file: magic 0x00051607, version 2, filler "Mac OS X".
 APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + b"\x00" * 58

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.dicom import SeriesGeometry, SliceFile, uid, write_series
+from harmonize.testing import SeriesGeometry, SliceFile, uid, write_series
 
 #: CHAOS patient folder numbers [U: from community splits, not checked against the release]
 CT_TRAIN = (1, 2, 5, 6, 8, 10, 14, 16, 18, 19, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)

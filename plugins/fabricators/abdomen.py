@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.volumes import ct_phantom, ellipsoid, write_nifti
+from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 
 #: organ -> (centre, radii) as fractions of (patient right->left, anterior->posterior,
 #: inferior->superior), CT HU and MR grey value.

@@ -16,7 +16,7 @@ from typing import cast
 
 import numpy as np
 
-from harmonize.testing.volumes import ct_phantom, ellipsoid, write_nifti
+from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 
 FOLDER = "Totalsegmentator_dataset_v201"
 META_COLUMNS = (

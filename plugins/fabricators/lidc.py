@@ -28,7 +28,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from harmonize.testing.dicom import SeriesGeometry, SliceFile, uid, write_series
+from harmonize.testing import SeriesGeometry, SliceFile, uid, write_series
 
 NODULE_HU = 35
 NS = "http://www.nih.gov"

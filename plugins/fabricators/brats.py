@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.volumes import ellipsoid, write_nifti
+from harmonize.testing import ellipsoid, write_nifti
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from harmonize.plugins.fabricators.lits import lits_volume
 
-from harmonize.testing.lits import lits_volume
-from harmonize.testing.volumes import ct_phantom, grid, write_nifti
+from harmonize.testing import ct_phantom, grid, write_nifti
 
 #: Vertebra level names by label value (1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6).
 LEVELS = (*(f"C{i}" for i in range(1, 8)), *(f"T{i}" for i in range(1, 13)), *(f"L{i}" for i in range(1, 7)))

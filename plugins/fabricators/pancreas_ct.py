@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.dicom import SeriesGeometry, SliceFile, uid, write_series
-from harmonize.testing.volumes import write_nifti
+from harmonize.testing import SeriesGeometry, SliceFile, uid, write_nifti, write_series
 
 LABELS_FOLDER = "TCIA_pancreas_labels-02-05-2017"
 PANCREAS_HU = 95
