@@ -91,3 +91,34 @@ def test_readme_catalogue_is_the_generated_one():
     assert in_readme.strip() == generated.stdout.strip(), (
         "README's dataset table drifted: paste `harmonize plugins --format markdown` between the markers"
     )
+
+
+def test_readme_vocabulary_example_adds_names_a_descriptor_can_use(tmp_path, monkeypatch):
+    from harmonize.labels.vocabulary import load_vocabulary
+    from harmonize.testing import install_entry_point
+
+    site = tmp_path / "site"
+    install_entry_point(site, "acme-glands", "acme_glands", block_containing("python", "acme gland"))
+    monkeypatch.syspath_prepend(str(site))
+    vocabulary = load_vocabulary()
+    assert vocabulary.resolve("Glandula Acme") == "acme gland"
+    assert vocabulary.ancestors("left acme gland") == ["acme gland"]
+    descriptor = tmp_path / "glands.yaml"
+    descriptor.write_text(textwrap.dedent("""
+        id: acme-glands
+        name: ACME glands
+        modality: CT
+        values: {0: background, 1: acme_gland_L}
+        classes: {left acme gland: [1]}
+        layout:
+          - {images: "images/*.nii.gz", label: "labels/{name}"}
+    """))
+    catalog = load_catalog(descriptors=[descriptor])
+    assert catalog.errors == []
+    root = tmp_path / "data"
+    label = np.zeros((6, 6, 4), np.uint8)
+    label[1:3, 1:3, 1:3] = 1
+    write_nifti(root / "images/g1.nii.gz", np.zeros((6, 6, 4), np.int16), np.eye(4))
+    write_nifti(root / "labels/g1.nii.gz", label, np.eye(4))
+    (record,) = check_plugin(catalog.get("acme-glands"), root).records
+    assert record.labels == {"left acme gland": [1]}
