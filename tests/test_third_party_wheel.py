@@ -111,7 +111,9 @@ print(json.dumps({
 
 
 def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=180, **kwargs)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", **kwargs.pop("env", {})}
+    done = subprocess.run(args, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                          timeout=180, env=env, **kwargs)
     assert done.returncode == 0, f"{args}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     return done
 
@@ -156,8 +158,10 @@ def test_wheel_plugin_in_a_fresh_venv_is_discovered_read_normalized_and_loaded(t
     data = tmp_path / "acme-data"
     fabricate(data)
     cli = [str(python), "-m", "harmonize"]
-    plugins = run([*cli, "plugins"], cwd=tmp_path).stdout
-    assert "acme-organs" in plugins and "harmonize-acme 1.0" in plugins
+    listed = json.loads(run([*cli, "plugins", "--format", "json"], cwd=tmp_path).stdout)
+    (acme,) = [d for d in listed["datasets"] if d["id"] == "acme-organs"]
+    assert acme["source"] == "harmonize-acme 1.0"
+    assert sorted(acme["labels"]) == ["acme gland", "liver"]
 
     manifests = tmp_path / "manifests"
     run([*cli, "manifest", "-d", "acme-organs", "-r", str(data), "-o", str(manifests)], cwd=tmp_path)

@@ -4,7 +4,7 @@ A plugin is any importable module or object with ``@hookimpl`` functions. The on
 hands over typed :class:`~harmonize.plugin.dataset.DatasetPlugin` objects (the pattern of ``llm``, ``conda``
 and ``tox``), so a dataset's knowledge lives on one object and the core never dispatches on ids::
 
-    from harmonize import DatasetPlugin, hookimpl
+    from harmonize.plugin import DatasetPlugin, hookimpl
 
     @hookimpl
     def harmonize_datasets():
