@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators.kits import make_kits23
 
 from harmonize.engine.config import Target
 from harmonize.engine.pipeline import run
@@ -25,7 +26,7 @@ from harmonize.manifest.build import build_manifest
 from harmonize.plugin.discovery import discover
 from harmonize.qa.summary import collect_qa
 from harmonize.read.case import read_case
-from harmonize.testing import check_plugin, make_kits23
+from harmonize.testing import check_plugin
 
 SHIFT_MM = 50.0
 BAD = "case_00001"

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from harmonize.plugins.fabricators.kits import make_kits23
 
 from harmonize.engine.config import Target
 from harmonize.engine.pipeline import run
@@ -26,7 +27,6 @@ from harmonize.manifest.records import (
     require_stage,
 )
 from harmonize.plugin.discovery import discover
-from harmonize.testing import make_kits23
 
 V1 = Path(__file__).parent / "data" / "v1" / "kits23-normalized.jsonl"
 
