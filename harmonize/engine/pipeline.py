@@ -5,7 +5,7 @@ resumable, one error record per failing case.
     from harmonize.engine.normalize import Settings
     from harmonize.engine.pipeline import Target, run
 
-    result = run([Target("kits23", Path("/data/kits23"))], Path("out"),
+    result = run([Target("my-dataset", Path("/data/my-dataset"))], Path("out"),
                  Settings(spacing=(1.5, 1.5, 3.0)), workers=4)
     result.records      # ManifestRecord per case written (or up to date), with its split
     result.errors       # ErrorRecord per case that failed (also in out/errors.jsonl)

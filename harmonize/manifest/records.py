@@ -63,7 +63,7 @@ def check_patient_links(value: Any, *, case: str | None = None) -> tuple[str, ..
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise DiscoveryError(
             f"same_patient_as must be a list of 'dataset:patient_id' keys, got {value!r}",
-            case=case, hint="e.g. same_patient_as=('lits:volume-12',)",
+            case=case, hint="e.g. same_patient_as=('other-dataset:patient-12',)",
         )
     for key in value:
         dataset, sep, patient = key.partition(":") if isinstance(key, str) else ("", "", "")

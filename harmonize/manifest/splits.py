@@ -3,13 +3,14 @@
 Rules (DESIGN.md):
 
 * official test and val sets are kept;
-* a dataset whose official split is *complete* (it has labelled val or test cases, e.g. CTSpine1K,
-  AMOS) keeps its official train set too;
-* every other patient (no official split, or official train of a dataset whose test set is hidden,
-  e.g. MSD) is placed by a stable hash of ``(seed, dataset, patient id)`` with the given ratios, so
+* a dataset whose official split is *complete* (it has labelled val or test cases) keeps its
+  official train set too;
+* every other patient (no official split, or official train of a dataset whose test set is
+  hidden) is placed by a stable hash of ``(seed, dataset, patient id)`` with the given ratios, so
   adding patients never moves existing ones;
-* patients that share an image across datasets (same fingerprint) form one group and move together
-  (test beats val beats train when their official splits disagree).
+* patients that share an image across datasets (same fingerprint) or that a plugin links
+  (``Case.same_patient_as``) form one group and move together (test beats val beats train when
+  their official splits disagree).
 """
 
 from __future__ import annotations
