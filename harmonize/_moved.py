@@ -13,7 +13,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -108,7 +108,7 @@ def install() -> None:
         sys.meta_path.append(MovedModuleFinder())
 
 
-def moved_names(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+def moved_names(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` for a package that replaced a 0.1 module of the same name:
     ``from <package> import X`` of a 0.1 name (a key of ``names``) returns ``X`` from the module
     that now holds it (its value), with a DeprecationWarning naming that module."""

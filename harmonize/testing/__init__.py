@@ -23,11 +23,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import tempfile
-import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from harmonize._moved import moved_names
 from harmonize.errors import ErrorRecord
 from harmonize.manifest.build import build_manifest, validate_manifest
 from harmonize.manifest.records import ManifestRecord
@@ -85,14 +85,25 @@ def fabricator_module(name: str) -> str | None:
     return None
 
 
-def __getattr__(name: str) -> Any:
-    """``from harmonize.testing import make_<dataset>`` of 0.1 keeps working, with a warning."""
-    module = fabricator_module(name) if name.startswith("make_") else None
-    if module is None:
-        raise AttributeError(f"module 'harmonize.testing' has no attribute {name!r}")
-    warnings.warn(f"harmonize.testing.{name} moved to {module}.{name}; import it from there",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+class _MovedFabricators(Mapping[str, str]):
+    """0.1 ``make_<dataset>`` name -> its fabricator module, looked up on demand (so this package
+    names no dataset)."""
+
+    def __getitem__(self, name: str) -> str:
+        module = fabricator_module(name) if name.startswith("make_") else None
+        if module is None:
+            raise KeyError(name)
+        return module
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+#: ``from harmonize.testing import make_<dataset>`` of 0.1 keeps working, with a warning
+__getattr__ = moved_names("harmonize.testing", _MovedFabricators())
 
 
 __all__ = [
