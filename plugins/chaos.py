@@ -55,12 +55,12 @@ SPLIT_FOLDERS = {"Train_Sets": "train", "Test_Sets": "test"}
 PATIENT = re.compile(r"^\d+$")
 #: MR Ground grey ranges (low exclusive, high inclusive) -> label value
 MR_RANGES = ((55, 70, 1), (110, 135, 2), (175, 200, 3), (240, 255, 4))
-MR_SERIES = (  # (case suffix, DICOM folder, Ground folder, metadata)
+MR_SERIES = (  # (case suffix, DICOM folder, Ground folder, metadata, channel name)
     ("t1dual_inphase", "T1DUAL/DICOM_anon/InPhase", "T1DUAL/Ground",
-     {"sequence": "T1DUAL", "phase": "in"}),
+     {"sequence": "T1DUAL", "phase": "in"}, "T1DUAL in-phase"),
     ("t1dual_outphase", "T1DUAL/DICOM_anon/OutPhase", "T1DUAL/Ground",
-     {"sequence": "T1DUAL", "phase": "opposed"}),
-    ("t2spir", "T2SPIR/DICOM_anon", "T2SPIR/Ground", {"sequence": "T2SPIR"}),
+     {"sequence": "T1DUAL", "phase": "opposed"}, "T1DUAL opposed-phase"),
+    ("t2spir", "T2SPIR/DICOM_anon", "T2SPIR/Ground", {"sequence": "T2SPIR"}, "T2SPIR"),
 )
 DOWNLOAD_HINT = "re-extract CHAOS_Train_Sets.zip / CHAOS_Test_Sets.zip from Zenodo 3431873"
 
@@ -149,9 +149,10 @@ class CHAOS(DatasetPlugin):
         raise NotImplementedError(f"{type(self).__name__} must say which series a patient has")
 
     def series_case(self, case_id: str, patient: str, dicom: Path, ground: Path, split: str,
-                    metadata: dict) -> Case | Skipped:
+                    metadata: dict, channel: str | None = None) -> Case | Skipped:
         """One series: ``dicom`` folder with ``.dcm`` files and its ``ground`` folder (required
-        in Train_Sets; absent in Test_Sets = unlabelled official test)."""
+        in Train_Sets; absent in Test_Sets = unlabelled official test); ``channel`` names its
+        sequence (MR: each series is its own single-channel case)."""
         if not dicom.is_dir() or not dicom_files(dicom):
             return Skipped(dicom, "DICOM folder missing or without .dcm files", case_id=case_id,
                            hint=DOWNLOAD_HINT)
@@ -161,6 +162,7 @@ class CHAOS(DatasetPlugin):
                            hint=DOWNLOAD_HINT)
         return Case(case_id=case_id, patient_id=patient, images=(dicom,), label=label,
                     official_split=split, annotated=None if label is not None else (),
+                    channel_names=(channel,) if channel else None,
                     metadata={**metadata,
                               "split_folder": "Train_Sets" if split == "train" else "Test_Sets"})
 
@@ -226,9 +228,9 @@ class ChaosMR(CHAOS):
     demo = True
 
     def patient_cases(self, folder: Path, split: str) -> Iterator[Case | Skipped]:
-        for suffix, dicom, ground, meta in MR_SERIES:
+        for suffix, dicom, ground, meta, channel in MR_SERIES:
             yield self.series_case(f"{folder.name}_{suffix}", folder.name, folder / dicom,
-                                   folder / ground, split, dict(meta))
+                                   folder / ground, split, dict(meta), channel)
 
     def png_labels(self, path: Path) -> np.ndarray:
         return map_mr_grey(read_png(path), path)

@@ -62,7 +62,8 @@ def test_multichannel_unlabelled_and_relative_paths(manifests: dict[str, Path], 
     assert all(isinstance(i["image"], list) and len(i["image"]) == 4 for i in items)
     assert all(not Path(i["image"][0]).is_absolute() for i in items)
     assert all((manifests["base"] / p).is_file() for i in items for p in i["image"])
-    assert doc["modality"] == {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
+    assert doc["modality"] == {"0": "T1", "1": "T1 contrast-enhanced", "2": "T2", "3": "FLAIR"}
+    assert all(i["channels"] == list(doc["modality"].values()) for i in items)
 
 
 @pytest.mark.skipif(not HAS_MONAI, reason="MONAI not installed")

@@ -86,7 +86,7 @@ def test_brats_channels_and_non_consecutive_labels(data: dict[str, Path], tmp_pa
     folder = result.folder
     assert result.ok, result.errors
     doc = result.dataset_json
-    assert doc["channel_names"] == {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
+    assert doc["channel_names"] == {"0": "T1", "1": "T1 contrast-enhanced", "2": "T2", "3": "FLAIR"}
     assert doc["labels"] == {"background": 0, "necrotic brain tumor core": 1,
                              "peritumoral edema": 2, "enhancing brain tumor": 3}
     assert doc["harmonize"]["label_of_mask_value"]["brats2021"] == {"1": 1, "2": 2, "4": 3}
@@ -166,8 +166,12 @@ def test_bad_id_name_and_channel_mix(data: dict[str, Path], tmp_path: Path) -> N
         dataset_folder(1000, "X")
     with pytest.raises(ExportError, match="letters"):
         dataset_folder(5, "a b")
-    with pytest.raises(ExportError, match="channel counts"):
+    # nnU-Net cannot mark a channel missing: CT next to MR is refused, naming both datasets
+    with pytest.raises(ExportError, match=r"kits23 lacks channel\(s\) T1.* that brats2021 has"):
         export_nnunet([data["kits"], data["brats"]], tmp_path, dataset_id=9, name="Mix")
+    with pytest.raises(ExportError, match="brats2021 lacks channel"):
+        export_nnunet([data["kits"], data["brats"]], tmp_path, dataset_id=9, name="Mix",
+                      channels=["CT"])
 
 
 def test_normalized_manifest_exports_and_cli(data: dict[str, Path], tmp_path: Path) -> None:
@@ -204,5 +208,7 @@ def test_nnunet_accepts_the_export(data: dict[str, Path], tmp_path: Path,
 def test_mixed_modalities_never_get_ct_normalization(data: dict[str, Path]) -> None:
     entries = load_entries([data["kits"]])
     assert channel_names(entries) == {"0": "CT"}
-    entries[1].record.modality = "MR"  # e.g. CHAOS MR exported with a CT dataset
-    assert channel_names(entries) == {"0": "CT+MR"}  # nnU-Net: z-score per image, not HU
+    entries[1].record.modality, entries[1].record.channels = "MR", ["MR"]  # e.g. CHAOS MR
+    entries[1].record.dataset = "chaos-mr"
+    with pytest.raises(ExportError, match="lacks channel"):  # never CT normalization on MR
+        channel_names(entries)

@@ -92,7 +92,8 @@ def test_sat_loader_semantics_on_a_remapped_brats_mask(data: dict[str, Path], tm
     result = export_sat([data["brats2021"]], tmp_path, base_dir=tmp_path)
     lines = _lines(result.jsonl["brats2021"])
     case = [line for line in lines if line["patient_id"] == "BraTS2021_00000"]
-    assert [line["modality"] for line in case] == ["MRI T1", "MRI T1ce", "MRI T2", "MRI FLAIR"]
+    assert [line["modality"] for line in case] == [
+        "MRI T1", "MRI T1 contrast-enhanced", "MRI T2", "MRI FLAIR"]
     assert len({line["mask"] for line in case}) == 1
     assert case[0]["mask"] == "masks/brats2021/BraTS2021_00000.nii.gz"  # relative to base_dir
     sat_mask = np.asarray(nib.load(tmp_path / case[0]["mask"]).dataobj)

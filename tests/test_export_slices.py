@@ -246,6 +246,8 @@ def test_mr_channels_raw_label_values_and_channel_choice(data: dict[str, Path], 
     assert any("holds no case" in p for p in failed.problems), failed.problems
     lower = export_slices([data["brats"]], tmp_path / "lower", SliceOptions(channel="flair"))
     assert lower.ok and lower.cases["BraTS2021_00000"]["channel"] == 3  # names case-insensitive
+    synonym = export_slices([data["brats"]], tmp_path / "syn", SliceOptions(channel="t1gd"))
+    assert synonym.ok and synonym.cases["BraTS2021_00000"]["channel"] == 1  # BraTS's T1ce file
 
 
 def test_split_mode_kits23_2d_and_missing_splits(data: dict[str, Path], tmp_path: Path) -> None:

@@ -150,20 +150,28 @@ def test_bad_classes(manifests):
 
 
 def test_mixed_channels_batch_with_default_collate(manifests):
+    """CT next to T1/T2 MR: the union of channels in canonical order (CT, T1, T2), each sample's
+    channels in their own slot, zeros and channel_present False where a dataset has none."""
     kits, mr = manifests
     ds = HarmonizedDataset([kits, mr], classes=["kidney", "kidney tumor"], patch_size=16)
-    assert ds.channels == 2
+    assert ds.channels == ["CT", "T1", "T2"] and ds.in_channels == 3
     keys = [ds.indices_by_dataset["kits23"][0], ds.indices_by_dataset["mrk"][0]]
     batch = next(iter(DataLoader(torch.utils.data.Subset(ds, keys), batch_size=2)))
-    assert batch["image"].shape == (2, 2, 16, 16, 16)
+    assert batch["image"].shape == (2, 3, 16, 16, 16)
     assert batch["mask"].shape == (2, 2, 16, 16, 16)
-    assert batch["channel_present"].tolist() == [[True, False], [True, True]]
+    assert batch["channel_present"].tolist() == [[True, False, False], [False, True, True]]
     assert batch["label_present"].tolist() == [[True, True], [True, False]]
-    assert torch.all(batch["image"][0, 1] == 0)
+    assert torch.all(batch["image"][0, 1:] == 0) and torch.all(batch["image"][1, 0] == 0)
     assert batch["dataset"] == ["kits23", "mrk"]
-    with pytest.raises(LoaderError, match="in_channels=1"):
-        HarmonizedDataset([kits, mr], in_channels=1, patch_size=16)
-    assert HarmonizedDataset([kits, mr], in_channels=3, patch_size=16)[0]["image"].shape[0] == 3
+    only_t2 = HarmonizedDataset([kits, mr], channels=["t2w"], patch_size=16)
+    assert only_t2.channels == ["T2"]
+    with pytest.warns(DeprecationWarning, match=r"channels=\[\.\.\.\]"):
+        with pytest.raises(LoaderError, match="in_channels=2"):
+            HarmonizedDataset([kits, mr], in_channels=2, patch_size=16)
+    with pytest.warns(DeprecationWarning):
+        padded = HarmonizedDataset([kits, mr], in_channels=4, patch_size=16)
+    assert padded[0]["image"].shape[0] == 4 and padded[0]["channel_present"].tolist() == [
+        True, False, False, False]
 
 
 def test_patch_padding_and_patch_larger_than_every_volume(manifests):
@@ -270,10 +278,10 @@ def test_dataloader_two_workers_reproduces_single_process(manifests):
 def test_load_one_batch_and_describe(manifests):
     kits, mr = manifests
     batch = load_one_batch([kits, mr], batch_size=4, patch_size=16, seed=0)
-    assert batch["image"].shape == (4, 2, 16, 16, 16)
+    assert batch["image"].shape == (4, 3, 16, 16, 16)
     assert batch["dataset"] == ["kits23", "mrk", "kits23", "mrk"]
     text = describe_batch(batch)
-    assert "image (4, 2, 16, 16, 16) float32" in text
+    assert "image (4, 3, 16, 16, 16) float32" in text
     assert "kits23/case_" in text and "mrk/mrk_" in text and "label_present" in text
     again = load_one_batch([kits, mr], batch_size=4, patch_size=16, seed=0)
     assert torch.equal(batch["image"], again["image"])

@@ -14,6 +14,8 @@ from harmonize.plugin.discovery import discover
 from harmonize.testing import check_plugin
 
 CHANNELS = ["T1", "T1ce", "T2", "FLAIR"]
+#: the canonical names the records carry (registry/channels.yaml), in the files' order
+CANONICAL = ["T1", "T1 contrast-enhanced", "T2", "FLAIR"]
 TRAINING_2021 = "RSNA_ASNR_MICCAI_BraTS2021_TrainingData_16July2021"
 TRAINING_2023 = "ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData"
 
@@ -40,7 +42,7 @@ def test_brats2021_discovery_channels_and_splits(brats2021, tmp_path):
         "BraTS2021_00000", "BraTS2021_00001", "BraTS2021_00002", "BraTS2021_00003", "BraTS2021_00004",
     ]
     train = records["BraTS2021_00002"]
-    assert train.channels == CHANNELS
+    assert train.channels == CANONICAL and train.source["channels"] == CHANNELS
     assert [Path(p).name for p in train.image] == [
         "BraTS2021_00002_t1.nii.gz", "BraTS2021_00002_t1ce.nii.gz",
         "BraTS2021_00002_t2.nii.gz", "BraTS2021_00002_flair.nii.gz",
@@ -98,7 +100,7 @@ def test_brats2023_patient_and_timepoint(brats2023, tmp_path):
     assert [Path(p).name.rsplit("-", 1)[1] for p in first.image] == [
         "t1n.nii.gz", "t1c.nii.gz", "t2w.nii.gz", "t2f.nii.gz",
     ]
-    assert first.channels == CHANNELS and brats2023.descriptor.channels == tuple(CHANNELS)
+    assert first.channels == CANONICAL and brats2023.descriptor.channels == tuple(CHANNELS)
     assert records["BraTS-GLI-00001-000"].official_split == "val"
     assert records["BraTS-GLI-00001-000"].mask is None
     assert brats2023.demo is False
@@ -182,7 +184,7 @@ def test_harmonize_run_keeps_four_channels(tmp_path):
     records = {r.case_id: r for r in read_manifest(out / "brats2021.jsonl")}
     assert sorted(records) == ["BraTS2021_00000", "BraTS2021_00001", "BraTS2021_00002"]
     for record in records.values():
-        assert record.channels == CHANNELS and record.orientation == "RAS"
+        assert record.channels == CANONICAL and record.orientation == "RAS"
         image = nib.load(out / record.image)
         assert image.shape[:3] == (24, 24, 16) and image.shape[-1] == 4
     train = records["BraTS2021_00000"]

@@ -33,6 +33,15 @@ def listed_names(task: Path, key: str) -> list[str]:
     return sorted(Path(e["image"] if isinstance(e, dict) else e).name for e in entries)
 
 
+#: canonical channels (registry/channels.yaml) of the MR tasks, in the release's channel order
+CANONICAL = {
+    "Task01_BrainTumour": ["FLAIR", "T1", "T1 contrast-enhanced", "T2"],
+    "Task02_Heart": ["MR"],
+    "Task04_Hippocampus": ["T1"],  # descriptor channel_synonyms {MRI: T1}
+    "Task05_Prostate": ["T2", "ADC"],
+}
+
+
 @pytest.mark.parametrize("folder", [folder for folder, _, _ in TASKS])
 def test_every_task_discovers_and_passes_check_plugin(catalog, tmp_path, folder):
     plugin = plugin_for(catalog, folder)
@@ -47,7 +56,8 @@ def test_every_task_discovers_and_passes_check_plugin(catalog, tmp_path, folder)
     for record in report.records:
         assert record.dataset == IDS[folder]
         assert record.patient_id == record.case_id
-        assert record.channels == SPECS[folder].channels
+        assert record.channels == CANONICAL.get(folder, ["CT"])
+        assert record.source["channels"] == SPECS[folder].channels
         assert record.metadata["msd_task"] == folder
         if record.case_id in train:
             assert record.official_split == "train"
@@ -97,7 +107,7 @@ def test_4d_images_keep_their_channel_names(catalog, tmp_path, folder, channels)
     for case in report.discovery.cases:
         assert case.channel_names == tuple(channels) and len(case.images) == 1
     for record in report.records:
-        assert record.channels == channels
+        assert record.channels == CANONICAL[folder] and record.source["channels"] == channels
         assert len(record.shape) == 4 and record.shape[3] == len(channels)
         if record.mask is not None:
             label = nib.load(tmp_path / folder / "labelsTr" / f"{record.case_id}.nii.gz")
@@ -317,7 +327,8 @@ def test_harmonize_run_on_a_ct_task_and_the_4d_brain_task(tmp_path):
                 assert not (out / dataset / case_id / "mask.nii.gz").exists()
             if dataset == "msd-braintumour":
                 assert image.ndim == 4 and image.shape[3] == 4
-                assert record["channels"] == ["FLAIR", "T1w", "t1gd", "T2w"]
+                assert record["channels"] == ["FLAIR", "T1", "T1 contrast-enhanced", "T2"]
+                assert record["source"]["channels"] == ["FLAIR", "T1w", "t1gd", "T2w"]
             else:
                 assert image.ndim == 3 and record["channels"] == ["CT"]
             if not test_case:

@@ -64,7 +64,7 @@ def test_queue_with_transforms_and_mixed_sampler(manifests):
     batches = list(DataLoader(queue, batch_size=4, num_workers=0))
     assert sum(len(b["case_id"]) for b in batches) == 12
     batch = batches[0]
-    assert batch["image"][tio.DATA].shape == (4, 2, 8, 8, 8)
+    assert batch["image"][tio.DATA].shape == (4, 3, 8, 8, 8)  # CT, T1, T2
     assert batch["mask"][tio.DATA].shape == (4, 3, 8, 8, 8)
     assert batch["mask"][tio.DATA].flatten(1).any(1).all()  # LabelSampler centres on labels
     assert batch["label_present"].shape == (4, 3)

@@ -179,16 +179,22 @@ def describe_demo_batch(batch: dict[str, Any]) -> str:
     batch's classes are annotated for it (label_present) and which have voxels in the patch."""
     classes = list(batch["classes"][0]) if batch["classes"] and isinstance(batch["classes"][0], (list, tuple)) else list(batch["classes"])
     image, mask, present = batch["image"], batch["mask"], batch["label_present"]
+    channels = list(batch.get("channels") or [])
+    if channels and isinstance(channels[0], (list, tuple)):  # default_collate transposes lists
+        channels = [c[0] for c in channels]
     lines = [
         f"one mixed batch: image {tuple(image.shape)} float32, mask {tuple(mask.shape)} multi-hot "
         f"over {len(classes)} classes, label_present {tuple(present.shape)}",
+        "image channels (canonical order; a sample without one has zeros there and "
+        f"channel_present False): {', '.join(channels)}",
     ]
     for i, (dataset, case) in enumerate(zip(batch["dataset"], batch["case_id"])):
         annotated = int(present[i].sum())
         visible = [classes[k] for k in range(len(classes)) if bool(mask[i, k].any())]
+        has = [channels[c] for c, p in enumerate(batch["channel_present"][i].tolist()) if p]
         lines.append(
-            f"  {dataset:<16} {case[:40]:<40} annotated {annotated:>2}/{len(classes)}; "
-            f"in patch: {short_names(visible) or '-'}"
+            f"  {dataset:<16} {case[:40]:<40} channels {short_names(has, 4) or '-'}; annotated "
+            f"{annotated:>2}/{len(classes)}; in patch: {short_names(visible) or '-'}"
         )
     return "\n".join(lines)
 
@@ -201,4 +207,6 @@ def batch_summary(batch: dict[str, Any]) -> dict[str, Any]:
         "datasets": list(batch["dataset"]),
         "case_ids": list(batch["case_id"]),
         "label_present": batch["label_present"].tolist(),
+        "channels": list(batch.get("channels") or []),
+        "channel_present": batch["channel_present"].tolist(),
     }

@@ -168,6 +168,9 @@ def nnunet_command(
     name: Annotated[str | None, typer.Option(help="Dataset name (default: the dataset ids).")] = None,
     regions: Annotated[bool, typer.Option(
         "--regions", help="Add merged classes as nnU-Net region tuples.")] = False,
+    channels: Annotated[str | None, typer.Option(
+        help="Comma-separated channels to export, in this order (e.g. T1,T2; default: every "
+             "channel, canonical order; every dataset must have them).")] = None,
     workers: WorkersOpt = 1,
     progress: ProgressOpt = True,
     format: FormatOpt = "table",
@@ -181,7 +184,8 @@ def nnunet_command(
         if name is None:
             name = "_".join(sorted({e.dataset for e in load_entries(manifest)})).replace(".", "_")
         result = export_nnunet(manifest, out, dataset_id=dataset_id, name=name, regions=regions,
-                               workers=workers, progress=bar)
+                               channels=[c.strip() for c in channels.split(",")] if channels
+                               else None, workers=workers, progress=bar)
     except HarmonizeError as exc:
         raise _fail(exc) from None
     finally:
@@ -201,13 +205,17 @@ def monai_command(
     manifest: ManifestOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Datalist file (.json).")],
     base_dir: BaseDirOpt = None,
+    channels: Annotated[str | None, typer.Option(
+        help="Comma-separated channels every item gets, in this order (default: each item's "
+             "own channels, canonical order).")] = None,
     format: FormatOpt = "table",
 ) -> None:
     """MONAI Decathlon-style datalist (training/validation/testing) of the records' files."""
     from harmonize.export.monai import export_monai
 
     try:
-        doc = export_monai(manifest, out, base_dir=base_dir)
+        doc = export_monai(manifest, out, base_dir=base_dir,
+                           channels=[c.strip() for c in channels.split(",")] if channels else None)
     except HarmonizeError as exc:
         raise _fail(exc) from None
     counts = {k: len(doc[k]) for k in ("training", "validation", "testing")}

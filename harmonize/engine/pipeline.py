@@ -162,6 +162,7 @@ def resume_key(task: CaseTask, hashes: dict[Path, str]) -> str:
                        "channels": desc.channels},
         "case": {"patient_id": case.patient_id, "official_split": case.official_split,
                  "annotated": case.annotated, "channel_names": case.channel_names,
+                 "channels": case_channels(task.plugin, case),  # canonical: vocabulary edits count
                  "labels": {k: list(v) for k, v in (case.labels or {}).items()},
                  "same_patient_as": case.same_patient_as, "metadata": case.metadata},
     }

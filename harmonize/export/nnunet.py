@@ -6,8 +6,12 @@ Follows nnU-Net's ``documentation/dataset_format.md``:
   ``labelsTr/<case>.nii.gz`` for the train and val cases that have a mask;
 * ``imagesTs/`` for test cases and for every case without a mask (``labelsTs/`` holds the masks
   of labelled test cases, for evaluation; nnU-Net itself does not read it);
-* ``dataset.json`` with ``channel_names`` (``CT`` for CT, so nnU-Net uses its CT normalization;
-  otherwise the record's channel names), ``labels``, ``numTraining``, ``file_ending``;
+* ``dataset.json`` with ``channel_names``: the canonical channel names (``registry/channels.yaml``)
+  in canonical order, and ``_000c`` is that channel for every case whatever its file order
+  (``CT`` gives nnU-Net's CT normalization, other names its z-score). nnU-Net cannot mark a
+  channel missing, so datasets with different channels are refused, naming both, unless
+  ``channels`` picks channels every dataset has (CT and MR datasets go to separate exports);
+  ``labels``, ``numTraining``, ``file_ending``;
 * ``splits_final.json``: one fold ``[{"train": [...], "val": [...]}]`` from the manifest's
   splits (copy it to ``nnUNet_preprocessed/DatasetXXX_Name/`` after planning and train fold 0).
 
@@ -47,6 +51,7 @@ from harmonize.export import (
     run_cases,
 )
 from harmonize.files import atomic_path, write_text_atomic
+from harmonize.labels.channels import export_plan
 from harmonize.read.volume import Volume, write_volume
 
 FILE_ENDING = ".nii.gz"
@@ -64,30 +69,18 @@ def dataset_folder(dataset_id: int, name: str) -> str:
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
-def channel_names(entries: Sequence[Entry]) -> dict[str, str]:
-    """``channel_names`` for dataset.json: ``CT`` for single-channel CT, else the record's
-    channel names (or its modality); single-channel records of several modalities get e.g.
-    ``CT+MR`` (nnU-Net's z-score per image, never its CT normalization on MR).
-    Every record must have the same channel count."""
-    counts: dict[int, Entry] = {}
-    for entry in entries:
-        n = len(entry.record.channels) if entry.record.channels else (
-            len(entry.record.image) if isinstance(entry.record.image, list) else (
-                entry.record.shape[3] if len(entry.record.shape) == 4 else 1))
-        counts.setdefault(n, entry)
-    if len(counts) > 1:
-        found = ", ".join(f"{n} ({e.dataset}/{e.case_id})" for n, e in counts.items())
-        raise ExportError(f"records have different channel counts: {found}",
-                          hint="export datasets with the same channels together")
-    first = entries[0].record
-    n = next(iter(counts))
-    modalities = sorted({e.record.modality for e in entries})
-    if n == 1 and len(modalities) > 1:
-        return {"0": "+".join(modalities)}  # not "CT": nnU-Net z-scores unknown names per image
-    if n == 1 and first.modality == "CT":
-        return {"0": "CT"}
-    names = list(first.channels) if first.channels and len(first.channels) == n else (
-        [first.modality] if n == 1 else [f"{first.modality}{c}" for c in range(n)])
+def channel_plan(entries: Sequence[Entry], channels: Sequence[str] | None = None
+                 ) -> tuple[list[str], list[list[int]]]:
+    """The exported channels (canonical order, or ``channels`` as asked) and per entry, for each
+    of them, the record's own channel index. nnU-Net needs every channel in every case: a dataset
+    without one is an :class:`ExportError` naming it and a dataset that has it."""
+    return export_plan([e.record for e in entries], channels, error=ExportError)
+
+
+def channel_names(entries: Sequence[Entry], channels: Sequence[str] | None = None) -> dict[str, str]:
+    """``channel_names`` for dataset.json: the canonical channel names (:func:`channel_plan`).
+    ``CT`` selects nnU-Net's CT normalization; every other name gets its per-image z-score."""
+    names, _ = channel_plan(entries, channels)
     return {str(c): name for c, name in enumerate(names)}
 
 
@@ -154,6 +147,8 @@ class NnunetTask:
     labels_dir: str | None
     mapping: dict[int, int]
     label_dtype: str
+    #: for each exported channel (``_0000``, ``_0001``, ...), the record's own channel index
+    channel_order: tuple[int, ...] = (0,)
 
 
 def write_case(task: NnunetTask) -> list[str]:
@@ -177,7 +172,7 @@ def _write_case(task: NnunetTask, written: list[Path]) -> list[str]:
     image_dir = folder / task.images_dir
     image: Volume | None = None
     if len(paths) == 1 and paths[0].name.lower().endswith(FILE_ENDING) and len(
-            entry.record.shape) == 3:
+            entry.record.shape) == 3 and task.channel_order == (0,):
         target = image_dir / f"{entry.key}_0000{FILE_ENDING}"
         with atomic_path(target) as tmp:
             shutil.copyfile(paths[0], tmp)
@@ -186,9 +181,9 @@ def _write_case(task: NnunetTask, written: list[Path]) -> list[str]:
         image = read_image(entry)
         data = image.data
         channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
-        for c, channel in enumerate(channels):
+        for c, own in enumerate(task.channel_order):  # canonical order, not the file's
             target = image_dir / f"{entry.key}_{c:04d}{FILE_ENDING}"
-            write_volume(Volume(channel, image.affine, "image"), target)
+            write_volume(Volume(channels[own], image.affine, "image"), target)
             written.append(target)
     if task.labels_dir is not None:
         mask = read_mask(entry)
@@ -237,14 +232,16 @@ def export_nnunet(
     dataset_id: int,
     name: str,
     regions: bool = False,
+    channels: Sequence[str] | None = None,
     workers: int | None = 1,
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> NnunetExport:
-    """Write ``out/DatasetXXX_Name`` from the manifests (see the module doc)."""
+    """Write ``out/DatasetXXX_Name`` from the manifests (see the module doc); ``channels``
+    chooses the exported channels (names or synonyms; default every channel, canonical order)."""
 
     folder = Path(out) / dataset_folder(dataset_id, name)
     entries = load_entries(manifests)
-    channels = channel_names(entries)
+    names, orders = channel_plan(entries, channels)
     scheme = LabelScheme.from_entries(entries)
     result = NnunetExport(folder=folder, warnings=unannotated_warnings(entries, scheme))
     if folder.exists():
@@ -253,10 +250,10 @@ def export_nnunet(
                 shutil.rmtree(folder / sub)  # a stale case must not stay in the dataset
     dtype = "uint8" if len(scheme.names) <= 255 else "uint16"
     tasks = []
-    for entry in entries:
+    for entry, own in zip(entries, orders):
         images_dir, labels_dir = placement(entry)
         tasks.append(NnunetTask(entry, folder, images_dir, labels_dir,
-                                dict(scheme.mapping(entry)), dtype))
+                                dict(scheme.mapping(entry)), dtype, tuple(own)))
     for sub in ("imagesTr", "labelsTr"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     done = {task.entry.key for task, _ in run_cases(write_case, tasks, workers=workers,
@@ -268,7 +265,8 @@ def export_nnunet(
         labels, order = region_labels(scheme)
     else:
         labels, order = plain_labels(scheme), None
-    result.dataset_json = dataset_json(entries, channels, labels, order, scheme, len(result.training))
+    result.dataset_json = dataset_json(entries, {str(c): n for c, n in enumerate(names)}, labels,
+                                       order, scheme, len(result.training))
     write_text_atomic(folder / "dataset.json", json.dumps(result.dataset_json, indent=1) + "\n")
     train = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "train")
     val = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "val")

@@ -22,7 +22,8 @@ such as "kidney includes tumor and cyst" are added in per-dataset loader code). 
 * One line per channel, as SAT-DS does (BraTS: four lines, one mask); a 4D image or a non-NIfTI
   image (DICOM) is written as one NIfTI per channel under ``<out>/images/<dataset>/``. Records
   without a mask are not exported (every SAT-DS sample has one); they are listed in the result.
-* ``modality`` is ``CT``, ``MRI`` (``MRI T2`` with a channel name) or ``PET``; ``official_split``
+* Lines of one case follow the canonical channel order (``registry/channels.yaml``) and name
+  their canonical channel; ``modality`` is ``CT``, ``MRI`` (``MRI T2`` with a channel name) or ``PET``; ``official_split``
   is ``train``/``val``/``test`` or ``unknown``.
 * Split JSON: our test patients are ``test``; our val patients join ``train`` (SAT-DS has no
   validation split; ``val_to="test"`` puts them in test instead).
@@ -64,6 +65,7 @@ from harmonize.export import (
     specific_names,
 )
 from harmonize.files import write_text_atomic
+from harmonize.labels.channels import load_channels, record_channels
 from harmonize.labels.vocabulary import load_vocabulary
 from harmonize.manifest.build import build_manifest, write_manifest, write_splits
 from harmonize.manifest.records import Case, ManifestRecord, Skipped
@@ -104,22 +106,27 @@ def sat_labels(labels: dict[str, list[int]]) -> tuple[list[str], int, dict[int, 
 
 
 def _converted(entry: Entry, out: Path) -> list[tuple[Path, str | None]]:
-    """Per channel: a NIfTI path SAT-DS can load, and the channel's name (or None)."""
+    """Per channel, in canonical channel order: a NIfTI path SAT-DS can load, and the channel's
+    canonical name (or None when the record's channels have no names)."""
     paths = entry.image_paths()
-    names = list(entry.record.channels or [])
+    names = record_channels(entry.record)
     single = len(entry.record.shape) == 3
     if all(is_nifti(p) for p in paths) and (len(paths) > 1 or single):
-        labels: list[str | None] = list(names) if len(names) == len(paths) else [None] * len(paths)
-        return list(zip(paths, labels))
-    image = read_image(entry)
-    data = image.data
-    channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
-    written = []
-    for c, channel in enumerate(channels):
-        target = out / "images" / entry.dataset / f"{entry.case_id}_{c:04d}.nii.gz"
-        write_volume(Volume(channel, image.affine, "image"), target)
-        written.append((target, names[c] if len(names) == len(channels) else None))
-    return written
+        labels: list[str | None] = list(names) if names else [None] * len(paths)
+        found: list[tuple[Path, str | None]] = list(zip(paths, labels))
+    else:
+        image = read_image(entry)
+        data = image.data
+        channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
+        found = []
+        for c, channel in enumerate(channels):
+            target = out / "images" / entry.dataset / f"{entry.case_id}_{c:04d}.nii.gz"
+            write_volume(Volume(channel, image.affine, "image"), target)
+            found.append((target, names[c] if names and len(names) == len(channels) else None))
+    if names is None:
+        return found
+    rank = {n: k for k, n in enumerate(load_channels().order(names))}
+    return sorted(found, key=lambda item: rank.get(item[1] or "", 0))
 
 
 def _sat_mask(entry: Entry, out: Path, value_map: dict[int, int]) -> Path | None:

@@ -61,6 +61,7 @@ from harmonize.export.slice_lists import (
     write_summary,
 )
 from harmonize.files import write_text_atomic
+from harmonize.labels.channels import load_channels, record_channels
 from harmonize.manifest.records import SPLITS
 
 DEFAULT_WINDOW = (-200.0, 300.0)
@@ -153,9 +154,14 @@ def resume_key(entry: Entry, options: SliceOptions) -> str:
 
 
 def channel_index(entry: Entry, channel: int | str, channels: int) -> int:
-    """The channel to export, by index or by name (``record.channels``, case-insensitive)."""
+    """The channel to export, by index or by name (a canonical channel name or synonym, matched
+    against the record's canonical channels; else the record's own names, case-insensitive)."""
     names = list(entry.record.channels or [])
     if isinstance(channel, str) and not channel.isdigit():
+        canonical = record_channels(entry.record) or []
+        wanted = load_channels().get(channel)
+        if wanted is not None and wanted in canonical:
+            return canonical.index(wanted)
         folded = [n.casefold() for n in names]
         if channel.casefold() not in folded:
             raise entry.error(f"no channel named {channel!r} (channels: {names})",

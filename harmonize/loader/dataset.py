@@ -9,38 +9,38 @@ Every sample is a dict (see :meth:`HarmonizedDataset.__getitem__`). Masks are bu
 record's ``labels`` (canonical name -> mask values), so merges cost nothing. ``label_present``
 says which classes are annotated for the case, so a loss can ignore the rest.
 
-Parent classes: asking for ``kidney`` from a dataset that labels only ``left kidney`` and ``right
-kidney`` gives the union of the values of every labelled descendant. It counts as annotated when
-the class itself is annotated, or (rule ``"sides"``, default) when both its ``left``/``right``
-children are (recursively). Other children are parts, not a cover (``liver tumor`` and ``hepatic
-vessel`` are not the liver), so they never make a parent annotated unless ``parents="children"``
-is asked for, which also accepts a parent whose every direct child is annotated (right for level
-hierarchies such as vertebrae, wrong for organ-and-lesion ones).
+Classes (parents, partial labels): :mod:`harmonize.loader.classes`.
 
-Channels: datasets with fewer channels than the widest one (1-channel CT next to 4-channel MR) are
-zero-padded at the end to the same count, with ``channel_present`` flags, so the default collate
-batches them; ``in_channels`` fixes the count instead.
+Channels are ordered by canonical channel name (``registry/channels.yaml``), never by position:
+channel ``c`` is the same sequence in every sample. ``channels=[...]`` chooses the list (names or
+synonyms); by default it is the union of the records' channels in vocabulary order. A record
+without one of them gets zeros there and ``channel_present`` False, so CT and MR datasets batch
+together with the default collate; a record's channels outside the list are left out. Datasets
+whose channels cannot be aligned (several channels without names) cannot be mixed.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from harmonize.errors import HarmonizeError, LabelError
+from harmonize.labels.channels import (
+    channel_count,
+    channel_positions,
+    record_channels,
+    union_channels,
+)
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
+from harmonize.loader.assemble import crop_channels, mask_values
+from harmonize.loader.batching import ThreadLoader, collate, describe_batch
 from harmonize.loader.cache import (
     CaseArrays,
     VolumeCache,
@@ -48,35 +48,23 @@ from harmonize.loader.cache import (
     default_cache,
     read_case,
 )
+from harmonize.loader.classes import ParentRule, RecordClasses, record_classes, resolve_classes
+from harmonize.loader.errors import LoaderError
 from harmonize.loader.patches import as_patch_size, random_start, start_around
 from harmonize.loader.sampling import DatasetMixSampler
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import SPLITS, ManifestRecord, require_stage
 from harmonize.read.case import missing_file_error, record_files
 
-__all__ = ["DatasetMixSampler", "HarmonizedDataset", "LoaderError", "ThreadLoader", "collate",
-           "describe_batch", "load_one_batch"]
+__all__ = ["DatasetMixSampler", "HarmonizedDataset", "LoaderError", "ParentRule", "RecordClasses",
+           "ThreadLoader", "channel_count", "collate", "crop_channels", "describe_batch",
+           "load_one_batch", "mask_values", "record_classes", "resolve_classes"]
 
-ParentRule = Literal["sides", "children"]
 #: Record stages the loader reads: source records are reoriented to RAS on reading and keep their
 #: original intensities; normalized ones are read as written. A mix warns (StageMixWarning).
 ACCEPTED_STAGES = ("normalized", "source")
 #: nnU-Net's ``oversample_foreground_percent``.
 DEFAULT_FOREGROUND_FRACTION = 1 / 3
-
-
-class LoaderError(HarmonizeError):
-    """The loader was asked for something the manifests cannot give (classes, patch, channels)."""
-
-    kind = "loader"
-
-
-@dataclass(frozen=True)
-class RecordClasses:
-    """Per requested class: the record's mask values and whether the class is annotated."""
-
-    values: tuple[tuple[int, ...], ...]
-    annotated: tuple[bool, ...]
 
 
 def read_manifests(manifests: str | Path | Iterable[str | Path]) -> list[tuple[ManifestRecord, Path]]:
@@ -89,75 +77,6 @@ def read_manifests(manifests: str | Path | Iterable[str | Path]) -> list[tuple[M
         path = Path(path)
         out.extend((record, path.resolve().parent) for record in read_manifest(path))
     return out
-
-
-def _canonical_labels(record: ManifestRecord, vocabulary: Vocabulary) -> tuple[dict[str, set[int]], set[str]]:
-    labels = {vocabulary.resolve(n, dataset=record.dataset): set(v) for n, v in record.labels.items()}
-    annotated = {vocabulary.resolve(n, dataset=record.dataset) for n in record.annotated}
-    return labels, annotated & set(labels)
-
-
-def _covered(name: str, annotated: set[str], vocabulary: Vocabulary, rule: ParentRule) -> bool:
-    if name in annotated:
-        return True
-    children = vocabulary.children(name)
-    if not children:
-        return False
-    sides = (f"left {name}", f"right {name}")
-    if all(s in children for s in sides) and all(_covered(s, annotated, vocabulary, rule) for s in sides):
-        return True
-    return rule == "children" and all(_covered(c, annotated, vocabulary, rule) for c in children)
-
-
-def record_classes(
-    record: ManifestRecord, classes: Sequence[str], vocabulary: Vocabulary, parents: ParentRule = "sides"
-) -> RecordClasses:
-    """Mask values and annotated flags of ``classes`` (canonical names) for one record."""
-    labels, annotated = _canonical_labels(record, vocabulary)
-    values, present = [], []
-    for name in classes:
-        members = {name, *vocabulary.descendants(name)}
-        values.append(tuple(sorted({v for n in members & set(labels) for v in labels[n]})))
-        present.append(_covered(name, annotated, vocabulary, parents))
-    return RecordClasses(tuple(values), tuple(present))
-
-
-def resolve_classes(
-    classes: Sequence[str] | None, records: Sequence[ManifestRecord], vocabulary: Vocabulary
-) -> list[str]:
-    """Canonical names asked for (synonyms resolved), or the sorted union of the manifests' classes."""
-    labelled = sorted({vocabulary.resolve(n, dataset=r.dataset) for r in records for n in r.labels})
-    if classes is None:
-        if not labelled:
-            raise LabelError("the manifests label no class at all",
-                             hint="pass classes=... or use manifests of labelled datasets")
-        return labelled
-    if isinstance(classes, str) or not list(classes):
-        raise LabelError(f"classes must be a non-empty list of names, got {classes!r}",
-                         hint=f"use None for every class, or names from: {', '.join(labelled)}")
-    out: list[str] = []
-    for name in classes:
-        canonical = vocabulary.resolve(name)
-        if canonical in out:
-            raise LabelError(f"class {name!r} is asked for twice (as {canonical!r})",
-                             hint="list each class once")
-        members = {canonical, *vocabulary.descendants(canonical)}
-        if not members & set(labelled):
-            raise LabelError(
-                f"no manifest labels {canonical!r} or any of its sub-structures",
-                hint=f"the manifests label: {', '.join(labelled)}",
-            )
-        out.append(canonical)
-    return out
-
-
-def channel_count(record: ManifestRecord) -> int:
-    """Channels of a record's image, from ``channels``, the image list or a 4D shape."""
-    if record.channels:
-        return len(record.channels)
-    if isinstance(record.image, list):
-        return len(record.image)
-    return int(record.shape[3]) if len(record.shape) == 4 else 1
 
 
 def ras_shape(record: ManifestRecord) -> tuple[int, int, int]:
@@ -189,8 +108,10 @@ class HarmonizedDataset(Dataset):
             present in the case (rare classes appear), then a voxel of it; False picks a voxel
             of any of them (classes in proportion to their voxels).
         parents: rule deciding when a parent class derived from children is annotated (module doc).
-        in_channels: fixed channel count (None = the largest in the manifests); fewer are
-            zero-padded at the end, more are an error.
+        channels: canonical channel names or synonyms, in the order wanted (None = the union of
+            the records' channels in vocabulary order); see the module doc.
+        in_channels: deprecated, use ``channels``: pads the channel list with never-present
+            channels up to this count (fewer than the list is an error).
         pad_value: image value outside volumes smaller than the patch (masks pad with 0).
         allow_padding: accept a patch larger than every volume along some axis.
         cache: False, True (``cache/`` next to each manifest), a folder or a VolumeCache.
@@ -209,6 +130,7 @@ class HarmonizedDataset(Dataset):
         foreground_fraction: float = DEFAULT_FOREGROUND_FRACTION,
         class_balance: bool = True,
         parents: ParentRule = "sides",
+        channels: Sequence[str] | None = None,
         in_channels: int | None = None,
         pad_value: float = 0.0,
         allow_padding: bool = False,
@@ -253,7 +175,8 @@ class HarmonizedDataset(Dataset):
             if sig not in memo:
                 memo[sig] = record_classes(record, self.classes, self.vocabulary, parents)
             self.record_classes.append(memo[sig])
-        self.channels = self._channel_count(in_channels)
+        self.datasets = list(dict.fromkeys(r.dataset for r in self.records))
+        self._choose_channels(channels, in_channels)
         try:
             self.patch_size = as_patch_size(patch_size)
         except ValueError as exc:
@@ -270,24 +193,59 @@ class HarmonizedDataset(Dataset):
         self.transform = transform
         self.seed = int(seed)
         self.epoch = 0
-        self.datasets = list(dict.fromkeys(r.dataset for r in self.records))
         self.indices_by_dataset = {d: [i for i, r in enumerate(self.records) if r.dataset == d]
                                    for d in self.datasets}
         if check_files:
             self.check_files()
 
-    def _channel_count(self, in_channels: int | None) -> int:
-        counts = [channel_count(r) for r in self.records]
-        if in_channels is None:
-            return max(counts)
-        for record, count in zip(self.records, counts):
-            if count > in_channels:
+    def _choose_channels(self, channels: Sequence[str] | None, in_channels: int | None) -> None:
+        """Set ``channels`` (names, in sample order) and per record where its channels go."""
+        names = [record_channels(r) for r in self.records]
+        pairs = [(r.dataset, n) for r, n in zip(self.records, names)]
+        if all(n is not None for n in names) or len(self.datasets) > 1:
+            self.channels = union_channels(pairs, channels, error=LoaderError)
+            positions = [channel_positions(n or (), self.channels) for n in names]
+            unused = [c for c in self.channels if not any(c in (n or ()) for n in names)]
+            if unused:
+                warnings.warn(f"no record has the channel(s) {unused}: they are zeros in every "
+                              "sample", stacklevel=3)
+        elif channels is not None:
+            raise LoaderError("channels cannot be chosen by name: the records have several "
+                              "channels without names", dataset=self.datasets[0],
+                              hint="give the dataset's descriptor 'channels:' and regenerate its "
+                                   "manifest, or leave channels=None (channels by position)")
+        else:  # one dataset without channel names: its own (positional) order
+            width = max(channel_count(r) for r in self.records)
+            self.channels = [f"channel {c}" for c in range(width)]
+            positions = [list(range(channel_count(r))) for r in self.records]
+        if in_channels is not None:
+            warnings.warn("in_channels is deprecated: pass channels=[...] (canonical channel names "
+                          "in the order wanted)", DeprecationWarning, stacklevel=3)
+            if in_channels < len(self.channels):
                 raise LoaderError(
-                    f"the image has {count} channels, more than in_channels={in_channels}",
-                    dataset=record.dataset, case=record.case_id,
-                    hint="raise in_channels or leave it None (pad to the widest dataset)",
-                )
-        return int(in_channels)
+                    f"the manifests have {len(self.channels)} channels {self.channels}, more than "
+                    f"in_channels={in_channels}",
+                    hint="pass channels=[...] with the channels wanted, or leave in_channels None")
+            self.channels += [f"absent {c}" for c in range(len(self.channels), in_channels)]
+        memo: dict[tuple[int, ...], tuple[list[int], torch.Tensor]] = {}
+        self.channel_positions: list[list[int]] = []
+        self._channel_present: list[torch.Tensor] = []
+        for pos in positions:
+            if tuple(pos) not in memo:
+                present = torch.zeros(len(self.channels), dtype=torch.bool)
+                present[[p for p in pos if p >= 0]] = True
+                memo[tuple(pos)] = (pos, present)
+            self.channel_positions.append(memo[tuple(pos)][0])
+            self._channel_present.append(memo[tuple(pos)][1])
+
+    def sample_channel_present(self, index: int) -> torch.Tensor:
+        """(C,) bool: which of ``channels`` record ``index`` has."""
+        return self._channel_present[index].clone()
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of every sample's image (``len(channels)``)."""
+        return len(self.channels)
 
     def _check_patch_fits(self) -> None:
         assert self.patch_size is not None
@@ -334,10 +292,11 @@ class HarmonizedDataset(Dataset):
             if self._keys[index] is None:
                 self._keys[index] = cache_key(record)
             case = self.cache.load(record, root, key=self._keys[index])
-        if case.image.shape[0] > self.channels:
-            raise LoaderError(f"the image has {case.image.shape[0]} channels, more than {self.channels}",
+        if case.image.shape[0] != len(self.channel_positions[index]):
+            raise LoaderError(f"the image has {case.image.shape[0]} channels, the record lists "
+                              f"{len(self.channel_positions[index])} ({record.channels})",
                               dataset=record.dataset, case=record.case_id,
-                              hint="fix the record's channels or raise in_channels")
+                              hint="regenerate the manifest")
         return case
 
     def _patch_start(self, case: CaseArrays, classes: RecordClasses, rng: np.random.Generator) -> np.ndarray:
@@ -361,7 +320,7 @@ class HarmonizedDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """One sample: ``image`` (C, X, Y, Z) float32, ``mask`` (K, X, Y, Z) uint8 multi-hot,
         ``label_present`` (K,) bool, ``channel_present`` (C,) bool, ``dataset``, ``case_id``,
-        ``classes`` (K names), ``index``, ``start`` (3,) patch start in RAS voxels (may be
+        ``classes`` (K names), ``channels`` (C canonical channel names), ``index``, ``start`` (3,) patch start in RAS voxels (may be
         negative where padded), ``spacing`` (3,) mm; with ``text_labels``, ``present_classes``."""
         sample = self._sample(key)
         return self.transform(sample) if self.transform is not None else sample
@@ -372,7 +331,7 @@ class HarmonizedDataset(Dataset):
         if self.transform is not None or self.patch_size is None:  # whole volumes: shape unknown
             return collate([self[k] for k in keys])
         size = self.patch_size
-        image = np.empty((len(keys), self.channels, *size), dtype=np.float32)
+        image = np.empty((len(keys), len(self.channels), *size), dtype=np.float32)
         mask = np.empty((len(keys), len(self.classes), *size), dtype=np.uint8)
         batch = collate([self._sample(k, image[b], mask[b]) for b, k in enumerate(keys)], skip=("image", "mask"))
         batch["image"], batch["mask"] = torch.from_numpy(image), torch.from_numpy(mask)
@@ -392,10 +351,8 @@ class HarmonizedDataset(Dataset):
             start, size = np.zeros(3, dtype=np.int64), tuple(int(s) for s in shape)
         else:
             start, size = self._patch_start(case, classes, rng), self.patch_size
-        channels = case.image.shape[0]
-        image = np.empty((self.channels, *size), dtype=np.float32) if image_out is None else image_out
-        case.crop_image(start, size, self.pad_value, out=image[:channels])
-        image[channels:] = 0
+        image = np.empty((len(self.channels), *size), dtype=np.float32) if image_out is None else image_out
+        crop_channels(case, start, size, self.pad_value, self.channel_positions[index], image)
         mask = np.zeros((len(self.classes), *size), dtype=np.uint8) if mask_out is None else mask_out
         if mask_out is not None:
             mask[...] = 0
@@ -407,10 +364,11 @@ class HarmonizedDataset(Dataset):
             "image": torch.from_numpy(image),
             "mask": torch.from_numpy(mask),
             "label_present": torch.tensor(classes.annotated, dtype=torch.bool),
-            "channel_present": torch.arange(self.channels) < channels,
+            "channel_present": self.sample_channel_present(index),
             "dataset": record.dataset,
             "case_id": record.case_id,
             "classes": list(self.classes),
+            "channels": list(self.channels),
             "index": index,
             "start": torch.as_tensor(start, dtype=torch.int64),
             "spacing": torch.as_tensor(spacing, dtype=torch.float32),
@@ -420,107 +378,6 @@ class HarmonizedDataset(Dataset):
             sample["present_classes"] = [n for n, a, v in zip(self.classes, classes.annotated, visible)
                                          if a and v]
         return sample
-
-
-def mask_values(label: np.ndarray, values: Sequence[Sequence[int]], *, out: np.ndarray) -> np.ndarray:
-    """Fill ``out`` (K, *label.shape) with 1 where ``label`` holds one of ``values[k]``."""
-    high = int(label.max()) if label.size else 0
-    for k, vals in enumerate(values):
-        vals = [v for v in vals if v <= high]
-        if not vals:
-            continue
-        target = out[k].view(bool)
-        if len(vals) <= 8:  # comparisons are ~20x faster than a lookup table on uint8 maps
-            np.equal(label, vals[0], out=target)
-            for v in vals[1:]:
-                target |= label == v
-        else:
-            lut = np.zeros(high + 1, dtype=np.uint8)
-            lut[list(vals)] = 1
-            np.take(lut, label, out=out[k], mode="clip")  # label <= high: clip never changes it
-    return out
-
-
-def collate(samples: Sequence[Mapping[str, Any]], *, skip: Iterable[str] = ()) -> dict[str, Any]:
-    """Batch samples: tensors stacked, ``classes`` once, other values as lists (ragged lists kept).
-
-    Use as ``collate_fn`` with ``text_labels=True``; without it the default collate works too.
-    Keys in ``skip`` are left out.
-    """
-    batch: dict[str, Any] = {}
-    for key in samples[0]:
-        if key in skip:
-            continue
-        values = [s[key] for s in samples]
-        if isinstance(values[0], torch.Tensor):  # numpy: one thread, no intra-op contention
-            batch[key] = torch.from_numpy(np.stack([v.numpy() for v in values]))
-        elif key == "classes":
-            batch[key] = list(values[0])
-        elif isinstance(values[0], int):
-            batch[key] = torch.tensor(values)
-        else:
-            batch[key] = values
-    return batch
-
-
-class ThreadLoader:
-    """Batches of a dataset assembled by ``num_workers`` threads of this process.
-
-    An alternative to ``DataLoader(num_workers=N)`` for :class:`HarmonizedDataset` with a cache:
-    cache reads (``pread``) and numpy work release the GIL, so threads run in parallel, and no
-    batch is handed over through shared memory (which costs a page fault per 4 KiB, often more
-    than reading the patch). Yields, in order, what ``DataLoader(dataset, batch_size,
-    sampler=sampler, collate_fn=collate_fn)`` yields. At most ``num_workers * prefetch`` batches
-    are in flight. Reading ``.nii.gz`` files (no cache) is faster with worker processes.
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        batch_size: int = 1,
-        *,
-        sampler: Iterable[Any] | None = None,
-        num_workers: int = 2,
-        prefetch: int = 2,
-        drop_last: bool = False,
-        collate_fn: Callable[[list[Any]], Any] = collate,
-    ) -> None:
-        if batch_size < 1 or num_workers < 1 or prefetch < 1:
-            raise LoaderError("batch_size, num_workers and prefetch must be >= 1")
-        self.dataset, self.batch_size, self.sampler = dataset, batch_size, sampler
-        self.num_workers, self.prefetch, self.drop_last = num_workers, prefetch, drop_last
-        self.collate_fn = collate_fn
-
-    def __len__(self) -> int:
-        n = len(self.sampler if self.sampler is not None else self.dataset)  # type: ignore[arg-type]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def _batches(self) -> Iterator[list[Any]]:
-        keys = iter(self.sampler if self.sampler is not None else range(len(self.dataset)))  # type: ignore[arg-type]
-        while batch := list(itertools.islice(keys, self.batch_size)):
-            if len(batch) == self.batch_size or not self.drop_last:
-                yield batch
-
-    def _make(self, keys: list[Any]) -> Any:
-        if self.collate_fn is collate and hasattr(self.dataset, "get_batch"):
-            return self.dataset.get_batch(keys)
-        return self.collate_fn([self.dataset[k] for k in keys])
-
-    def __iter__(self) -> Iterator[Any]:
-        batches = self._batches()
-        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="harmonize-loader")
-        pending: deque[Future[Any]] = deque()
-        try:
-            for keys in itertools.islice(batches, self.num_workers * self.prefetch):
-                pending.append(pool.submit(self._make, keys))
-            while pending:
-                result = pending.popleft().result()
-                more = next(batches, None)
-                if more is not None:
-                    pending.append(pool.submit(self._make, more))
-                yield result
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def load_one_batch(
@@ -545,22 +402,3 @@ def load_one_batch(
     return collate([dataset[key] for key in keys])
 
 
-def describe_batch(batch: Mapping[str, Any]) -> str:
-    """Readable summary: shapes, classes, and per sample its dataset, case and label_present."""
-    classes = batch["classes"]
-    if classes and isinstance(classes[0], (tuple, list)):  # default_collate transposes lists
-        classes = [c[0] for c in classes]
-    image, mask = batch["image"], batch["mask"]
-    lines = [
-        f"image {tuple(image.shape)} {str(image.dtype).replace('torch.', '')}, "
-        f"mask {tuple(mask.shape)} {str(mask.dtype).replace('torch.', '')}",
-        "classes: " + ", ".join(f"{k}={name}" for k, name in enumerate(classes)),
-    ]
-    voxels = mask.flatten(2).sum(dim=2)
-    width = max(len(f"{d}/{c}") for d, c in zip(batch["dataset"], batch["case_id"]))
-    for b, (dataset, case) in enumerate(zip(batch["dataset"], batch["case_id"])):
-        present = "".join("1" if v else "0" for v in batch["label_present"][b].tolist())
-        channels = "".join("1" if v else "0" for v in batch["channel_present"][b].tolist())
-        lines.append(f"  {f'{dataset}/{case}':<{width}}  label_present {present}  "
-                     f"channels {channels}  voxels {voxels[b].tolist()}")
-    return "\n".join(lines)

@@ -11,7 +11,7 @@ looks at channel 0 only (and fails on a subject whose first class is empty), so 
 entry per channel index as above; it still needs a labelled voxel in every subject, so use
 ``UniformSampler`` where some subjects have none of the classes.
 
-Each subject has ``image`` (``ScalarImage``, C channels padded to the widest dataset as in
+Each subject has ``image`` (``ScalarImage``, C channels ordered by canonical name as in
 :class:`~harmonize.loader.dataset.HarmonizedDataset`) and ``mask`` (``LabelMap``, K channels multi-hot over
 the requested classes) on the RAS grid, plus ``label_present`` (K bools), ``channel_present``
 (C bools), ``dataset``, ``case_id``, ``classes`` and ``index``. Nothing is read until TorchIO
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harmonize.loader.dataset import HarmonizedDataset, LoaderError, channel_count, mask_values
+from harmonize.loader.dataset import HarmonizedDataset, LoaderError, mask_values
 
 try:
     import torchio as tio
@@ -61,11 +61,14 @@ class CaseReader:
             image = case.crop_image(*whole) if self.part == "image" else case.image
             label = case.crop_label(*whole) if self.part == "mask" else None
         if self.part == "image":
-            if image.shape[0] > ds.channels:
-                raise LoaderError(f"the image has {image.shape[0]} channels, more than {ds.channels}",
-                                  dataset=record.dataset, case=record.case_id)
-            out = np.zeros((ds.channels, *image.shape[1:]), dtype=np.float32)
-            out[: image.shape[0]] = image
+            positions = ds.channel_positions[i]
+            if image.shape[0] != len(positions):
+                raise LoaderError(f"the image has {image.shape[0]} channels, the record lists "
+                                  f"{len(positions)}", dataset=record.dataset, case=record.case_id)
+            out = np.zeros((len(ds.channels), *image.shape[1:]), dtype=np.float32)
+            for k, p in enumerate(positions):  # by canonical channel name, as HarmonizedDataset
+                if p >= 0:
+                    out[p] = image[k]
             return out, np.asarray(affine)
         mask = np.zeros((len(ds.classes), *image.shape[1:]), dtype=np.uint8)
         if label is not None:
@@ -80,7 +83,7 @@ def to_torchio_subjects(
 
     ``source`` is a :class:`HarmonizedDataset` (its classes, channels, split and cache are used)
     or manifest path(s), in which case ``dataset_kwargs`` (``split``, ``classes``, ``cache``,
-    ``in_channels``, ...) build one with whole volumes (``patch_size=None``). The list follows the
+    ``channels``, ...) build one with whole volumes (``patch_size=None``). The list follows the
     dataset's record order, so ``DatasetMixSampler([s["dataset"] for s in subjects],
     with_seeds=False)`` can drive ``tio.Queue(subject_sampler=...)``.
     """
@@ -99,7 +102,7 @@ def to_torchio_subjects(
             image=tio.ScalarImage(path, reader=CaseReader(dataset, i, "image"), verify_path=False),
             mask=tio.LabelMap(path, reader=CaseReader(dataset, i, "mask"), verify_path=False),
             label_present=present,
-            channel_present=torch.arange(dataset.channels) < channel_count(record),
+            channel_present=dataset.sample_channel_present(i),
             dataset=record.dataset,
             case_id=record.case_id,
             classes=list(dataset.classes),

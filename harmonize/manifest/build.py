@@ -58,15 +58,18 @@ def source_section(
     case: Case, manifest_dir: Path, hashes: dict[Path, str] | None = None
 ) -> dict[str, Any]:
     """The record's ``source``: source paths relative to ``manifest_dir`` and their sha256
-    (taken from ``hashes`` when given, else computed)."""
+    (taken from ``hashes`` when given, else computed), and the case's channel names as shipped."""
     hashes = hashes if hashes is not None else {p: sha256_path(p) for p in case.files()}
-    return {
+    source: dict[str, Any] = {
         "images": [{"path": relative_path(p, manifest_dir), "sha256": hashes[p]}
                    for p in case.images],
         "label": None if case.label is None else {
             "path": relative_path(case.label, manifest_dir), "sha256": hashes[case.label],
         },
     }
+    if case.channel_names:  # the names as the dataset ships them (``channels`` is canonical)
+        source["channels"] = list(case.channel_names)
+    return source
 
 
 def record_for_case(

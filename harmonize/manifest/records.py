@@ -345,6 +345,11 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                         "properties": {"path": _PATH, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
                     },
                 },
+                "channels": {
+                    "description": "The case's channel names as the dataset ships them "
+                    "(record-level ``channels`` holds their canonical names).",
+                    "type": "array", "items": {"type": "string"},
+                },
                 "label": {
                     "oneOf": [
                         {"type": "null"},
@@ -357,7 +362,11 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "channels": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "string"}}]},
+        "channels": {
+            "description": "Canonical channel names (registry/channels.yaml) in the image's channel "
+            "order; null only in manifests written before channel names were canonical.",
+            "oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "string"}}],
+        },
         "affine": {
             "oneOf": [
                 {"type": "null"},

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from harmonize.errors import DescriptorError
+from harmonize.labels.channels import load_channels
 from harmonize.manifest.records import SPLITS
 from harmonize.yamlio import load_yaml
 
@@ -55,6 +56,7 @@ class Descriptor:
     description: str = ""
     cases: int | None = None
     channels: tuple[str, ...] | None = None
+    channel_synonyms: Mapping[str, str] = field(default_factory=dict)
     ct_window: tuple[float, float] | None = None
     official_split: str = ""
     expected_root: str = ""
@@ -131,6 +133,9 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
         if not isinstance(chans, list) or not chans or not all(isinstance(c, str) for c in chans):
             raise fail("must be a non-empty list of channel names", "channels")
         out["channels"] = tuple(chans)
+    if "channel_synonyms" in data:
+        out["channel_synonyms"] = _parse_channel_synonyms(data["channel_synonyms"], fail)
+    _check_channels(out, source)
     if "ct_window" in data:
         win = data["ct_window"]
         if (
@@ -160,6 +165,23 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
     if "layout" in data:
         out["layout"] = _parse_layout(data["layout"], fail)
     return Descriptor(**out, source_file=source)
+
+
+def _parse_channel_synonyms(raw: Any, fail: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                            for k, v in raw.items()):
+        raise fail("must map the dataset's channel names to canonical channel names "
+                   "(registry/channels.yaml)", "channel_synonyms")
+    return dict(raw)
+
+
+def _check_channels(out: dict[str, Any], source: Path | None) -> None:
+    """Every channel name and every channel_synonyms target must be in the channel vocabulary."""
+    vocabulary = load_channels()
+    for target in out.get("channel_synonyms", {}).values():
+        vocabulary.resolve(target, dataset=out["id"], file=source)
+    vocabulary.canonical(out.get("channels"), modality=out["modality"], dataset=out["id"],
+                         file=source, synonyms=out.get("channel_synonyms"))
 
 
 def _parse_values(raw: Any, fail: Any) -> dict[int, str]:

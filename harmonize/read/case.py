@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.errors import HarmonizeError, ReadError
+from harmonize.labels.channels import load_channels
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.read.grid import describe_grid, in_voxel_order_of, label_on_image_grid, same_grid
@@ -70,12 +71,14 @@ def rounded_affine(affine: np.ndarray) -> list[list[float]]:
     return [[round(float(v), 6) for v in row] for row in affine]
 
 
-def case_channels(plugin: DatasetPlugin, case: Case) -> list[str] | None:
-    """Channel names of the case (its own, else the descriptor's), or ``None``."""
-    if case.channel_names:
-        return list(case.channel_names)
+def case_channels(plugin: DatasetPlugin, case: Case) -> list[str]:
+    """Canonical channel names of the case in its file order: its own names, else the
+    descriptor's, else its modality's channel (:meth:`ChannelVocabulary.canonical`; an unknown
+    name is a DescriptorError naming the dataset, the case and the closest names)."""
     desc = plugin.descriptor
-    return list(desc.channels) if desc.channels else None
+    return load_channels().canonical(
+        case.channel_names or desc.channels, modality=desc.modality, dataset=desc.id,
+        case=case.case_id, synonyms=desc.channel_synonyms)
 
 
 def record_files(record: ManifestRecord, base: Path) -> tuple[list[Path], Path | None]:
