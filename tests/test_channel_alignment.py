@@ -118,10 +118,7 @@ def test_unnamed_multichannel_records_cannot_be_mixed(mixed, tmp_path):
     for record in records:
         record.channels = None  # several channels and no names: no way to align them
     unnamed = tmp_path / "msd-braintumour.jsonl"
-    write_manifest(unnamed, records)
-    for path in records[0].source["images"]:  # keep the paths valid from the new folder
-        assert (mixed["msd"].parent / path["path"]).exists()
-    for record in records:
+    for record in records:  # absolute paths: the manifest moves to another folder
         record.image = str((mixed["msd"].parent / record.image).resolve())
         record.mask = str((mixed["msd"].parent / record.mask).resolve()) if record.mask else None
     write_manifest(unnamed, records)
@@ -132,6 +129,12 @@ def test_unnamed_multichannel_records_cannot_be_mixed(mixed, tmp_path):
     assert alone.channels == ["channel 0", "channel 1", "channel 2", "channel 3"]
     with pytest.raises(ExportError, match="msd-braintumour.*brats2021"):
         export_nnunet([mixed["brats"], unnamed], tmp_path / "x", dataset_id=3, name="X")
+    for record in records:  # names outside the vocabulary cannot be aligned either
+        record.channels = ["seq1", "seq2", "seq3", "seq4"]
+    write_manifest(unnamed, records)
+    with pytest.raises(LoaderError, match="cannot align the channels of msd-braintumour with those "
+                                          "of brats2021"):
+        HarmonizedDataset([mixed["brats"], unnamed], patch_size=None)
 
 
 def test_nnunet_file_c_is_one_sequence_for_both_datasets(mixed, tmp_path):

@@ -40,7 +40,12 @@ class LayoutGroup:
 
 @dataclass(frozen=True)
 class Descriptor:
-    """Everything harmonize needs to know about a dataset that is data rather than code."""
+    """Everything harmonize needs to know about a dataset that is data rather than code.
+
+    ``channels`` names the image channels in file order (names or synonyms from
+    ``registry/channels.yaml``); ``channel_synonyms`` maps this dataset's own channel names onto
+    canonical ones (``{MRI: T1}``). Both are checked against the channel vocabulary on load.
+    """
 
     id: str
     name: str
