@@ -1,155 +1,26 @@
-"""Typed records that travel between plugins, the engine and the manifest.
+"""Manifest records: :class:`ManifestRecord` (one line of a manifest), its stages and versions.
 
-* :class:`Case` is what a plugin's ``discover`` yields for every case it finds.
-* :class:`Skipped` is what it yields for everything it saw and did not take (never drop silently).
-* :class:`ManifestRecord` is one line of a manifest; :data:`MANIFEST_SCHEMA` is its JSON Schema
-  (checked in as ``jsonl/schema.json``).
+:data:`MANIFEST_SCHEMA` (:mod:`harmonize.manifest.schema`) is its JSON Schema. What plugins yield
+(:class:`Case`, :class:`Skipped`) lives in :mod:`harmonize.plugin.case` and is re-exported here
+for 0.1 imports.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harmonize.errors import DiscoveryError, ManifestError
-
-#: 2 added ``stage``; version 1 manifests still read (their stage is inferred once, on reading).
-SCHEMA_VERSION = 2
-SPLITS = ("train", "val", "test")
-#: What a record describes: the release's files as found (``harmonize manifest``) or the engine's
-#: normalized outputs (``harmonize run``).
-STAGES = ("source", "normalized")
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def check_identifier(value: str, *, what: str, dataset: str | None, file: Path | None = None) -> str:
-    """Return ``value`` if it is safe as a folder name (no separators, no ``..``, no leading dot)."""
-    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value.split("."):
-        raise DiscoveryError(
-            f"unsafe {what} {value!r}: ids may only use letters, digits and . _ + - "
-            "and may not contain path separators or '..'",
-            dataset=dataset,
-            file=file,
-            hint="fix the plugin's id extraction or rename the file",
-        )
-    if value in {".", ".."} or "/" in value or "\\" in value:
-        raise DiscoveryError(f"unsafe {what} {value!r}", dataset=dataset, file=file)
-    return value
-
-
-def check_ct_window(value: Any, *, case: str | None = None) -> tuple[float, float] | None:
-    """``None``, or ``value`` as ``(low, high)`` floats: two finite numbers with ``low < high``."""
-    if value is None:
-        return None
-    ok = (isinstance(value, (list, tuple)) and len(value) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                  for v in value))
-    if not ok or value[0] >= value[1]:
-        raise DiscoveryError(
-            f"ct_window must be (low, high) in HU with low < high, got {value!r}",
-            case=case, hint="fix the plugin's discover() or the dataset's window file",
-        )
-    return (float(value[0]), float(value[1]))
-
-
-def check_patient_links(value: Any, *, case: str | None = None) -> tuple[str, ...]:
-    """``value`` as a tuple of unique ``dataset:patient_id`` keys (a bare string is an error)."""
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise DiscoveryError(
-            f"same_patient_as must be a list of 'dataset:patient_id' keys, got {value!r}",
-            case=case, hint="e.g. same_patient_as=('other-dataset:patient-12',)",
-        )
-    for key in value:
-        dataset, sep, patient = key.partition(":") if isinstance(key, str) else ("", "", "")
-        if not sep or not dataset.strip() or not patient.strip():
-            raise DiscoveryError(
-                f"same_patient_as entry {key!r} is not a 'dataset:patient_id' key",
-                case=case, hint="qualify the other patient id with its dataset id",
-            )
-    return tuple(dict.fromkeys(value))
-
-
-@dataclass(frozen=True)
-class Case:
-    """One case as found in a dataset's released layout.
-
-    ``images`` holds one path per channel (a 4D file or a DICOM folder counts as one path);
-    ``label`` is ``None`` for unlabelled cases (e.g. a hidden test set). ``official_split`` is one of
-    ``train``/``val``/``test`` or ``None`` when the dataset has no official split for this case.
-    ``annotated`` overrides the descriptor's class list for this case (``None`` = all classes if
-    the case has a label, none otherwise).
-
-    Typed fields the core reads (validated here, so a bad value fails at discovery):
-
-    * ``ct_window``: a per-series CT window ``(low, high)`` in HU (``low < high``, finite) that wins
-      over the descriptor's ``ct_window``; ``None`` = use the run's or dataset's window.
-    * ``same_patient_as``: ``dataset:patient_id`` keys of the same person in other datasets; the
-      splits keep linked patients together and ``harmonize duplicates`` reports them.
-
-    ``metadata`` is free, JSON-serialisable data the core never reads; it is copied to the record.
-    """
-
-    case_id: str
-    patient_id: str
-    images: tuple[Path, ...]
-    label: Path | None = None
-    official_split: str | None = None
-    channel_names: tuple[str, ...] | None = None
-    annotated: tuple[str, ...] | None = None
-    labels: Mapping[str, Sequence[int]] | None = None
-    ct_window: tuple[float, float] | None = None
-    same_patient_as: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
-        object.__setattr__(self, "ct_window", check_ct_window(self.ct_window, case=self.case_id))
-        object.__setattr__(self, "same_patient_as",
-                           check_patient_links(self.same_patient_as, case=self.case_id))
-        if self.label is not None:
-            object.__setattr__(self, "label", Path(self.label))
-        if not self.images:
-            raise DiscoveryError(f"case {self.case_id!r} has no image", case=self.case_id)
-        if self.official_split not in (None, *SPLITS):
-            raise DiscoveryError(
-                f"official_split must be one of {SPLITS} or None, got {self.official_split!r}",
-                case=self.case_id,
-            )
-        if self.channel_names is not None and len(self.channel_names) not in (1, len(self.images)):
-            # One multi-channel file may carry several channel names.
-            if len(self.images) != 1:
-                raise DiscoveryError(
-                    f"{len(self.channel_names)} channel names for {len(self.images)} images",
-                    case=self.case_id,
-                )
-
-    def files(self) -> list[Path]:
-        """Every source file or folder of this case, images first."""
-        return [*self.images, *([self.label] if self.label is not None else [])]
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """Something discovery saw and did not turn into a case, with the reason and a next step."""
-
-    path: Path
-    reason: str
-    case_id: str | None = None
-    hint: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "case": self.case_id,
-            "reason": self.reason,
-            "hint": self.hint,
-        }
+from harmonize.errors import ManifestError
+from harmonize.manifest.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, STAGES
+from harmonize.plugin.case import (
+    SPLITS,
+    Case,
+    Skipped,
+    check_identifier,
+)
 
 
 def upgrade_v1(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -291,126 +162,10 @@ def _typed_from_metadata(kwargs: dict[str, Any]) -> None:
     kwargs["metadata"] = metadata
 
 
-_PATH = {"type": "string", "minLength": 1}
-_NAME_TO_VALUES = {
-    "type": "object",
-    "additionalProperties": {
-        "type": "array",
-        "items": {"type": "integer", "minimum": 0},
-        "uniqueItems": True,
-    },
-}
-
-MANIFEST_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://harmonize-med.invalid/schema/manifest-record.json",
-    "title": "harmonize manifest record",
-    "description": "One JSON object per line of <dataset>.jsonl; paths are relative to the manifest's folder.",
-    "type": "object",
-    "required": [
-        "schema_version", "stage", "dataset", "case_id", "patient_id", "modality", "image", "mask",
-        "label", "labels", "annotated", "official_split", "split", "shape", "spacing",
-        "orientation", "source",
-    ],
-    "properties": {
-        "schema_version": {"type": "integer", "const": SCHEMA_VERSION},
-        "stage": {
-            "description": "source: the release's files as found (`harmonize manifest`); "
-            "normalized: the engine's outputs (`harmonize run`).",
-            "enum": list(STAGES),
-        },
-        "dataset": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
-        "case_id": {"type": "string", "pattern": _SAFE_ID.pattern},
-        "patient_id": {"type": "string", "minLength": 1},
-        "modality": {"type": "string", "minLength": 1},
-        "image": {"oneOf": [_PATH, {"type": "array", "items": _PATH, "minItems": 1}]},
-        "mask": {"oneOf": [_PATH, {"type": "null"}]},
-        "label": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-        "labels": _NAME_TO_VALUES,
-        "annotated": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-        "official_split": {"enum": [*SPLITS, None]},
-        "split": {"enum": [*SPLITS, None]},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 4},
-        "spacing": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 3, "maxItems": 3},
-        "orientation": {"type": "string", "pattern": "^[RLAPSI]{3}$"},
-        "source": {
-            "type": "object",
-            "required": ["images"],
-            "properties": {
-                "images": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["path", "sha256"],
-                        "properties": {"path": _PATH, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-                    },
-                },
-                "channels": {
-                    "description": "The case's channel names as the dataset ships them "
-                    "(record-level ``channels`` holds their canonical names).",
-                    "type": "array", "items": {"type": "string"},
-                },
-                "label": {
-                    "oneOf": [
-                        {"type": "null"},
-                        {
-                            "type": "object",
-                            "required": ["path", "sha256"],
-                            "properties": {"path": _PATH, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-                        },
-                    ]
-                },
-            },
-        },
-        "channels": {
-            "description": "Canonical channel names (registry/channels.yaml) in the image's channel "
-            "order; null only in manifests written before channel names were canonical.",
-            "oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "string"}}],
-        },
-        "affine": {
-            "oneOf": [
-                {"type": "null"},
-                {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}, "minItems": 4, "maxItems": 4},
-            ]
-        },
-        "ct_window": {
-            "description": "Per-series CT window [low, high] in HU the plugin gave for this case.",
-            "oneOf": [{"type": "null"},
-                      {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}],
-        },
-        "same_patient_as": {
-            "description": "dataset:patient_id keys of the same person in other datasets.",
-            "type": "array", "items": {"type": "string", "pattern": "^[^:]+:.+$"}, "uniqueItems": True,
-        },
-        "metadata": {"type": "object", "description": "The plugin's free data; never read by the core."},
-        "fingerprint": {
-            "description": "SHA-256 of the image's RAS-canonical voxels and grid: the same image "
-            "in two cases or datasets has the same value whatever its file format or axis order.",
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$",
-        },
-        "instances": {
-            "description": "Per-instance lesion features (instance masks): value, class, long/short "
-            "in-plane axis (mm), volume (mL), mean intensity, centroid (mm, RAS).",
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["value", "voxels", "volume_ml", "long_axis_mm", "short_axis_mm"],
-                "properties": {
-                    "value": {"type": "integer", "minimum": 1},
-                    "voxels": {"type": "integer", "minimum": 0},
-                    "volume_ml": {"type": "number", "minimum": 0},
-                    "long_axis_mm": {"type": "number", "minimum": 0},
-                    "short_axis_mm": {"type": "number", "minimum": 0},
-                    "mean_hu": {"type": ["number", "null"]},
-                    "centroid_mm": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
-                },
-            },
-        },
-    },
-    "additionalProperties": True,
-}
-
-
 def as_posix_list(paths: Sequence[str]) -> list[str]:
     return [Path(p).as_posix() for p in paths]
+
+
+__all__ = ["MANIFEST_SCHEMA", "SCHEMA_VERSION", "SPLITS", "STAGES", "Case", "ManifestRecord",
+           "Skipped", "StageMixWarning", "as_posix_list", "check_identifier", "require_stage",
+           "upgrade_v1"]

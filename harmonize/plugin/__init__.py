@@ -21,7 +21,7 @@ from harmonize.errors import (
     ReadError,
 )
 from harmonize.labels.vocabulary import Structure, normalize_name
-from harmonize.manifest.records import SPLITS, Case, Skipped, check_identifier
+from harmonize.plugin.case import SPLITS, Case, Skipped, check_identifier
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix, walk_files
 from harmonize.plugin.descriptor import Descriptor, load_descriptor, parse_descriptor
 from harmonize.plugin.hookspecs import hookimpl

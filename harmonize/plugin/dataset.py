@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harmonize.errors import DiscoveryError, PluginError
-from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.case import Case, Skipped
 from harmonize.plugin.descriptor import Descriptor, load_descriptor, parse_descriptor
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import yaml
 
 from harmonize.errors import DescriptorError
 from harmonize.labels.channels import load_channels
-from harmonize.manifest.records import SPLITS
+from harmonize.plugin.case import SPLITS
 from harmonize.yamlio import load_yaml
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

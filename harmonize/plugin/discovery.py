@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harmonize.errors import ErrorRecord, HarmonizeError
-from harmonize.manifest.records import Case, Skipped, check_identifier
+from harmonize.plugin.case import Case, Skipped, check_identifier
 from harmonize.plugin.dataset import DatasetPlugin
 
 

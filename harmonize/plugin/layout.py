@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harmonize.errors import DiscoveryError
-from harmonize.manifest.records import Case, Skipped
+from harmonize.plugin.case import Case, Skipped
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 from harmonize.plugin.descriptor import Descriptor, LayoutGroup
 
