@@ -23,14 +23,19 @@ patient's ``subset`` in patients.csv (``training``/``test``; folders say ``train
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harmonize.plugins._recist_metadata import (
+    SUBSETS,
+    WINDOWS,
+    Metadata,
+    load_metadata,
+    normalize_subset,
+)
 
 from harmonize.plugin import (
     Case,
@@ -45,12 +50,6 @@ from harmonize.plugin import (
 )
 
 REGIONS = ("abdomen", "thorax")
-SUBSETS = {"train": "train", "training": "train", "test": "test", "testing": "test"}
-#: utils/windowing.py WINDOWS: window name in windows_mapping.json -> (level, width) in HU
-WINDOWS = {
-    "lung": (-500, 1400), "abdomen": (40, 350), "bone": (400, 1000), "air": (-426, 1000),
-    "brain": (50, 100), "mediastinum": (50, 350),
-}
 LESION_TYPES = {"m": "metastasis", "n": "lymph node", "t": "primary tumor"}
 NODE_SITES = (
     "abdomen", "aortocaval", "axillary", "hepatic hilum", "iliac", "inguinal", "mediastinum",
@@ -81,11 +80,6 @@ CLASS_NAMES: tuple[str, ...] = (*_GROUPS, *sorted(
 _UID = r"\d+(?:\.\d+)+"
 _FORMATTED_NAME = re.compile(rf"^(?P<pid>\d{{3,}})_(?P<uid>{_UID})\.nii\.gz$")
 _PLAIN_NAME = re.compile(rf"^(?P<uid>{_UID})\.nii\.gz$")
-
-
-def normalize_subset(value: str) -> str | None:
-    """``training``/``train`` -> ``train``, ``test``/``testing`` -> ``test``; anything else None."""
-    return SUBSETS.get(str(value).strip().lower())
 
 
 def ct_window(name: str) -> tuple[float, float]:
@@ -136,18 +130,6 @@ def read_lesion_labels(path: Path, *, dataset: str = "recist") -> dict[int, str]
     return dict(sorted(labels.items()))
 
 
-@dataclass
-class Metadata:
-    """The release's metadata files, indexed for discovery."""
-
-    series: dict[str, dict[str, Any]]
-    patients: dict[int, dict[str, Any]]
-    windows: dict[str, str]
-    targets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    study_order: dict[str, str] = field(default_factory=dict)
-    assessed_studies: set[str] = field(default_factory=set)
-
-
 class RECIST(DatasetPlugin):
     """The RECIST CT lesion dataset, in its ``final-formatted`` or older ``final`` layout."""
 
@@ -175,7 +157,7 @@ class RECIST(DatasetPlugin):
 
     def discover(self, root: Path) -> Iterator[Case | Skipped]:
         data = self.data_root(root)
-        meta = self.load_metadata(data)
+        meta = load_metadata(data, self.dataset_id)
         for entry in sorted(data.iterdir()):
             if entry.name not in ("images", "metadata", "recist_measurements.csv"):
                 yield Skipped(entry, "not part of the release layout",
@@ -351,102 +333,6 @@ class RECIST(DatasetPlugin):
         return out
 
     # metadata ------------------------------------------------------------------------------
-
-    def load_metadata(self, data: Path) -> Metadata:
-        """Read series.json, patients.csv, windows_mapping.json and recist_measurements.csv;
-        a missing or malformed file is a :class:`DiscoveryError` naming it."""
-        folder = data / "metadata"
-        series_rows = self._json(folder / "series.json", list)
-        series: dict[str, dict[str, Any]] = {}
-        for row in series_rows:
-            self._require(row, ("uuid", "patient_id", "region", "study_uuid", "study_date"),
-                          folder / "series.json")
-            series[str(row["uuid"])] = row
-        windows = self._json(folder / "windows_mapping.json", dict)
-        for key, name in windows.items():
-            if name not in WINDOWS:
-                raise DiscoveryError(
-                    f"window {name!r} for {key} is not one of the release's windows "
-                    f"{sorted(WINDOWS)}", dataset=self.dataset_id,
-                    file=folder / "windows_mapping.json", hint="restore the file from the release",
-                )
-        patients: dict[int, dict[str, Any]] = {}
-        path = folder / "patients.csv"
-        for row in self._csv(path, ("patient_id", "subset")):
-            split = normalize_subset(row["subset"])
-            if split is None:
-                raise DiscoveryError(f"patient {row['patient_id']}: unknown subset {row['subset']!r}",
-                                     dataset=self.dataset_id, file=path,
-                                     hint="subset must be training or test")
-            age = row.get("age")
-            patients[int(row["patient_id"])] = {
-                "subset": row["subset"], "split": split, "sex": row.get("sex") or None,
-                "age": int(float(age)) if age else None, "diagnosis": row.get("diagnosis") or None,
-                "histology": row.get("histology") or None,
-                "health_insurance": row.get("health_insurance") or None,
-            }
-        meta = Metadata(series=series, patients=patients, windows=windows)
-        self._load_measurements(data / "recist_measurements.csv", meta)
-        return meta
-
-    def _load_measurements(self, path: Path, meta: Metadata) -> None:
-        columns = ("patient_id", "study_uuid", "uuid", "lesion_label_value", "lesion_label_alias",
-                   "recist_measurement_mm", "study_order")
-        by_study: dict[str, set[str]] = defaultdict(set)
-        for row in self._csv(path, columns):
-            measurement = float(row["recist_measurement_mm"])
-            meta.targets.setdefault(row["uuid"], []).append({
-                "value": int(float(row["lesion_label_value"])),
-                "alias": row["lesion_label_alias"],
-                "measurement_mm": int(measurement) if measurement.is_integer() else measurement,
-            })
-            by_study[row["study_uuid"]].add(row["study_order"])
-        meta.assessed_studies = set(by_study)
-        for study, orders in by_study.items():
-            if len(orders) > 1:
-                raise DiscoveryError(f"study {study} has several study_order values {sorted(orders)}",
-                                     dataset=self.dataset_id, file=path,
-                                     hint="restore the file from the release")
-            meta.study_order[study] = orders.pop()
-        # studies without measurements: order the patient's study dates (baseline first)
-        studies: dict[int, set[tuple[str, str]]] = defaultdict(set)
-        for row in meta.series.values():
-            studies[int(row["patient_id"])].add((str(row["study_date"]), str(row["study_uuid"])))
-        for dated in studies.values():
-            for rank, (_, study) in enumerate(sorted(dated)):
-                meta.study_order.setdefault(study, "baseline" if rank == 0 else f"follow-up-{rank}")
-        for rows in meta.targets.values():
-            rows.sort(key=lambda t: t["value"])
-
-    def _json(self, path: Path, kind: type) -> Any:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DiscoveryError(f"cannot read {path.name}: {exc}", dataset=self.dataset_id,
-                                 file=path, hint="restore the metadata file from the release") from exc
-        if not isinstance(data, kind):
-            raise DiscoveryError(f"{path.name} must hold a JSON {kind.__name__}",
-                                 dataset=self.dataset_id, file=path,
-                                 hint="restore the metadata file from the release")
-        return data
-
-    def _csv(self, path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                rows = list(csv.DictReader(fh))
-        except OSError as exc:
-            raise DiscoveryError(f"cannot read {path.name}: {exc}", dataset=self.dataset_id,
-                                 file=path, hint="restore the file from the release") from exc
-        for row in rows:
-            self._require(row, columns, path)
-        return [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in rows]
-
-    def _require(self, row: Any, keys: tuple[str, ...], path: Path) -> None:
-        missing = [k for k in keys if not isinstance(row, dict) or row.get(k) in (None, "")]
-        if missing:
-            raise DiscoveryError(f"{path.name}: a row lacks {missing}: {row}",
-                                 dataset=self.dataset_id, file=path,
-                                 hint="restore the metadata file from the release")
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
         from harmonize.plugins.fabricators.recist import make_recist
