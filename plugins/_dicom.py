@@ -1,41 +1,35 @@
 """Slice tables of DICOM series, shared by the DICOM-based plugins (CHAOS, Pancreas-CT, LIDC-IDRI).
 
-The core reads a DICOM folder with SimpleITK (:func:`harmonize.read.volume.read_volume`): the one series in
-the folder, slices in GDCM's order (ascending along the slice normal), voxels indexed (X, Y, Z) with
-X = DICOM column, Y = DICOM row and Z = that order. Labels released as one 2D item per slice (a PNG
-per slice, a NIfTI slice per instance, an XML contour per SOP instance) must land on the same Z.
-:func:`read_series` reads every file's header once and gives each file its Z index in the volume
-the core reads (from the very GDCM call the core makes) and the series affine the core computes,
-so a label reader only says *which file* a 2D label belongs to and :meth:`DicomSeries.paste` does
-the rest. Headers only: no pixel data is read here.
+The core reads a DICOM folder through its one series model (:mod:`harmonize.read.dicom`): the one
+series in the folder, slices ordered by position along the slice normal, voxels indexed (X, Y, Z)
+with X = DICOM column, Y = DICOM row and Z = that order. Labels released as one 2D item per slice
+(a PNG per slice, a NIfTI slice per instance, an XML contour per SOP instance) must land on the
+same Z. :func:`read_series` takes the series from that same model (same order, same affine, same
+verdict: an irregular series is refused here too, because a per-slice label cannot follow an
+interpolated image) and gives each file its Z index, so a label reader only says *which file* a
+2D label belongs to and :meth:`DicomSeries.paste` does the rest. Headers only: no pixel data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from harmonize.plugin import (
-    LabelError,
-    ReadError,
-    Volume,
-    dicom_series_files,
-    sitk_affine,
-)
+from harmonize.plugin import LabelError, ReadError, Volume, read_dicom_header, regular_series
 
-# DICOM tags as SimpleITK names them
-MODALITY = "0008|0060"
-SERIES_UID = "0020|000e"
-SOP_UID = "0008|0018"
-INSTANCE = "0020|0013"
-POSITION = "0020|0032"
-ORIENTATION = "0020|0037"
-PIXEL_SPACING = "0028|0030"
-ROWS = "0028|0010"
-COLUMNS = "0028|0011"
+# DICOM keywords of the tags plugins read with :func:`read_tags`
+MODALITY = "Modality"
+SERIES_UID = "SeriesInstanceUID"
+SOP_UID = "SOPInstanceUID"
+INSTANCE = "InstanceNumber"
+POSITION = "ImagePositionPatient"
+ORIENTATION = "ImageOrientationPatient"
+PIXEL_SPACING = "PixelSpacing"
+ROWS = "Rows"
+COLUMNS = "Columns"
 
 
 @dataclass(frozen=True)
@@ -61,27 +55,13 @@ class DicomSeries:
     slices: tuple[DicomSlice, ...]
     series_uid: str
     modality: str
+    affine: np.ndarray = field(default_factory=lambda: np.eye(4))  # the model's RAS affine
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(X, Y, Z) = (columns, rows, slices), the shape of the volume the core reads."""
         first = self.slices[0]
         return (first.columns, first.rows, len(self.slices))
-
-    @property
-    def affine(self) -> np.ndarray:
-        """RAS voxel-to-world affine of the volume, computed as ITK's series reader does: origin
-        at the first slice, in-plane axes from ImageOrientationPatient, the third axis along the
-        slice normal with the mean distance between the first and last slice."""
-        first, last = self.slices[0], self.slices[-1]
-        row_dir = np.asarray(first.orientation[:3], dtype=float)
-        col_dir = np.asarray(first.orientation[3:], dtype=float)
-        normal = np.cross(row_dir, col_dir)
-        n = len(self.slices)
-        step = abs(float(np.dot(np.subtract(last.position, first.position), normal))) / (n - 1) if n > 1 else 1.0
-        direction = np.column_stack([row_dir, col_dir, normal]).ravel()
-        spacing = (first.pixel_spacing[1], first.pixel_spacing[0], step or 1.0)
-        return sitk_affine(first.position, spacing, tuple(direction))
 
     def by_name(self) -> list[DicomSlice]:
         """Slices in file-name order (Python string order, as ``sorted(glob(...))`` gives)."""
@@ -126,62 +106,59 @@ class DicomSeries:
         return Volume(data=data, affine=self.affine, kind="label")
 
 
-def _floats(text: str, count: int, tag: str, path: Path) -> tuple[float, ...]:
+def _tag(value: object, n: int, tag: str, path: Path) -> tuple[float, ...]:
+    """``value`` (a pydicom multi-value) as ``n`` finite floats, or a :class:`ReadError`."""
     try:
-        values = tuple(float(v) for v in text.replace(" ", "").split("\\") if v != "")
-    except ValueError:
-        values = ()
-    if len(values) != count or not all(np.isfinite(values)):
-        raise ReadError(f"DICOM tag {tag} is missing or malformed ({text!r})", file=path,
+        values: tuple[float, ...] | None = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        values = None
+    if values is None or len(values) != n or not all(np.isfinite(values)):
+        raise ReadError(f"DICOM tag {tag} is missing or malformed", file=path,
                         hint="the file is not a usable image slice; re-download the series")
     return values
 
 
 def read_tags(path: Path, tags: Iterable[str]) -> dict[str, str]:
-    """The requested tags of one DICOM file (header only); absent tags are left out."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    reader.LoadPrivateTagsOff()
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise ReadError(f"cannot read DICOM header: {exc}", file=path,
-                        hint="re-download the file") from exc
-    return {t: reader.GetMetaData(t).strip() for t in tags if reader.HasMetaDataKey(t)}
+    """The requested tags (DICOM keywords) of one DICOM file as text, header only; absent tags
+    are left out; multi-valued tags are joined with a backslash, as DICOM stores them."""
+    header, reason = read_dicom_header(Path(path))
+    if header is None:
+        raise ReadError(f"cannot read DICOM header: {reason}", file=path, hint="re-download the file")
+    out = {}
+    for tag in tags:
+        value = header.get(tag)
+        if value is None or str(value).strip() == "":
+            continue
+        is_multi = isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+        out[tag] = "\\".join(str(v) for v in value) if is_multi else str(value).strip()
+    return out
 
 
 def read_series(folder: Path) -> DicomSeries:
-    """Headers of the one series in ``folder``, in the core's Z order."""
+    """Headers of the one series in ``folder``, in the core's Z order (refused like the core
+    refuses it: mixed series, irregular gaps, duplicates, tilt, ...)."""
     folder = Path(folder)
-    names = dicom_series_files(folder)  # the order the core stacks them in
-    wanted = (MODALITY, SERIES_UID, SOP_UID, INSTANCE, POSITION, ORIENTATION, PIXEL_SPACING,
-              ROWS, COLUMNS)
+    series = regular_series(folder)
     slices = []
-    modality = series_uid = ""
-    for index, name in enumerate(names):
-        path = Path(name)
-        tags = read_tags(path, wanted)
-        instance = tags.get(INSTANCE, "")
+    for index, (path, header) in enumerate(zip(series.files, series.headers)):
+        instance = header.get("InstanceNumber")
         try:
-            number: int | None = int(float(instance)) if instance else None
-        except ValueError:
+            number: int | None = int(float(instance)) if instance not in (None, "") else None
+        except (TypeError, ValueError):
             number = None
         slices.append(DicomSlice(
             path=path,
             index=index,
-            position=_floats(tags.get(POSITION, ""), 3, "ImagePositionPatient", path),  # type: ignore[arg-type]
-            orientation=_floats(tags.get(ORIENTATION, ""), 6, "ImageOrientationPatient", path),
+            position=_tag(header.get(POSITION), 3, POSITION, path),  # type: ignore[arg-type]
+            orientation=_tag(header.get(ORIENTATION), 6, ORIENTATION, path),
             instance=number,
-            sop_uid=tags.get(SOP_UID, ""),
-            rows=int(tags.get(ROWS, "0") or 0),
-            columns=int(tags.get(COLUMNS, "0") or 0),
-            pixel_spacing=_floats(tags.get(PIXEL_SPACING, ""), 2, "PixelSpacing", path),  # type: ignore[arg-type]
+            sop_uid=str(header.get(SOP_UID, "") or ""),
+            rows=int(header.get(ROWS, 0) or 0),
+            columns=int(header.get(COLUMNS, 0) or 0),
+            pixel_spacing=_tag(header.get(PIXEL_SPACING), 2, PIXEL_SPACING, path),  # type: ignore[arg-type]
         ))
-        modality = modality or tags.get(MODALITY, "")
-        series_uid = series_uid or tags.get(SERIES_UID, "")
-    return DicomSeries(folder=folder, slices=tuple(slices), series_uid=series_uid, modality=modality)
+    return DicomSeries(folder=folder, slices=tuple(slices), series_uid=str(series.uid or ""),
+                       modality=series.modality or "", affine=series.affine())
 
 
 def dicom_files(folder: Path) -> list[Path]:

@@ -71,7 +71,7 @@ from harmonize.plugin import (
 )
 
 PATIENT = re.compile(r"^LIDC-IDRI-\d{4}$")
-SLICE_THICKNESS = "0018|0050"
+SLICE_THICKNESS = "SliceThickness"
 CLASS = "lung nodule"
 XML_HINT = "download the LIDC-IDRI XML annotations (tcia-lidc-xml) into the series folders"
 

@@ -23,14 +23,9 @@ from typer.testing import CliRunner
 
 from harmonize.cli.app import app
 from harmonize.errors import ReadError
-from harmonize.read.dicom import (
-    CHECKS,
-    check_series,
-    group_series,
-    read_series,
-    scan_dicom,
-    validate_dicom,
-)
+from harmonize.qa.dicom_checklist import CHECKS, check_series, validate_dicom
+from harmonize.read.dicom import grid_problems, group_series, scan_dicom
+from harmonize.read.dicom_volume import read_series
 from harmonize.read.volume import read_volume
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -274,17 +269,21 @@ def test_real_mr_series_fails_modality_and_rescale(tmp_path: Path) -> None:
     assert failing(series) == {"modality", "rescale"}
 
 
-def test_duplicate_positions_are_not_sortable(tmp_path: Path) -> None:
+def test_conflicting_slices_at_one_position_are_refused(tmp_path: Path) -> None:
+    """Changed with the one DICOM model: slices at one position are still ordered (so the
+    verdict can name them) and are a ``conflict`` when their pixels differ (here base+2, base+3)."""
     write_series(tmp_path / "d", 6, offsets=[0, 1, 2, 2, 3, 4])
     (series,) = group_series(tmp_path / "d")
-    assert series.sorted_by is None and "share a position" in (series.sort_problem or "")
-    with pytest.raises(ReadError, match="not one regular 3D grid"):
-        read_series(series)
+    assert [p.code for p in grid_problems(series)] == ["conflict"]
+    assert "sortable" in failing(check_series(series))
+    for irregular in ("refuse", "resample"):  # a conflict is never repaired
+        with pytest.raises(ReadError, match="different pixel data"):
+            read_series(series, irregular=irregular)
 
 
 def test_read_refuses_irregular_series(tmp_path: Path) -> None:
     write_series(tmp_path / "gap", 8, offsets=[0, 1, 2, 3, 5, 6, 7, 8])
-    with pytest.raises(ReadError, match="differs from the median") as err:
+    with pytest.raises(ReadError, match="slice gap of 2 mm .* median gap is 1 mm") as err:
         read_series(group_series(tmp_path / "gap")[0])
     assert "validate-dicom" in str(err.value) and str(tmp_path / "gap") in str(err.value)
     write_series(tmp_path / "inst", 4, edit=_delete("ImagePositionPatient"))

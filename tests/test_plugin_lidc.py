@@ -133,15 +133,18 @@ def test_entity_expansion_is_refused(catalog, lidc_root, tmp_path):
     assert "071.xml" in reasons and "LIDC-IDRI-0002" not in " ".join(c.case_id for c in found.cases)
 
 
-def test_outline_on_a_missing_slice_is_a_label_error(catalog, lidc_root, tmp_path):
+def test_missing_slice_is_refused_before_any_outline(catalog, lidc_root, tmp_path):
+    """Changed with the one DICOM model: a series with a slice missing is an irregular grid and
+    is refused as a read error naming the gap (it used to pass the reader and fail later, as a
+    label error, only because nodule A was outlined on that slice)."""
     root = tmp_path / "lidc"
     shutil.copytree(lidc_root, root)
     folder = sorted(root.glob("LIDC-IDRI/LIDC-IDRI-0001/*/3*"))[0]
     (folder / "1-005.dcm").unlink()  # nodule A is outlined on instance 5 (k = 4)
     check = check_plugin(catalog.get("lidc-idri"), root, allow_errors=True)
     error = next(e for e in check.errors if e.case.startswith("LIDC-IDRI-0001"))
-    assert error.kind == "label" and error.file.endswith("070.xml")
-    assert "not in the series" in error.message
+    assert error.kind == "read" and error.file == str(folder)
+    assert "slice gap of" in error.message and "median gap" in error.message
 
 
 def test_fill_outline_and_exclusion_rules():

@@ -82,7 +82,7 @@ def validate_dicom_command(
     """CT readiness checklist per DICOM series: PASS/FAIL with reasons; exit 1 if any fails."""
     from rich.table import Table
 
-    from harmonize.read.dicom import SeriesReport, validate_dicom
+    from harmonize.qa.dicom_checklist import SeriesReport, validate_dicom
 
     _check_format(format)
     try:

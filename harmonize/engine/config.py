@@ -49,6 +49,7 @@ from harmonize.yamlio import load_yaml
 
 SETTING_KEYS = (
     "preset", "spacing", "interpolation", "ct_window", "ct_scaling", "mr_percentiles", "intensity",
+    "irregular_dicom",
 )
 RUN_KEYS = ("out", "workers", "executor", "scheduler", "seed", "ratios", "descriptors", "settings",
             "datasets")

@@ -220,7 +220,7 @@ def provenance() -> dict[str, str]:
 def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path) -> dict[str, Any]:
     """Read, check, normalize and write one case; return its manifest record as JSON."""
     plugin, case, desc = task.plugin, task.case, task.plugin.descriptor
-    data = read_case(case, plugin=plugin)
+    data = read_case(case, plugin=plugin, irregular_dicom=task.settings.irregular_dicom)
     image, label = data.image, data.label
     labels: dict[str, list[int]] = {}
     if has_label(plugin, case):
@@ -259,7 +259,8 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
         channels=case_channels(plugin, case), affine=rounded_affine(out.affine),
         ct_window=list(case.ct_window) if case.ct_window else None,
         same_patient_as=list(case.same_patient_as), metadata=dict(case.metadata or {}),
-        extra={"original": result.original, "operations": result.operations,
+        extra={"original": result.original,
+               "operations": [*image.operations, *result.operations],
                "intensity": intensity, "settings": task.settings.to_dict(),
                "fingerprint": image_fingerprint, "provenance": provenance(),
                **instances},
@@ -299,7 +300,8 @@ def sample_case(task: CaseTask) -> CaseOutcome:
     """Statistics pass: a fixed-seed sample of the case's foreground intensities (as read)."""
     dataset, case = task.plugin.dataset_id, task.case
     try:
-        data = read_case(case, plugin=task.plugin)
+        data = read_case(case, plugin=task.plugin,
+                         irregular_dicom=task.settings.irregular_dicom)
         image, label = data.image, data.label
         if label is None:
             raise LabelError("no label map to take foreground voxels from", dataset=dataset,

@@ -66,6 +66,10 @@ class Settings:
     * ``mr_percentiles``: MR/PET clip percentiles before a per-image z-score; ``None`` = raw.
     * ``intensity``: ``"raw"`` disables every intensity change (all modalities).
     * ``preset``: the preset name these settings came from (recorded only).
+    * ``irregular_dicom``: ``"refuse"`` (default) makes a DICOM series that is not one regular
+      grid a read error; ``"resample"`` interpolates irregular slice gaps onto a regular grid and
+      drops byte-identical duplicated slices (recorded in the operations; README "DICOM input").
+      Left out of :meth:`to_dict` at its default, so earlier resume keys and manifests hold.
     """
 
     spacing: tuple[float, float, float] | None = None
@@ -75,6 +79,7 @@ class Settings:
     mr_percentiles: tuple[float, float] | None = (0.5, 99.5)
     intensity: Literal["auto", "raw"] = "auto"
     preset: str | None = None
+    irregular_dicom: Literal["refuse", "resample"] = "refuse"
 
     def __post_init__(self) -> None:
         def bad(message: str) -> HarmonizeError:
@@ -106,6 +111,9 @@ class Settings:
             object.__setattr__(self, "mr_percentiles", (lo, hi))
         if self.intensity not in ("auto", "raw"):
             raise bad(f"intensity must be 'auto' or 'raw', got {self.intensity!r}")
+        if self.irregular_dicom not in ("refuse", "resample"):
+            raise bad(f"irregular_dicom must be 'refuse' or 'resample', "
+                      f"got {self.irregular_dicom!r}")
 
     @property
     def needs_dataset_stats(self) -> bool:
@@ -119,6 +127,8 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _OMITTED_AT_DEFAULT and value == f.default:
+                continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -138,6 +148,10 @@ class Settings:
         values = asdict(self)
         values.update(changes)
         return Settings(**values)
+
+
+#: Fields added after manifests v1: left out of :meth:`Settings.to_dict` at their default value.
+_OMITTED_AT_DEFAULT = ("irregular_dicom",)
 
 
 @dataclass(frozen=True)

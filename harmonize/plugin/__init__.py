@@ -26,7 +26,9 @@ from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffi
 from harmonize.plugin.descriptor import Descriptor, load_descriptor, parse_descriptor
 from harmonize.plugin.hookspecs import hookimpl
 from harmonize.plugin.layout import LayoutDataset
-from harmonize.read.volume import Volume, dicom_series_files, read_header, read_volume, sitk_affine
+from harmonize.read.dicom import read_header as read_dicom_header
+from harmonize.read.dicom_volume import regular_series
+from harmonize.read.volume import Volume, read_header, read_volume, sitk_affine
 from harmonize.yamlio import load_yaml
 
 __all__ = [
@@ -60,7 +62,8 @@ __all__ = [
     "Volume",
     "read_volume",
     "read_header",
-    # DICOM series geometry (for plugins that paste 2D labels onto a series)
-    "dicom_series_files",
+    # DICOM series (for plugins that paste 2D labels onto a series): the core's series model
+    "regular_series",
+    "read_dicom_header",
     "sitk_affine",
 ]

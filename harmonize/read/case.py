@@ -115,6 +115,7 @@ def read_case(
     label: bool = True,
     image_voxels: bool = True,
     ras: bool = False,
+    irregular_dicom: str = "refuse",
 ) -> CaseData:
     """Read and check one case (see the module doc for the checks).
 
@@ -123,6 +124,9 @@ def read_case(
     folder, which its paths are relative to). ``label=False`` skips the label map;
     ``image_voxels=False`` reads only the image header (the label is still checked against the
     image grid); ``ras=True`` reorients both to RAS+ (closest canonical, never interpolated).
+    ``irregular_dicom`` is passed to :func:`~harmonize.read.volume.read_volume` for DICOM folders
+    of a plugin case (``"resample"``: the opt-in repair of an irregular series; the volume's
+    ``operations`` record it).
     """
     if isinstance(source, ManifestRecord):
         if base is None:
@@ -131,7 +135,8 @@ def read_case(
     else:
         if plugin is None:
             raise TypeError("read_case(case) needs plugin=<the case's DatasetPlugin>")
-        data = _read_plugin_case(plugin, source, label=label, image_voxels=image_voxels)
+        data = _read_plugin_case(plugin, source, label=label, image_voxels=image_voxels,
+                                 irregular_dicom=irregular_dicom)
     if ras:
         moved, affine = in_voxel_order_of(data.image.data, data.image.affine, _RAS)
         data.image = Volume(moved, affine, "image")
@@ -144,8 +149,8 @@ def read_case(
 # ------------------------------------------------------------------------------ plugin cases
 
 
-def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_voxels: bool
-                      ) -> CaseData:
+def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_voxels: bool,
+                      irregular_dicom: str = "refuse") -> CaseData:
     dataset = plugin.dataset_id
     names = case_channels(plugin, case)
     with _naming(dataset, case.case_id, case.images[0]):
@@ -153,9 +158,9 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
         if custom is not None:
             image = Volume(np.asarray(custom.data), np.asarray(custom.affine), "image")
         elif image_voxels:
-            image = _stack_channels(case.images, len(names) if names else 1)
+            image = _stack_channels(case.images, len(names) if names else 1, irregular_dicom)
         else:
-            image = _grid_of(case.images[0])
+            image = _grid_of(case.images[0], irregular_dicom)
         if image_voxels:
             _check_channel_count(image, len(names) if names else 1, names,
                                  file=case.images[0] if len(case.images) == 1 else None)
@@ -217,11 +222,14 @@ def _source_hint(record: ManifestRecord, what: str) -> str | None:
 # ----------------------------------------------------------------------------------- helpers
 
 
-def _stack_channels(paths: Sequence[Path], n_channels: int) -> Volume:
+def _stack_channels(paths: Sequence[Path], n_channels: int, irregular_dicom: str = "refuse"
+                    ) -> Volume:
     """One file (3D, or 4D when ``n_channels`` > 1) or one 3D file per channel on one grid."""
     if len(paths) == 1:
-        return read_volume(paths[0], kind="image", allow_channels=n_channels > 1)
-    parts = [read_volume(p, kind="image", allow_channels=False) for p in paths]
+        return read_volume(paths[0], kind="image", allow_channels=n_channels > 1,
+                           irregular_dicom=irregular_dicom)
+    parts = [read_volume(p, kind="image", allow_channels=False, irregular_dicom=irregular_dicom)
+             for p in paths]
     for path, part in zip(paths[1:], parts[1:]):
         if part.shape != parts[0].shape or not same_grid(part.affine, parts[0].affine):
             raise ReadError(
@@ -232,9 +240,9 @@ def _stack_channels(paths: Sequence[Path], n_channels: int) -> Volume:
     return Volume(np.stack([p.data for p in parts], axis=-1), parts[0].affine, "image")
 
 
-def _grid_of(path: Path) -> Volume:
+def _grid_of(path: Path, irregular_dicom: str = "refuse") -> Volume:
     """A stand-in for the image at ``path``: its shape and affine, no voxels read."""
-    header = read_header(path)
+    header = read_header(path, irregular_dicom=irregular_dicom)
     shape = tuple(int(s) for s in header.shape[:3])
     return Volume(np.broadcast_to(np.zeros((), dtype=np.uint8), shape), header.affine, "image")
 

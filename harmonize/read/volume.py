@@ -2,12 +2,14 @@
 
 NIfTI (``.nii``, ``.nii.gz``) is parsed with nibabel's header classes and its voxels are streamed
 straight into one array (gzip through ISA-L when ``isal`` is installed, which decompresses several
-times faster than zlib); NRRD, MHA and DICOM series (a folder) are read with SimpleITK. A
+times faster than zlib); NRRD and MHA are read with SimpleITK; a DICOM series (a folder) through
+the one DICOM series model (:mod:`harmonize.read.dicom`, :mod:`harmonize.read.dicom_volume`). A
 :class:`Volume` carries its ``kind`` ("image" or "label") so a label map is never treated as an
 image (never interpolated, never intensity-scaled).
 
 Every problem with a file (missing, corrupt gzip, truncated, NaN/inf voxels, 4D where 3D is
-expected, zero or negative spacing, singular affine, two DICOM series in one folder) is a
+expected, zero or negative spacing, singular affine, two DICOM series in one folder, an irregular
+DICOM series) is a
 :class:`~harmonize.errors.ReadError` naming the file.
 """
 
@@ -16,9 +18,9 @@ from __future__ import annotations
 import gzip
 import io
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import IO, Any, Literal, cast
 
 import nibabel as nib
 import numpy as np
@@ -43,12 +45,15 @@ _CHUNK = 1 << 24  # 16 MiB: streaming block for reading and writing voxels
 class Volume:
     """Voxel array (X, Y, Z[, C]) with its voxel-to-world (RAS mm) affine and its kind.
 
-    Channels, when present, are the last axis (MSD BrainTumour: 4, Prostate: 2).
+    Channels, when present, are the last axis (MSD BrainTumour: 4, Prostate: 2). ``operations``
+    lists what reading did beyond decoding (e.g. an opt-in DICOM slice resampling), for the
+    manifest's operations.
     """
 
     data: np.ndarray
     affine: np.ndarray
     kind: Kind = "image"
+    operations: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -86,6 +91,7 @@ class ScaledVolume(Volume):
         self._data: np.ndarray | None = None
         self.affine = affine
         self.kind = kind
+        self.operations: list[dict[str, Any]] = []
 
     @property
     def data(self) -> np.ndarray:
@@ -200,8 +206,9 @@ def _nifti_affine(header: nib.Nifti1Header, path: Path) -> np.ndarray:
     return affine
 
 
-def read_header(path: Path) -> Header:
-    """Shape, spacing, orientation code and affine of a volume (header only; DICOM: a folder)."""
+def read_header(path: Path, *, irregular_dicom: str = "refuse") -> Header:
+    """Shape, spacing, orientation code and affine of a volume (header only; DICOM: a folder,
+    judged and laid out exactly as :func:`read_volume` reads it, see ``irregular_dicom`` there)."""
     path = Path(path)
     if not path.exists():
         raise ReadError("file does not exist", file=path, hint="check the dataset is complete")
@@ -218,26 +225,16 @@ def read_header(path: Path) -> Header:
                 f"cannot read NIfTI header: {type(exc).__name__}: {exc}", file=path,
                 hint="re-download the file; it may be truncated or not NIfTI",
             ) from exc
-    else:
+    elif path.is_dir():
+        from harmonize.read.dicom_volume import dicom_header
 
+        shape, affine = dicom_header(path, irregular=irregular_dicom)
+        _check_geometry(affine, path)
+    else:
         try:
-            if path.is_dir():
-                names = dicom_series_files(path)
-                reader = _sitk_info(names[0])
-                size = (*reader.GetSize()[:2], len(names))
-                sitk_spacing = list(reader.GetSpacing())
-                if len(names) > 1:  # slice step from the first and last position, as ITK does
-                    last = _sitk_info(names[-1])
-                    normal = np.asarray(reader.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
-                    step = np.asarray(last.GetOrigin()) - np.asarray(reader.GetOrigin())
-                    sitk_spacing[2] = (abs(float(step @ normal)) / (len(names) - 1)
-                                       or sitk_spacing[2])
-            else:
-                reader = _sitk_info(str(path))
-                size = reader.GetSize()
-                sitk_spacing = list(reader.GetSpacing())
-            affine = sitk_affine(reader.GetOrigin(), tuple(sitk_spacing), reader.GetDirection())
-            shape = tuple(int(s) for s in size)
+            reader = _sitk_info(str(path))
+            affine = sitk_affine(reader.GetOrigin(), reader.GetSpacing(), reader.GetDirection())
+            shape = tuple(int(s) for s in reader.GetSize())
         except RuntimeError as exc:
             raise ReadError(f"cannot read header: {exc}", file=path) from exc
         _check_geometry(affine, path)
@@ -274,8 +271,13 @@ def sitk_affine(
 # --------------------------------------------------------------------------------- reading
 
 
-def read_volume(path: Path, kind: Kind = "image", *, allow_channels: bool = True) -> Volume:
+def read_volume(path: Path, kind: Kind = "image", *, allow_channels: bool = True,
+                irregular_dicom: str = "refuse") -> Volume:
     """Read a NIfTI file, an NRRD/MHA file or a DICOM series folder.
+
+    A folder is read by :func:`harmonize.read.dicom_volume.read_dicom`: one series, refused with
+    a :class:`ReadError` when it is not one regular grid, unless ``irregular_dicom="resample"``
+    (irregular gaps interpolated, duplicated files dropped; recorded in ``operations``).
 
     Arrays are indexed (X, Y, Z[, C]) with the RAS affine; a 4D image keeps its channels on the
     last axis (a NIfTI 5D vector image (X, Y, Z, 1, C) too). A label, or an image read with
@@ -287,12 +289,19 @@ def read_volume(path: Path, kind: Kind = "image", *, allow_channels: bool = True
     if not path.exists():
         raise ReadError(f"{kind} file does not exist", file=path,
                         hint="check the dataset is complete")
+    operations: list[dict[str, Any]] = []
     if is_nifti(path):
         data, affine = _read_nifti(path, kind)
+    elif path.is_dir():
+        from harmonize.read.dicom_volume import read_dicom
+
+        volume = read_dicom(path, kind, irregular=irregular_dicom)
+        data, affine, operations = volume.data, volume.affine, volume.operations
+        _check_geometry(affine, path)
     else:
         data, affine = _read_with_sitk(path, kind)
     data = _check_data(data, path, kind, allow_channels)
-    return Volume(data=data, affine=affine, kind=kind)
+    return Volume(data=data, affine=affine, kind=kind, operations=operations)
 
 
 def _check_data(data: np.ndarray, path: Path, kind: Kind, allow_channels: bool) -> np.ndarray:
@@ -399,40 +408,18 @@ def _apply_scaling(raw: np.ndarray, slope: float | None, inter: float | None) ->
     return scaled
 
 
-def dicom_series_files(folder: Path) -> list[str]:
-    """File names of the one DICOM series in ``folder``, sorted by ImagePositionPatient."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if not series:
-        raise ReadError("no readable DICOM series in folder", file=folder,
-                        hint="point at the folder that holds the .dcm files; check they are DICOM")
-    if len(series) > 1:
-        raise ReadError(
-            f"{len(series)} DICOM series in one folder ({', '.join(series)})",
-            file=folder, hint="split the folder so that it holds one series",
-        )
-    return list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
-
-
 def _read_with_sitk(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
     try:
-        if path.is_dir():
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(dicom_series_files(path))
-            image = reader.Execute()  # GDCM applies RescaleSlope/RescaleIntercept
-        else:
-            info = _sitk_info(str(path))
-            one = sitk.GetArrayFromImage(sitk.Image([1] * info.GetDimension(), info.GetPixelID()))
-            check_declared_size((*info.GetSize(), info.GetNumberOfComponents()),
-                                one.dtype.itemsize, file=path)
-            image = sitk.ReadImage(str(path))
+        info = _sitk_info(str(path))
+        one = sitk.GetArrayFromImage(sitk.Image([1] * info.GetDimension(), info.GetPixelID()))
+        check_declared_size((*info.GetSize(), info.GetNumberOfComponents()),
+                            one.dtype.itemsize, file=path)
+        image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise ReadError(f"cannot read {kind}: {exc}", file=path,
-                        hint="check the file is a readable NRRD/MHA/DICOM") from exc
+                        hint="check the file is a readable NRRD/MHA") from exc
     if image.GetDimension() != 3:
         if image.GetDimension() == 4:
             raise ReadError(
