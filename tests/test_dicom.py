@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from harmonize.cli.app import app
 from harmonize.errors import ReadError
 from harmonize.qa.dicom_checklist import CHECKS, check_series, validate_dicom
-from harmonize.read.dicom import grid_problems, group_series, scan_dicom
+from harmonize.read.dicom import grid_problems
+from harmonize.read.dicom_scan import group_series, scan_dicom
 from harmonize.read.dicom_volume import read_series
 from harmonize.read.volume import read_volume
 

@@ -32,13 +32,8 @@ from typer.testing import CliRunner
 from harmonize.cli.app import app
 from harmonize.errors import ReadError
 from harmonize.qa.dicom_checklist import validate_dicom
-from harmonize.read.dicom import (
-    GEOMETRY_CODES,
-    SORT_CODES,
-    SPACING_CODES,
-    grid_problems,
-    select_series,
-)
+from harmonize.read.dicom import GEOMETRY_CODES, SORT_CODES, SPACING_CODES, grid_problems
+from harmonize.read.dicom_scan import select_series
 from harmonize.read.volume import read_header, read_volume, sitk_affine
 
 DATA = Path(__file__).parent / "data" / "dicom"

@@ -26,7 +26,7 @@ from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffi
 from harmonize.plugin.descriptor import Descriptor, load_descriptor, parse_descriptor
 from harmonize.plugin.hookspecs import hookimpl
 from harmonize.plugin.layout import LayoutDataset
-from harmonize.read.dicom import read_header as read_dicom_header
+from harmonize.read.dicom_scan import read_header as read_dicom_header
 from harmonize.read.dicom_volume import regular_series
 from harmonize.read.volume import Volume, read_header, read_volume, sitk_affine
 from harmonize.yamlio import load_yaml

@@ -24,8 +24,8 @@ from harmonize.read.dicom import (
     Series,
     grid_problems,
     present,
-    walk_series,
 )
+from harmonize.read.dicom_scan import walk_series
 
 __all__ = ["CHECKS", "MIN_BITS_STORED", "MIN_SLICES", "PHI_TAGS", "Check", "SeriesReport",
            "ValidationReport", "check_series", "validate_dicom"]

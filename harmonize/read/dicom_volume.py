@@ -22,7 +22,8 @@ from typing import Any, Literal
 import numpy as np
 
 from harmonize.errors import ReadError
-from harmonize.read.dicom import REPAIRABLE, Problem, Series, grid_problems, select_series
+from harmonize.read.dicom import REPAIRABLE, Problem, Series, grid_problems
+from harmonize.read.dicom_scan import select_series
 from harmonize.read.volume import Kind, Volume
 
 __all__ = ["IRREGULAR_MODES", "read_series", "read_dicom", "dicom_header", "refuse",
