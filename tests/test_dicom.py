@@ -240,7 +240,8 @@ FAILURE_MODES = {
                      {"modality"}),
     "missing rescale": (dict(edit=_delete("RescaleSlope", "RescaleIntercept")), {"rescale"}),
     "BitsStored 8": (dict(edit=_set("BitsStored", 8)), {"bits_stored"}),
-    "missing PixelSpacing": (dict(edit=_delete("PixelSpacing")), {"pixel_spacing"}),
+    # changed with the one DICOM model: no PixelSpacing, no grid (reading refuses it too)
+    "missing PixelSpacing": (dict(edit=_delete("PixelSpacing")), {"pixel_spacing", "geometry"}),
     "missing SliceThickness": (dict(edit=_delete("SliceThickness")), {"slice_thickness"}),
     "10 slices": (dict(n=10), {"slice_count"}),
     "non-uniform z gap": (dict(offsets=MISSING_SLICE), {"uniform_spacing"}),
@@ -315,3 +316,42 @@ def test_validate_dicom_cli(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["validate-dicom", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "no DICOM" in " ".join(result.output.split())
+
+
+# ------------------------------------------------------------------- one verdict for both paths
+
+GEOMETRY_CHECKS = {"sortable", "uniform_spacing", "geometry", "single_series"}
+
+
+@pytest.mark.parametrize("mode", list(FAILURE_MODES))
+def test_validate_dicom_and_reading_give_the_same_geometry_verdict(tmp_path: Path,
+                                                                   mode: str) -> None:
+    """Every checklist failure mode: the geometry items of `validate-dicom` fail exactly when
+    `read_volume` (the path `harmonize run` takes) refuses the folder, for the same reason."""
+    kwargs, _ = FAILURE_MODES[mode]
+    write_series(tmp_path / "s", **{"n": 60, **kwargs})
+    (report,) = validate_dicom(tmp_path / "s").series
+    failed = {c.name for c in report.checks if not c.passed} & GEOMETRY_CHECKS
+    try:
+        read_volume(tmp_path / "s")
+    except ReadError as exc:
+        assert failed, f"read refused but validate-dicom passed: {exc}"
+        details = [c.detail for c in report.checks if c.name in failed]
+        assert any(p.message in exc.message for p in grid_problems(group_series(tmp_path / "s")[0]))
+        assert details
+    else:
+        assert not failed, f"validate-dicom failed {failed} but the folder was read"
+
+
+def test_multi_frame_file_is_refused_by_both(tmp_path: Path) -> None:
+    folder = tmp_path / "mf"
+    folder.mkdir()
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.NumberOfFrames = 2
+    ds.PixelData = ds.PixelData * 2
+    ds.save_as(folder / "multi.dcm")
+    (report,) = validate_dicom(folder).series
+    geometry = next(c for c in report.checks if c.name == "geometry")
+    assert not geometry.passed and "multi-frame" in geometry.detail
+    with pytest.raises(ReadError, match="multi-frame file \\(2 frames in one file\\)"):
+        read_volume(folder)

@@ -255,8 +255,10 @@ def grid_problems(series: Series) -> list[Problem]:
         problems.append(Problem("orientation", "slices have different ImageOrientationPatient"))
     spacings = [floats(h.get("PixelSpacing"), 2) for h in headers]
     known_sp = [s for s in spacings if s is not None]
-    if len(known_sp) == len(spacings) and not np.allclose(known_sp, known_sp[0],
-                                                          atol=GEOMETRY_ATOL):
+    if len(known_sp) < len(spacings):
+        problems.append(Problem("pixel_spacing", f"{len(spacings) - len(known_sp)} slice(s) lack "
+                                "PixelSpacing (the in-plane voxel size is unknown)"))
+    elif not np.allclose(known_sp, known_sp[0], atol=GEOMETRY_ATOL):
         problems.append(Problem("pixel_spacing", "slices have different PixelSpacing"))
     if series.sorted_by is None:
         problems.append(Problem("unsortable", series.sort_problem or "slices cannot be ordered"))
