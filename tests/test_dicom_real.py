@@ -268,3 +268,19 @@ def test_problem_codes_cover_every_checklist_geometry_item() -> None:
     assert set(SORT_CODES) | set(SPACING_CODES) | set(GEOMETRY_CODES) >= {
         "gap", "duplicate", "conflict", "tilt", "multiframe", "unsortable", "no_position"}
     assert grid_problems(select_series(MONAI))[0].code == "gap"
+
+
+def test_simpleitk_fallback_decodes_the_same_values(tmp_path: Path, monkeypatch) -> None:
+    """A transfer syntax pydicom cannot decode goes to SimpleITK/GDCM, which applies the rescale
+    itself: the volume is the same, the rescale applied once either way."""
+    folder = tmp_path / "series"
+    real_copy(folder, 4)
+    expected = read_volume(folder)
+
+    def no_decoder(self: pydicom.Dataset) -> np.ndarray:
+        raise NotImplementedError("no decoder for this transfer syntax")
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(no_decoder))
+    fallback = read_volume(folder)
+    assert fallback.data.dtype == expected.data.dtype
+    np.testing.assert_array_equal(fallback.data, expected.data)

@@ -355,7 +355,7 @@ def _read_nifti(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
     if not raw.dtype.isnative:
         raw = raw.byteswap().view(raw.dtype.newbyteorder("="))
     slope, inter = header.get_slope_inter()
-    return _apply_scaling(raw, slope, inter), affine
+    return apply_scaling(raw, slope, inter), affine
 
 
 def _skip(fh: IO[bytes], n: int, path: Path) -> None:
@@ -382,8 +382,9 @@ def _read_into(fh: IO[bytes], array: np.ndarray, path: Path) -> None:
         pos += n
 
 
-def _apply_scaling(raw: np.ndarray, slope: float | None, inter: float | None) -> np.ndarray:
-    """Apply NIfTI scl_slope/scl_inter; integer slope and intercept keep integer voxels exact."""
+def apply_scaling(raw: np.ndarray, slope: float | None, inter: float | None) -> np.ndarray:
+    """Apply a linear scaling (NIfTI scl_slope/scl_inter, DICOM RescaleSlope/RescaleIntercept);
+    integer slope and intercept keep integer voxels exact (smallest of int16/int32/int64)."""
     slope = 1.0 if slope is None else float(slope)
     inter = 0.0 if inter is None else float(inter)
     if slope == 1.0 and inter == 0.0:
