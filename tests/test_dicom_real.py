@@ -284,3 +284,15 @@ def test_simpleitk_fallback_decodes_the_same_values(tmp_path: Path, monkeypatch)
     fallback = read_volume(folder)
     assert fallback.data.dtype == expected.data.dtype
     np.testing.assert_array_equal(fallback.data, expected.data)
+
+
+def test_declared_size_limit_applies_to_dicom_and_to_resampling(monkeypatch) -> None:
+    """The released series holds 4 x 16 x 16 voxels; resampled, 165 x 16 x 16 = 42,240."""
+    monkeypatch.setenv("HARMONIZE_MAX_VOXELS", "10000")  # the slices fit, the resampled grid not
+    with pytest.raises(ReadError, match="above the limit") as err:
+        read_volume(MONAI, irregular_dicom="resample")
+    assert err.value.file == str(MONAI) and "[16, 16, 165]" in err.value.message
+    monkeypatch.setenv("HARMONIZE_MAX_VOXELS", "1000")  # not even the 4 slices
+    with pytest.raises(ReadError, match=r"above the limit") as err:
+        read_volume(MONAI, irregular_dicom="resample")
+    assert "[16, 16, 4]" in err.value.message
