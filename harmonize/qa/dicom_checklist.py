@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harmonize.errors import ReadError
-from harmonize.manifest.records import Skipped
+from harmonize.plugin.case import Skipped
 from harmonize.read.dicom import (
     GEOMETRY_CODES,
     SORT_CODES,

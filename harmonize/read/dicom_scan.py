@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harmonize.errors import ReadError
-from harmonize.manifest.records import Skipped
+from harmonize.plugin.case import Skipped
 from harmonize.read.dicom import Series, present, sort_slices
 
 __all__ = ["DicomScan", "group_series", "read_header", "scan_dicom", "select_series",
