@@ -123,7 +123,8 @@ def _make_process(variant: str, spacing, outdir: Path):
 
         import harmonize.read.volume as hio
         from harmonize.engine.normalize import Settings, normalize_case
-        from harmonize.read.volume import Volume, read_volume, write_volume
+        from harmonize.read.nifti_writer import write_volume
+        from harmonize.read.volume import Volume, read_volume
 
         if variant == "harmonize-zlib":
             import gzip

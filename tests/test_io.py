@@ -11,13 +11,9 @@ import pytest
 import SimpleITK as sitk
 
 from harmonize.errors import ReadError
-from harmonize.read.volume import (
-    atomic_path,
-    read_header,
-    read_volume,
-    sitk_affine,
-    write_volume,
-)
+from harmonize.files import atomic_path
+from harmonize.read.nifti_writer import write_volume
+from harmonize.read.volume import read_header, read_volume, sitk_affine
 from harmonize.testing.volumes import ct_phantom, slice_first_affine, write_nifti
 
 AFFINE = slice_first_affine((0.8, 0.75, 2.5), origin=(10.0, -20.0, 30.0))

@@ -73,3 +73,13 @@ def test_core_packages_name_no_dataset():
                 if pattern.search(line):
                     found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_writer_names_moved_out_of_read_volume_still_import():
+    import harmonize.read.nifti_writer as writer
+    import harmonize.read.volume as volume
+
+    with pytest.warns(DeprecationWarning, match="harmonize.read.nifti_writer"):
+        assert volume.write_volume is writer.write_volume
+    with pytest.raises(AttributeError):
+        volume.no_such_name  # noqa: B018

@@ -21,7 +21,8 @@ from harmonize.engine.normalize import (
 )
 from harmonize.engine.resample import reorient_to_ras, resample, target_grid
 from harmonize.errors import HarmonizeError, LabelError
-from harmonize.read.volume import ScaledVolume, Volume, read_volume, write_volume
+from harmonize.read.nifti_writer import write_volume
+from harmonize.read.volume import ScaledVolume, Volume, read_volume
 from harmonize.testing.volumes import ct_phantom, slice_first_affine
 
 torch = pytest.importorskip("torch")

@@ -40,7 +40,8 @@ from harmonize.engine.resample import (
 )
 from harmonize.errors import HarmonizeError
 from harmonize.read.grid import label_on_image_grid as check_label_geometry
-from harmonize.read.volume import ScaledVolume, Volume, write_volume
+from harmonize.read.nifti_writer import write_volume
+from harmonize.read.volume import ScaledVolume, Volume
 
 __all__ = [
     "PRESETS",

@@ -52,7 +52,8 @@ from harmonize.export import (
 )
 from harmonize.files import atomic_path, write_text_atomic
 from harmonize.labels.channels import export_plan
-from harmonize.read.volume import Volume, write_volume
+from harmonize.read.nifti_writer import write_volume
+from harmonize.read.volume import Volume
 
 FILE_ENDING = ".nii.gz"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

@@ -73,7 +73,8 @@ from harmonize.manifest.splits import DEFAULT_RATIOS
 from harmonize.plugin.dataset import DatasetPlugin, strip_nifti_suffix
 from harmonize.plugin.descriptor import Descriptor, load_descriptor, parse_descriptor
 from harmonize.plugin.discovery import discover
-from harmonize.read.volume import Volume, is_nifti, read_volume, write_volume
+from harmonize.read.nifti_writer import write_volume
+from harmonize.read.volume import Volume, is_nifti, read_volume
 
 SAT_MODALITY = {"CT": "CT", "MR": "MRI", "PET": "PET"}
 OUR_MODALITY = {"CT": "CT", "MRI": "MR", "MR": "MR", "PET": "PET"}

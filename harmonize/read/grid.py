@@ -16,7 +16,8 @@ from nibabel.affines import voxel_sizes
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 
 from harmonize.errors import GridMismatchError, LabelError
-from harmonize.read.volume import Volume, output_dtype
+from harmonize.read.nifti_writer import output_dtype
+from harmonize.read.volume import Volume
 
 #: Voxel-size (relative) and direction-cosine (absolute) tolerance of :func:`same_grid`.
 AFFINE_RTOL = 1e-3
