@@ -29,7 +29,8 @@ from harmonize.errors import ReadError
 from harmonize.read.dicom import REPAIRABLE, Problem, Series, grid_problems
 from harmonize.read.dicom_scan import select_series
 from harmonize.read.limits import check_declared_size
-from harmonize.read.volume import Kind, Volume, apply_scaling
+from harmonize.read.nifti_reader import Kind, apply_scaling
+from harmonize.read.volume import Volume
 
 __all__ = ["IRREGULAR_MODES", "read_series", "read_dicom", "dicom_header", "refuse",
            "regular_series", "resample_slices"]

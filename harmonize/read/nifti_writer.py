@@ -15,7 +15,8 @@ import numpy as np
 
 from harmonize.errors import ReadError
 from harmonize.files import atomic_path
-from harmonize.read.volume import _CHUNK, ScaledVolume, Volume, _gzip_impl, _is_gz, is_nifti
+from harmonize.read.nifti_reader import _CHUNK, _gzip_impl, _is_gz, is_nifti
+from harmonize.read.volume import ScaledVolume, Volume
 
 #: gzip level for written volumes (ISA-L levels 0-3; 1 measured best speed/size, see README).
 GZIP_LEVEL = 1
