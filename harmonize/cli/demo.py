@@ -88,7 +88,7 @@ def run_demo(
     result = DemoResult(out=out, datasets=[p.dataset_id for p in plugins],
                         run=run(targets, manifest_dir, workers=workers, seed=seed, progress=progress))
     if batch and result.run.manifests:
-        from harmonize.loader.dataset import load_one_batch
+        from harmonize.loader.batching import load_one_batch
 
         manifests = [result.run.manifests[d] for d in result.datasets if d in result.run.manifests]
         with_train = {r.dataset for r in result.run.records if r.split == "train"}

@@ -3,15 +3,10 @@
 The public names of 0.1's ``harmonize.loader`` module are importable from here.
 """
 
-from harmonize.loader.dataset import (
-    DatasetMixSampler,
-    HarmonizedDataset,
-    LoaderError,
-    ThreadLoader,
-    collate,
-    describe_batch,
-    load_one_batch,
-)
+from harmonize.loader.batching import ThreadLoader, collate, describe_batch, load_one_batch
+from harmonize.loader.dataset import HarmonizedDataset
+from harmonize.loader.errors import LoaderError
+from harmonize.loader.sampling import DatasetMixSampler
 
 __all__ = ["DatasetMixSampler", "HarmonizedDataset", "LoaderError", "ThreadLoader", "collate",
            "describe_batch", "load_one_batch"]

@@ -1,5 +1,5 @@
-"""Batching samples: :func:`collate`, :class:`ThreadLoader` (threads instead of worker processes)
-and :func:`describe_batch`."""
+"""Batching samples: :func:`collate`, :class:`ThreadLoader` (threads instead of worker processes),
+:func:`describe_batch` and :func:`load_one_batch`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,3 +124,27 @@ def describe_batch(batch: Mapping[str, Any]) -> str:
         lines.append(f"  {f'{dataset}/{case}':<{width}}  label_present {present}  "
                      f"channels {channels}  voxels {voxels[b].tolist()}")
     return "\n".join(lines)
+
+
+def load_one_batch(
+    manifests: str | Path | Iterable[str | Path],
+    *,
+    batch_size: int = 4,
+    patch_size: int | Sequence[int] | None = (32, 32, 32),
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """One mixed batch: datasets taken in turn, a random case of each, collated with :func:`collate`.
+
+    ``kwargs`` go to :class:`HarmonizedDataset` (``allow_padding`` defaults to True here).
+    """
+    from harmonize.loader.dataset import HarmonizedDataset  # the dataset batches with collate
+
+    kwargs.setdefault("allow_padding", True)
+    dataset = HarmonizedDataset(manifests, patch_size=patch_size, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed)
+    keys = []
+    for b in range(batch_size):
+        members = dataset.indices_by_dataset[dataset.datasets[b % len(dataset.datasets)]]
+        keys.append((int(members[rng.integers(len(members))]), int(rng.integers(2**63))))
+    return collate([dataset[key] for key in keys])

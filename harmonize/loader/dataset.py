@@ -40,7 +40,7 @@ from harmonize.labels.channels import (
 )
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.loader.assemble import crop_channels, mask_values
-from harmonize.loader.batching import ThreadLoader, collate, describe_batch
+from harmonize.loader.batching import ThreadLoader, collate, describe_batch, load_one_batch
 from harmonize.loader.cache import (
     CaseArrays,
     VolumeCache,
@@ -378,27 +378,5 @@ class HarmonizedDataset(Dataset):
             sample["present_classes"] = [n for n, a, v in zip(self.classes, classes.annotated, visible)
                                          if a and v]
         return sample
-
-
-def load_one_batch(
-    manifests: str | Path | Iterable[str | Path],
-    *,
-    batch_size: int = 4,
-    patch_size: int | Sequence[int] | None = (32, 32, 32),
-    seed: int = 0,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """One mixed batch: datasets taken in turn, a random case of each, collated with :func:`collate`.
-
-    ``kwargs`` go to :class:`HarmonizedDataset` (``allow_padding`` defaults to True here).
-    """
-    kwargs.setdefault("allow_padding", True)
-    dataset = HarmonizedDataset(manifests, patch_size=patch_size, seed=seed, **kwargs)
-    rng = np.random.default_rng(seed)
-    keys = []
-    for b in range(batch_size):
-        members = dataset.indices_by_dataset[dataset.datasets[b % len(dataset.datasets)]]
-        keys.append((int(members[rng.integers(len(members))]), int(rng.integers(2**63))))
-    return collate([dataset[key] for key in keys])
 
 
