@@ -44,17 +44,18 @@ from typing import Any
 import yaml
 
 from harmonize.engine.normalize import Settings, preset_settings
+from harmonize.engine.run_schema import EXECUTORS, RUN_SCHEMA, SETTING_KEYS
 from harmonize.errors import HarmonizeError
+from harmonize.manifest.splits import check_ratios
+from harmonize.schemacheck import describe_problems, json_view, schema_problems
 from harmonize.yamlio import load_yaml
 
-SETTING_KEYS = (
-    "preset", "spacing", "interpolation", "ct_window", "ct_scaling", "mr_percentiles", "intensity",
-    "irregular_dicom",
-)
-RUN_KEYS = ("out", "workers", "executor", "scheduler", "seed", "ratios", "descriptors", "settings",
-            "datasets")
-TARGET_KEYS = ("root", *SETTING_KEYS)
-EXECUTORS = ("local", "dask")
+__all__ = ["EXECUTORS", "SCHEMA_FILE", "SETTING_KEYS", "ConfigError", "RunConfig", "Target",
+           "apply_overrides", "build_settings", "load_config", "parse_config", "parse_setting",
+           "is_number", "parse_settings"]
+
+#: The published schema's file name under ``registry/schema/``.
+SCHEMA_FILE = "run.schema.json"
 _NONE_WORDS = ("none", "null", "")
 
 
@@ -219,9 +220,7 @@ def apply_overrides(base: Settings, overrides: Mapping[str, Any]) -> Settings:
 
 # -- run files ----------------------------------------------------------------------------------
 
-def _path(value: Any, key: str, base: Path, where: str | None, file: Path) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(f"must be a path, got {value!r}", key, where, file)
+def _path(value: str, base: Path) -> Path:
     path = Path(os.path.expanduser(value.strip()))
     return path if path.is_absolute() else base / path
 
@@ -238,65 +237,36 @@ def load_config(path: Path) -> RunConfig:
 
 
 def parse_config(data: Any, *, source: Path) -> RunConfig:
-    """Check a run-file mapping (as loaded from YAML) and return a :class:`RunConfig`."""
+    """Check a run-file mapping (as loaded from YAML) and return a :class:`RunConfig`.
+
+    Structure, types, allowed words and unknown keys are checked by :data:`RUN_SCHEMA` (a
+    :class:`ConfigError` naming the file and each key path); values are then converted and
+    checked by :func:`parse_settings` and :func:`~harmonize.manifest.splits.check_ratios`.
+    """
+    problems = schema_problems(data, RUN_SCHEMA)
+    if problems:
+        raise ConfigError(describe_problems(problems), file=source,
+                          hint="see the run file format in the README ('harmonize run') and its "
+                          f"JSON Schema, registry/schema/{SCHEMA_FILE}")
+    data = json_view(data)
     base = source.parent
-    if not isinstance(data, dict):
-        raise ConfigError("a run file must be a YAML mapping", file=source,
-                          hint="start from the example in the README ('harmonize run')")
-    unknown = sorted(set(data) - set(RUN_KEYS))
-    if unknown:
-        raise _fail(f"unknown key; allowed: {list(RUN_KEYS)}", unknown[0], None, source)
-    config = RunConfig(targets=[], source=source)
+    config = RunConfig(targets=[], source=source, workers=data.get("workers"),
+                       executor=data.get("executor"), scheduler=data.get("scheduler"),
+                       seed=data.get("seed"))
     if data.get("out") is not None:
-        config.out = _path(data["out"], "out", base, None, source)
-    if data.get("workers") is not None:
-        workers = data["workers"]
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise _fail(f"must be a positive integer, got {workers!r}", "workers", None, source)
-        config.workers = workers
-    if data.get("executor") is not None:
-        if data["executor"] not in EXECUTORS:
-            raise _fail(f"must be one of {list(EXECUTORS)}, got {data['executor']!r}", "executor",
-                        None, source)
-        config.executor = data["executor"]
-    if data.get("scheduler") is not None:
-        if not isinstance(data["scheduler"], str):
-            raise _fail("must be an address such as tcp://host:8786", "scheduler", None, source)
-        config.scheduler = data["scheduler"]
-    if data.get("seed") is not None:
-        if not isinstance(data["seed"], int) or isinstance(data["seed"], bool):
-            raise _fail(f"must be an integer, got {data['seed']!r}", "seed", None, source)
-        config.seed = data["seed"]
+        config.out = _path(data["out"], base)
     if data.get("ratios") is not None:
-        ratios = _numbers(data["ratios"], 3, "ratios", None, source)
-        config.ratios = (ratios[0], ratios[1], ratios[2])
+        try:
+            config.ratios = check_ratios(data["ratios"])
+        except HarmonizeError as exc:
+            raise _fail(exc.message, "ratios", None, source) from None
     descriptors = data.get("descriptors") or []
-    if isinstance(descriptors, str):
-        descriptors = [descriptors]
-    if not isinstance(descriptors, list):
-        raise _fail("must be a list of paths", "descriptors", None, source)
-    config.descriptors = [_path(d, "descriptors", base, None, source) for d in descriptors]
-    settings = data.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise _fail("must be a mapping of settings keys", "settings", None, source)
-    config.settings = parse_settings(settings, where="settings", file=source)
-    datasets = data.get("datasets")
-    if not isinstance(datasets, dict) or not datasets:
-        raise _fail("must map dataset ids to {root: PATH, ...overrides}", "datasets", None, source)
-    for dataset, entry in datasets.items():
-        where = f"datasets.{dataset}"
-        if isinstance(entry, str):
-            entry = {"root": entry}
-        if not isinstance(entry, dict):
-            raise _fail("must be a mapping with at least 'root'", str(dataset), "datasets", source)
-        unknown = sorted(set(entry) - set(TARGET_KEYS))
-        if unknown:
-            raise _fail(f"unknown key; allowed: {list(TARGET_KEYS)}", unknown[0], where, source)
-        if "root" not in entry:
-            raise _fail("missing; the folder the dataset was released into", "root", where, source)
-        overrides = parse_settings({k: v for k, v in entry.items() if k != "root"}, where=where,
-                                   file=source)
-        config.targets.append(
-            Target(str(dataset), _path(entry["root"], "root", base, where, source), overrides)
-        )
+    config.descriptors = [_path(d, base)
+                          for d in ([descriptors] if isinstance(descriptors, str) else descriptors)]
+    config.settings = parse_settings(data.get("settings") or {}, where="settings", file=source)
+    for dataset, entry in data["datasets"].items():
+        entry = {"root": entry} if isinstance(entry, str) else entry
+        overrides = parse_settings({k: v for k, v in entry.items() if k != "root"},
+                                   where=f"datasets.{dataset}", file=source)
+        config.targets.append(Target(str(dataset), _path(entry["root"], base), overrides))
     return config

@@ -1,0 +1,185 @@
+"""The JSON Schema of dataset descriptors: the one definition of their structure.
+
+:data:`DESCRIPTOR_SCHEMA` (draft 2020-12) states every key a descriptor may have, its type, its
+allowed values and what it means; :func:`harmonize.plugin.descriptor.parse_descriptor` validates
+with it first and then checks only what a schema cannot say (label values used by ``classes`` are
+declared in ``values``, channel names are in the channel vocabulary, ``ct_window`` low < high, the
+id regexes compile as Python regexes with a group ``id``). It is published, byte for byte, as
+``registry/schema/descriptor.schema.json`` (a test fails on drift) for editors and other tools.
+
+Enumerations come from the constants the code uses (:data:`MODALITIES`, the case contract's ``SPLITS``).
+Descriptors are YAML: label values are written as integer keys (``1: liver``), which the schema
+sees as the strings JSON has (``"1"``), as a YAML language server does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harmonize.plugin.case import SPLITS
+
+#: Imaging modalities a descriptor may declare.
+MODALITIES = ("CT", "MR", "PET", "US", "XR")
+#: A dataset id: lowercase letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit.
+DATASET_ID = r"^[a-z0-9][a-z0-9._-]*$"
+#: A path inside the dataset root: no leading ``/`` or ``\``, no ``..`` component.
+_INSIDE_ROOT = r"^(?![/\\])(?!(.*[/\\])?\.\.([/\\]|$))"
+
+_TEXT = {"type": "string"}
+_LABEL_VALUE = {"type": "integer", "minimum": 1,
+                "description": "A foreground label value (>= 1) declared in 'values'."}
+
+LAYOUT_GROUP: dict[str, Any] = {
+    "type": "object",
+    "description": "One group of images found by a glob, with its label template and official "
+    "split. Groups are scanned in order; an image matched by two groups is two cases.",
+    "required": ["images"],
+    "additionalProperties": False,
+    "properties": {
+        "images": {
+            "type": "string",
+            "pattern": _INSIDE_ROOT,
+            "description": "Glob relative to the dataset root (pathlib syntax: '*', '?', "
+            "'[...]', '**' for any depth) selecting this group's image files, one case per "
+            "file; it must stay inside the dataset root (no leading '/' and no '..'). "
+            "Hidden and AppleDouble files are skipped and reported.",
+        },
+        "label": {
+            "type": ["string", "null"],
+            "pattern": _INSIDE_ROOT + r"([^{}]|\{(case|name|parent)\})*$",
+            "description": "Path of a case's label file relative to the dataset root, with the "
+            "placeholders {case} (the case id), {name} (the image file name) and {parent} (the "
+            "image's folder relative to the root) and no other braces; it must stay inside the "
+            "dataset root (no leading '/' and no '..'). Omit it (or null) for a group released "
+            "without labels. Label files no image claims are reported as skipped.",
+        },
+        "split": {
+            "enum": [*SPLITS, None],
+            "description": "Official split of every case in the group (train, val or test); "
+            "omit it (or null) when the release has none. Official test cases stay test.",
+        },
+        "label_required": {
+            "type": "boolean",
+            "default": True,
+            "description": "true (default): an image whose label file is missing is skipped "
+            "and reported. false: the case is kept unlabelled (labels published later).",
+        },
+    },
+}
+
+DESCRIPTOR_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://harmonize-med.invalid/schema/descriptor.json",
+    "title": "harmonize dataset descriptor",
+    "description": "What a dataset is (label values, class merges, modality, licence, ...) and, "
+    "for a YAML-only dataset, how its cases are found (layout, case_id, patient_id). One YAML "
+    "file per dataset: registry/datasets/<id>.yaml, or any file given with --descriptor.",
+    "type": "object",
+    "required": ["id", "name", "modality", "values", "classes"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "pattern": DATASET_ID,
+               "description": "The dataset id: lowercase letters, digits, '.', '_' or '-', "
+               "unique in the catalogue; a bundled descriptor's file name is <id>.yaml."},
+        "name": {**_TEXT, "description": "Human-readable name of the dataset."},
+        "modality": {"enum": list(MODALITIES),
+                     "description": "Imaging modality of every case."},
+        "values": {
+            "type": "object",
+            "minProperties": 1,
+            "description": "The release's label values and its own names for them "
+            "({0: background, 1: kidney}); every value a mask may contain.",
+            "propertyNames": {"pattern": "^[0-9]+$",
+                              "description": "a label value is an integer >= 0"},
+            "additionalProperties": {**_TEXT, "description": "the release's name of the value"},
+        },
+        "classes": {
+            "type": "object",
+            "minProperties": 1,
+            "description": "Canonical structure names (registry/vocabulary.yaml, or names "
+            "plugins add) mapped to the label values they cover; a list merges values "
+            "(kidney: [1, 2, 3]), one integer is a one-value list.",
+            "propertyNames": {"pattern": r"\S",
+                              "description": "a class is a canonical structure name"},
+            "additionalProperties": {
+                "type": ["integer", "array"],
+                "minimum": 1,
+                "items": _LABEL_VALUE,
+                "minItems": 1,
+                "description": "The label values of this class: foreground values (>= 1) "
+                "declared in 'values', as a list or one integer.",
+            },
+        },
+        "region": {**_TEXT, "description": "Body region (abdomen, brain, spine, ...)."},
+        "licence": {**_TEXT, "description": "The data licence, as the release states it."},
+        "citation": {**_TEXT, "description": "The publication to cite when using the data."},
+        "homepage": {**_TEXT, "description": "URL of the dataset's page."},
+        "download": {**_TEXT, "description": "How to download the release."},
+        "version": {**_TEXT, "description": "The release version described (quote numbers)."},
+        "description": {**_TEXT, "description": "Free text: what the data is, caveats."},
+        "cases": {"type": "integer", "minimum": 0,
+                  "description": "Number of cases in the release (informational)."},
+        "channels": {
+            "type": "array",
+            "minItems": 1,
+            "items": _TEXT,
+            "description": "Image channel names in file order (one file per channel, or the "
+            "channels of a 4D file): names or synonyms from registry/channels.yaml, or names "
+            "mapped by channel_synonyms. Without it a case has its modality's one channel.",
+        },
+        "channel_synonyms": {
+            "type": "object",
+            "description": "This dataset's own channel names mapped onto canonical channel "
+            "names of registry/channels.yaml ({MRI: T1}).",
+            "additionalProperties": {**_TEXT, "description": "a canonical channel name"},
+        },
+        "ct_window": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "number"},
+            "description": "Default CT window [low, high] in HU with low < high, used by "
+            "ct_window: dataset when a case has no window of its own.",
+        },
+        "official_split": {**_TEXT, "description": "Free text: the release's official split "
+                           "rule (layout groups or the plugin apply it)."},
+        "expected_root": {**_TEXT, "description": "What the folder given as --root looks like "
+                          "(shown in hints when discovery finds nothing)."},
+        "overlaps": {
+            "type": "array",
+            "description": "Other datasets known to share cases or patients with this one.",
+            "items": {
+                "type": "object",
+                "required": ["dataset"],
+                "additionalProperties": False,
+                "properties": {
+                    "dataset": {"type": "string", "pattern": DATASET_ID,
+                                "description": "id of the overlapping dataset"},
+                    "note": {**_TEXT, "description": "what is shared, and the source"},
+                },
+            },
+        },
+        "layout": {
+            "description": "YAML-only datasets: how cases are found under the dataset root, as "
+            "a list of groups (or one group). A descriptor with a layout needs no code.",
+            "anyOf": [
+                {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layoutGroup"}},
+                {"$ref": "#/$defs/layoutGroup"},
+            ],
+        },
+        "case_id": {
+            "type": "string",
+            "description": "YAML-only datasets: a Python regular expression searched in each "
+            "image file name; its named group (?P<id>...) is the case id. An image it does not "
+            "match is skipped and reported. Default: the file name without its image suffix "
+            "(.nii.gz, .nii, .nrrd, .mha, .mhd).",
+        },
+        "patient_id": {
+            "type": "string",
+            "description": "YAML-only datasets: a Python regular expression searched in the "
+            "case id; its named group (?P<id>...) is the patient id (cases of one patient share "
+            "a split). Default: the case id.",
+        },
+    },
+    "$defs": {"layoutGroup": LAYOUT_GROUP},
+}
