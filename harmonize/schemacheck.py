@@ -4,8 +4,9 @@ Descriptors and run files are validated here, with :mod:`jsonschema`, against th
 modules define (and publish under ``registry/schema/``). Contracts:
 
 * :func:`json_view` is the document as JSON sees it (and as an editor's YAML language server
-  validates it): integer mapping keys become strings (``{1: liver}`` -> ``{"1": "liver"}``).
-  Parsers read that view, so what they read is exactly what was validated.
+  validates it): every mapping key is a string (``{1: liver}`` -> ``{"1": "liver"}``). Parsers
+  read that view, so what they read is exactly what was validated; two keys that are one JSON
+  key (``1`` and ``"1"``) are a problem.
 * :func:`schema_problems` lists every violation as a :class:`Problem`: the key path
   (``classes.kidney[2]``; ``""`` for the whole document) and a sentence showing the offending
   value; an unknown key names the closest known key; most problems quote the field's
@@ -16,6 +17,7 @@ modules define (and publish under ``registry/schema/``). Contracts:
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,14 +50,38 @@ def key_path(parts: Iterable[str | int]) -> str:
     return out
 
 
+def json_key(key: Any) -> str:
+    """A mapping key as JSON text has it: ``1`` -> ``"1"``, ``True`` -> ``"true"``, ``1.5`` ->
+    ``"1.5"``, ``None`` -> ``"null"``."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return str(key)
+
+
 def json_view(data: Any) -> Any:
-    """``data`` with integer mapping keys turned into strings (recursively); lists stay lists."""
+    """``data`` with every mapping key a string (:func:`json_key`, recursively)."""
     if isinstance(data, Mapping):
-        return {(str(k) if isinstance(k, int) and not isinstance(k, bool) else k): json_view(v)
-                for k, v in data.items()}
+        return {json_key(k): json_view(v) for k, v in data.items()}
     if isinstance(data, list):
         return [json_view(v) for v in data]
     return data
+
+
+def _key_clashes(data: Any, path: list[str | int]) -> Iterable[Problem]:
+    """Two keys of one mapping that are the same JSON key (``1`` and ``"1"``)."""
+    if isinstance(data, Mapping):
+        seen: dict[str, Any] = {}
+        for key, value in data.items():
+            if json_key(key) in seen:
+                yield Problem(key_path([*path, json_key(key)]),
+                              f"given twice (as {seen[json_key(key)]!r} and {key!r})")
+            seen[json_key(key)] = key
+            yield from _key_clashes(value, [*path, json_key(key)])
+    elif isinstance(data, list):
+        for k, value in enumerate(data):
+            yield from _key_clashes(value, [*path, k])
 
 
 def describe_problems(problems: Sequence[Problem]) -> str:
@@ -74,6 +100,9 @@ def schema_problems(data: Any, schema: Mapping[str, Any]) -> list[Problem]:
     validator = _VALIDATORS.get(key)
     if validator is None:
         validator = _VALIDATORS[key] = Draft202012Validator(schema)
+    clashes = list(_key_clashes(data, []))
+    if clashes:
+        return clashes
     view = json_view(data)
     ranked: list[tuple[int, int, str, Problem]] = []
     order = {k: n for n, k in enumerate(view)} if isinstance(view, Mapping) else {}

@@ -29,11 +29,11 @@ from harmonize.plugin.descriptor_schema import DESCRIPTOR_SCHEMA
 ROOT = Path(__file__).parents[1]
 FOLDER = ROOT / "registry" / "schema"
 PUBLISHED = {"descriptor.schema.json": DESCRIPTOR_SCHEMA, "run.schema.json": RUN_SCHEMA}
-README = (ROOT / "README.md").read_text()
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def published(name: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads((FOLDER / name).read_text()))
+    return Draft202012Validator(json.loads((FOLDER / name).read_text(encoding="utf-8")))
 
 
 def as_json(document):
@@ -45,8 +45,8 @@ def as_json(document):
 def test_published_schema_matches_the_code(name):
     text = json.dumps(PUBLISHED[name], indent=2) + "\n"
     if os.environ.get("HARMONIZE_UPDATE_SCHEMAS"):
-        (FOLDER / name).write_text(text)
-    assert (FOLDER / name).read_text() == text, (
+        (FOLDER / name).write_text(text, encoding="utf-8")
+    assert (FOLDER / name).read_text(encoding="utf-8") == text, (
         f"registry/schema/{name} drifted: HARMONIZE_UPDATE_SCHEMAS=1 pytest tests/test_schemas.py")
     Draft202012Validator.check_schema(json.loads(text))
 
@@ -76,7 +76,8 @@ def test_every_bundled_descriptor_validates_against_the_published_schema():
     files = sorted((ROOT / "registry" / "datasets").glob("*.yaml"))
     assert len(files) >= 30
     for path in files:
-        errors = [e.message for e in validator.iter_errors(as_json(yaml.safe_load(path.read_text())))]
+        document = as_json(yaml.safe_load(path.read_text(encoding="utf-8")))
+        errors = [e.message for e in validator.iter_errors(document)]
         assert errors == [], f"{path.name}: {errors}"
 
 
@@ -128,6 +129,9 @@ MINIMAL = {"id": "toy", "name": "Toy", "modality": "CT", "values": {0: "bg", 1: 
         ({"patient_id": "^(?P<pid>.+)$"}, "patient_id", "(?P<id>...)"),
         ({"licence": ["CC0"]}, "licence", "must be a string"),
         ({"licenc": "CC0"}, "licenc", "did you mean 'licence'"),
+        ({"values": {0: "bg", 1: "liver", "1": "again", 2: "t"}}, "values.1", "given twice"),
+        ({"values": {0: "bg", 1: "liver", "01": "again", 2: "t"}}, "values", "given twice"),
+        ({"values": {0: "bg", 1: "liver", 2: "t", 2.5: "x"}}, "values.2.5", "integer >= 0"),
     ],
 )
 def test_bad_descriptor_message_names_the_key_path(change, path, words):
@@ -182,6 +186,8 @@ DESCRIPTOR_EDGES = [
     {"ct_window": [-1000.5, 3000]},
     {"values": {"0": "bg", "1": "liver", "2": "tumor"}},
     {"values": {0: "bg", 1: "liver", 2: None}},
+    {"values": {0: "bg", 1: "liver", 2: "tumor", 1.5: "half"}},     # a float is no label value
+    {"values": {0: "bg", True: "liver", 2: "tumor"}},            # YAML `yes:` is a boolean
     {"id": "toy.v2_b-1"},
     {"id": "-toy"},
     {"name": ""},

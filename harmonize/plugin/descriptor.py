@@ -142,7 +142,7 @@ def _semantic_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Proble
     problems = []
     if len(out["values"]) < len(data["values"]):
         problems.append(Problem("values", f"a label value is given twice "
-                                f"({sorted(data['values'])} as integers)"))
+                                f"({sorted(data['values'], key=int)} as integers)"))
     foreground = sorted(v for v in out["values"] if v)
     for name, members in data["classes"].items():
         for k, value in enumerate(members if isinstance(members, list) else [members]):

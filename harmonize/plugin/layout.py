@@ -7,6 +7,10 @@ Used for descriptors that carry a ``layout`` section, e.g.::
       - {images: "imagesTs/*.nii.gz", label: "labelsTs/{name}", split: test}
     case_id: '^(?P<id>case_\\d{4})'        # on the image file name; default: name without suffix
     patient_id: '^(?P<id>.+)$'             # on the case id; default: the case id
+
+Every key, placeholder and default is documented in the descriptor's JSON Schema
+(:data:`~harmonize.plugin.descriptor_schema.LAYOUT_GROUP`, ``registry/schema/``), which loading
+checks; the patterns arrive here valid (confined to the root, known placeholders, compiled regexes).
 """
 
 from __future__ import annotations
