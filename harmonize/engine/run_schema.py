@@ -54,7 +54,7 @@ SETTING_SCHEMAS: dict[str, dict[str, Any]] = {
         "(`harmonize presets` lists them); null: the defaults.",
     },
     "spacing": {
-        "description": "Target spacing in mm in RAS axis order: [x, y, z], one number "
+        "description": "Target spacing in mm in RAS axis order: three numbers (x, y, z), one number "
         "(isotropic), or native (default; null too): no resampling.",
         "anyOf": [
             _numbers(3, "three positive numbers (mm)", exclusiveMinimum=0),
@@ -68,11 +68,11 @@ SETTING_SCHEMAS: dict[str, dict[str, Any]] = {
         "neighbour.",
     },
     "ct_window": {
-        "description": "CT window: [low, high] in HU with low < high; dataset (default): the "
+        "description": "CT window: two numbers (low, high) in HU with low < high; dataset (default): the "
         "case's own window, else the descriptor's ct_window; foreground: the dataset's pooled "
         "foreground 0.5/99.5 percentiles; none (or null): raw HU.",
         "anyOf": [
-            _numbers(2, "[low, high] in HU, low < high"),
+            _numbers(2, "two numbers (low, high) in HU, low < high"),
             {"enum": [*_words("ct_window"), NONE_WORD, None]},
         ],
     },
@@ -82,10 +82,10 @@ SETTING_SCHEMAS: dict[str, dict[str, Any]] = {
         "mean/std; dataset-zscore the dataset's foreground mean/std.",
     },
     "mr_percentiles": {
-        "description": "MR/PET clip percentiles [low, high] (0 <= low < high <= 100) before a "
+        "description": "MR/PET clip percentiles (low, high) (0 <= low < high <= 100) before a "
         "per-image z-score; none (or null) leaves MR/PET raw.",
         "anyOf": [
-            _numbers(2, "[low, high] percentiles", minimum=0, maximum=100),
+            _numbers(2, "two percentiles (low, high)", minimum=0, maximum=100),
             {"enum": [NONE_WORD, None]},
         ],
     },

@@ -151,7 +151,7 @@ def _semantic_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Proble
                 problems.append(Problem(where, f"{value!r} is not a foreground value declared "
                                         f"in 'values' ({foreground})"))
     if "ct_window" in out and not out["ct_window"][0] < out["ct_window"][1]:
-        problems.append(Problem("ct_window", f"{data['ct_window']!r} must be [low, high] in HU "
+        problems.append(Problem("ct_window", f"{data['ct_window']!r} must be (low, high) in HU "
                                 "with low < high"))
     for key in ("case_id", "patient_id"):
         if key not in data:

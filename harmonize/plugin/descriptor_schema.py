@@ -138,7 +138,7 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
             "minItems": 2,
             "maxItems": 2,
             "items": {"type": "number"},
-            "description": "Default CT window [low, high] in HU with low < high, used by "
+            "description": "Default CT window, two numbers (low, high) in HU with low < high, used by "
             "ct_window: dataset when a case has no window of its own.",
         },
         "official_split": {**_TEXT, "description": "Free text: the release's official split "
