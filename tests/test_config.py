@@ -68,7 +68,7 @@ def test_setting_values_are_parsed(key: str, value, expected) -> None:
 def test_bad_setting_values_name_the_key(key: str, value, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         parse_setting(key, value, where="settings", file=Path("run.yaml"))
-    assert repr(key) in info.value.message and info.value.file == "run.yaml"
+    assert repr(f"settings.{key}") in info.value.message and info.value.file == "run.yaml"
 
 
 def test_preset_is_the_base_and_other_keys_override_it() -> None:

@@ -105,6 +105,10 @@ class RunConfig:
 # -- settings values --------------------------------------------------------------------------
 
 def _fail(message: str, key: str, where: str | None, file: Path | None) -> ConfigError:
+    """``where`` is a run file's key path (``settings``, ``datasets.<id>``: no spaces), which the
+    key extends as the schema's messages do, or a place such as ``command line``."""
+    if where and " " not in where:
+        key, where = f"{where}.{key}", None
     place = f"{where}: " if where else ""
     return ConfigError(
         f"{place}key {key!r}: {message}", file=file,
