@@ -230,7 +230,7 @@ def sat_command(
     manifest: ManifestOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (jsonl/, split_json/).")],
     sat_name: Annotated[list[str] | None, typer.Option(
-        "--sat-name", help="Dataset name in SAT-DS, as ID=NAME (e.g. kits23=KiTS23).")] = None,
+        "--sat-name", help="Dataset name in SAT-DS, as ID=NAME (e.g. my-dataset=MyDataset).")] = None,
     base_dir: BaseDirOpt = None,
     val_to: Annotated[str, typer.Option(help="SAT-DS has no val split: put our val in train "
                                         "or test.")] = "train",

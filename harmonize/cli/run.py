@@ -1,6 +1,6 @@
 """``harmonize run``: normalize datasets into an output folder (flags or a YAML run file).
 
-    harmonize run --dataset kits23 --root /data/kits23 --out harmonized --spacing 1.5 1.5 3
+    harmonize run --dataset my-dataset --root /data/my-dataset --out harmonized --spacing 1.5 1.5 3
     harmonize run --config run.yaml --workers 8
 
 ``--spacing`` takes three numbers, one number (isotropic) or ``native``; ``--ct-window`` two numbers,
@@ -31,7 +31,7 @@ MULTI_VALUE_OPTIONS = {"--spacing": 3, "--ct-window": 2, "--mr-percentiles": 2}
 
 def join_multi_values(args: list[str]) -> list[str]:
     """``--spacing 1.5 1.5 3`` -> ``--spacing 1.5,1.5,3`` (click options have a fixed arity, and
-    these also accept a word such as ``native``)."""
+    these also accept a keyword such as ``native``)."""
     joined: list[str] = []
     i = 0
     while i < len(args):
@@ -205,7 +205,7 @@ def register(app: typer.Typer) -> None:
             else:
                 if not dataset or root is None:
                     raise ConfigError("--dataset and --root are required (or --config)",
-                                      hint="e.g. harmonize run -d kits23 -r /data/kits23 -o out")
+                                      hint="e.g. harmonize run -d my-dataset -r /data/my-dataset -o out")
                 targets = [Target(dataset, root)]
             if out is None:
                 raise ConfigError("--out is required (or 'out:' in the run file)",

@@ -11,7 +11,7 @@ and in each dataset's entry::
     ratios: [0.7, 0.1, 0.2]
     descriptors: [my_datasets/]     # extra YAML-only dataset descriptors
     settings:                       # run-wide; every key optional
-      preset: null                  # sat | clip-universal | kits23-2d | nnunet-ct
+      preset: null                  # a name from registry/presets.yaml, e.g. sat
       spacing: [1.5, 1.5, 3]        # or native (default), or one number for isotropic
       interpolation: linear         # or bspline
       ct_window: dataset            # or [-200, 300], foreground, or none (raw HU)
@@ -19,8 +19,8 @@ and in each dataset's entry::
       mr_percentiles: [0.5, 99.5]   # or none
       intensity: auto               # or raw
     datasets:
-      kits23:
-        root: /data/kits23
+      my-dataset:
+        root: /data/my-dataset
         ct_window: [-200, 300]      # per-dataset override of any settings key
 
 Resolution for one dataset: the run-wide settings are the run-wide ``preset`` (or the defaults of

@@ -1,6 +1,7 @@
 """Exports of manifests to the formats people already train with, and what they share.
 
-One module per format: :mod:`~harmonize.export.slices` (2D PNG slices, the KiTS23-2D layout) with
+One module per format: :mod:`~harmonize.export.slices` (2D PNG slices in the
+layout of a published 2D slice dataset, see its module doc) with
 :mod:`~harmonize.export.verify`, :mod:`~harmonize.export.nnunet` (nnU-Net v2 raw dataset),
 :mod:`~harmonize.export.monai` (Decathlon-style datalist) and :mod:`~harmonize.export.sat`
 (SAT-DS JSONL and split JSON, both ways).
@@ -19,8 +20,9 @@ what they share:
   (:func:`harmonize.engine.intensity.undo_intensity`) and refuses when a requested window reaches outside
   the range the engine clipped to;
 * :class:`LabelScheme` turns records' ``labels`` (canonical name -> mask values) into consecutive
-  label values named by the most specific class of each value (KiTS23: 1 kidney, 2 kidney tumor,
-  3 kidney cyst; BraTS 1/2/4 -> 1/2/3), as nnU-Net and SAT-DS need.
+  label values named by the most specific class of each value (a dataset whose label values are
+  1 kidney, 2 kidney tumor, 3 kidney cyst keeps them; values 1/2/4 become 1/2/3), as nnU-Net and
+  SAT-DS need.
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ def source_intensity(
 def specific_names(labels: Mapping[str, Iterable[int]]) -> dict[int, str]:
     """Mask value -> the most specific class containing it (fewest values; first on ties).
 
-    KiTS23 ``{kidney: [1, 2, 3], kidney mass: [2, 3], kidney tumor: [2], kidney cyst: [3]}`` gives
+    ``{kidney: [1, 2, 3], kidney mass: [2, 3], kidney tumor: [2], kidney cyst: [3]}`` gives
     ``{1: kidney, 2: kidney tumor, 3: kidney cyst}``. Value 0 is never a class value.
     """
     best: dict[int, tuple[int, int, str]] = {}
@@ -231,7 +233,7 @@ class LabelScheme:
 
     Each record's mask value ``v`` becomes the export label of ``specific_names(labels)[v]``;
     names get labels in order of first appearance (records in order, values ascending), so one
-    dataset's values keep their order (BraTS 1/2/4 -> 1/2/3) and datasets that share a name
+    dataset's values keep their order (values 1/2/4 -> 1/2/3) and datasets that share a name
     share its label. ``regions`` maps every class name to the export labels it covers.
     """
 

@@ -16,10 +16,10 @@ Follows nnU-Net's ``documentation/dataset_format.md``:
   splits (copy it to ``nnUNet_preprocessed/DatasetXXX_Name/`` after planning and train fold 0).
 
 Labels must be consecutive integers: mask values are remapped through
-:class:`harmonize.export.LabelScheme` (BraTS 0/1/2/4 -> 0/1/2/3; several datasets share a label
+:class:`harmonize.export.LabelScheme` (values 0/1/2/4 -> 0/1/2/3; several datasets share a label
 when their classes share a name) and every label file is rewritten on its image's grid.
-``regions=True`` adds the record's merged classes as nnU-Net region tuples (KiTS23: kidney
-(1, 2, 3), kidney mass (2, 3)) with a ``regions_class_order`` that decodes every label exactly.
+``regions=True`` adds the record's merged classes as nnU-Net region tuples (e.g. kidney
+(1, 2, 3), kidney mass (2, 3) for values 1 kidney, 2 tumor, 3 cyst) with a ``regions_class_order`` that decodes every label exactly.
 
 Images keep their stored orientation and intensities (nnU-Net reorients nothing and normalizes
 itself; its normalizations are invariant to the engine's linear intensity mappings). A
@@ -66,7 +66,7 @@ def dataset_folder(dataset_id: int, name: str) -> str:
                           hint="pass --dataset-id with a free id, e.g. 501")
     if not _NAME.match(name):
         raise ExportError(f"dataset name {name!r} may only use letters, digits, _ and -",
-                          hint="pass --name like KiTS23 or Abdomen_CT")
+                          hint="pass --name like Kidney_CT or Abdomen_CT")
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 

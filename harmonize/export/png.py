@@ -1,7 +1,7 @@
 """16-bit grey PNG slices, label masks, visible masks and overlays (the 2D slices export's pictures).
 
 Masks keep their label values as 8-bit PNG grey levels; :data:`PALETTE` colours them for the
-visible masks and overlays (the first three as the KiTS23-2D reference layout colours them).
+visible masks and overlays (the first three as the published 2D slice layout the export reproduces colours them).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from harmonize.engine.intensity import clip_scale
 from harmonize.files import atomic_path
 
-#: The seed's colours for values 1, 2, 3 (KiTS23 kidney, tumor, cyst).
+#: The seed's colours for values 1, 2, 3 (green, red, yellow; e.g. kidney, tumor, cyst).
 SEED_COLOURS = ((0, 255, 0), (255, 0, 0), (255, 255, 0))
 
 

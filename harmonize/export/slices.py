@@ -1,11 +1,11 @@
-"""2D slice export: the KiTS23-2D converter generalised to any manifest.
+"""2D slice export: a published 2D slice dataset's converter (the seed) generalised to any manifest.
 
 Layout under ``out`` (``<key>`` is the case id, or ``<dataset>_<case id>`` for several datasets)::
 
     images/<key>_slice_ZZZ.png         16-bit grayscale: window [lo, hi] mapped linearly to 0..65535
     masks/<key>_slice_ZZZ.png          8-bit grayscale: the dataset's own label values
-    masks_visible/<key>_slice_ZZZ.png  RGB: value 1 green, 2 red, 3 yellow (KiTS23 kidney, tumor,
-                                       cyst), further values from a fixed palette, 0 black
+    masks_visible/<key>_slice_ZZZ.png  RGB: value 1 green, 2 red, 3 yellow (as the seed
+                                       colours them), further values from a fixed palette, 0 black
     overlays/<key>_slice_ZZZ.png       RGB: 60 % CT (8-bit) + 40 % colour where the mask is > 0
     splits/splits.json, splits/{train,val,test}.txt, splits/{train,val,test}_slices.csv
     metadata/dataset_summary.json, metadata/cases/<key>.json (per case: shape, window, slices)

@@ -1,6 +1,6 @@
 """The common loader: mixed-dataset samples over one class vocabulary, with partial labels.
 
->>> ds = HarmonizedDataset(["out/kits23.jsonl", "out/msd-liver.jsonl"], split="train",
+>>> ds = HarmonizedDataset(["out/<dataset>.jsonl", "out/<other>.jsonl"], split="train",
 ...                        classes=["kidney", "kidney tumor", "liver", "liver tumor"],
 ...                        patch_size=(96, 96, 96))
 >>> loader = DataLoader(ds, batch_size=4, sampler=DatasetMixSampler(ds, weights="sqrt"), num_workers=2)

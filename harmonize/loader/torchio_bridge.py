@@ -1,6 +1,6 @@
 """TorchIO bridge: manifest records as lazily loaded ``tio.Subject`` objects.
 
->>> subjects = to_torchio_subjects(["out/kits23.jsonl", "out/mr.jsonl"], split="train",
+>>> subjects = to_torchio_subjects(["out/<dataset>.jsonl", "out/mr.jsonl"], split="train",
 ...                                classes=["kidney", "kidney tumor"])
 >>> sampler = tio.LabelSampler(64, "mask", label_probabilities={0: 1, 1: 1})  # one per class
 >>> queue = tio.Queue(tio.SubjectsDataset(subjects, transform=tio.RandomFlip()), max_length=64,

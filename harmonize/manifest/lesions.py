@@ -1,12 +1,12 @@
-"""Per-instance geometry of labelled objects (lesions): RECIST-style axes, volume, mean intensity.
+"""Per-instance geometry of labelled objects (lesions): long and short axes, volume, mean intensity.
 
 :func:`lesion_features` measures every requested value of an *instance* label map (one object per
 value) against its image, in world millimetres, whatever the voxel order or spacing:
 
-* ``long_axis_mm``: the longest in-plane diameter, as RECIST 1.1 measures it: the maximal Feret
-  diameter of the object on each axial slice, taking the slice where it is largest
-  (``axial_slice``, a voxel index along the label's slice axis). The axial plane is spanned by the
-  two voxel axes whose directions are closest to world x and y; the third is the slice axis.
+* ``long_axis_mm``: the longest in-plane diameter, as the Response Evaluation Criteria In Solid
+  Tumors 1.1 measure it: the maximal Feret diameter of the object on each axial slice, taking the
+  slice where it is largest (``axial_slice``, a voxel index along the label's slice axis). The
+  axial plane is spanned by the two voxel axes whose directions are closest to world x and y; the third is the slice axis.
 * ``short_axis_mm``: on that slice, the object's extent perpendicular to the long axis (its caliper
   width in that direction; for a convex lesion the longest perpendicular diameter).
 * ``volume_ml``, ``voxels``, ``slices`` (number of axial slices it touches), ``mean_hu`` (mean image

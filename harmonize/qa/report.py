@@ -119,7 +119,8 @@ def labels_chart(summary: dict[str, Any], path: Path, title: str) -> None:
     _save(fig, path)
 
 
-#: Overlay colours for mask values 1, 2, 3, ... (cycled): distinct on grey, KiTS-like first three.
+#: Overlay colours for mask values 1, 2, 3, ... (cycled): distinct on grey; the first
+#: three (green, red, yellow) as the 2D slices export colours values 1, 2, 3.
 PALETTE = ("#00c000", "#ff2020", "#ffe000", "#2080ff", "#ff40ff", "#00e0e0", "#ff8000",
            "#9050ff", "#a0ff40", "#ff90b0", "#b07030", "#ffffff")
 
