@@ -165,3 +165,19 @@ def test_settings_serialise_and_validate():
             Settings(**kwargs)
     with pytest.raises(HarmonizeError, match="unknown normalization setting"):
         Settings.from_dict({"spacingg": [1, 1, 1]})
+
+
+def test_presets_are_registry_data_and_malformed_entries_are_refused():
+    from harmonize.engine.presets import parse_presets
+    from harmonize.errors import DescriptorError
+    from harmonize.yamlio import load_registry
+
+    assert set(load_registry("presets.yaml")["normalization"]) == set(PRESETS)
+    good = {"settings": {"spacing": None, "ct_window": [-1, 1]}, "summary": "s", "source": "x"}
+    parsed = parse_presets({"my-rule": good})["my-rule"]
+    assert parsed.settings == Settings(ct_window=(-1.0, 1.0), preset="my-rule")
+    for broken in ({**good, "colour": "red"}, {"summary": "s", "source": "x"},
+                   {**good, "settings": {"spacing": "far"}}, {**good, "summary": None},
+                   {**good, "settings": {"preset": "other"}}):
+        with pytest.raises(DescriptorError, match="my-rule"):
+            parse_presets({"my-rule": broken})

@@ -19,11 +19,14 @@ from rich.table import Table
 
 from harmonize.cli.console import console, err_console, print_json
 from harmonize.engine.config import is_number
+from harmonize.engine.presets import PRESETS
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.manifest.splits import split_counts
 
 if TYPE_CHECKING:
     from harmonize.engine.pipeline import RunResult
+
+_PRESET_HELP = "A named convention of registry/presets.yaml: " + ", ".join(PRESETS) + "."
 
 #: Options that take several numbers on the command line, and how many.
 MULTI_VALUE_OPTIONS = {"--spacing": 3, "--ct-window": 2, "--mr-percentiles": 2}
@@ -149,7 +152,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run file (several datasets, per-dataset overrides).", exists=True, dir_okay=False)] = None,
         spacing: Annotated[str | None, typer.Option("--spacing", metavar="X Y Z|MM|native", help="Target spacing in mm, or native (default: native).")] = None,
         ct_window: Annotated[str | None, typer.Option("--ct-window", metavar="LOW HIGH|dataset|foreground|none", help="CT window in HU; dataset = the series' or descriptor's window (default); none = raw HU.")] = None,
-        preset: Annotated[str | None, typer.Option("--preset", help="sat, clip-universal, kits23-2d or nnunet-ct.")] = None,
+        preset: Annotated[str | None, typer.Option("--preset", help=_PRESET_HELP)] = None,
         interpolation: Annotated[str | None, typer.Option("--interpolation", help="linear or bspline (images; masks always nearest).")] = None,
         ct_scaling: Annotated[str | None, typer.Option("--ct-scaling", help="After the CT window: unit ([0, 1], default), zscore (the image's mean/std) or dataset-zscore.")] = None,
         mr_percentiles: Annotated[str | None, typer.Option("--mr-percentiles", metavar="LOW HIGH|none", help="MR/PET clip percentiles before the z-score (default 0.5 99.5); none = raw MR/PET.")] = None,

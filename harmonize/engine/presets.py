@@ -1,42 +1,14 @@
-"""Normalization settings and named presets reproducing the conventions of published systems.
+"""Normalization settings and the named presets that reproduce published conventions.
 
 A :class:`Settings` value says everything :func:`harmonize.engine.normalize.normalize_case` does to a
 case; ``Settings.to_dict()`` is stable (fixed key order, plain JSON types) and is part of the
 resume key, so changing any field redoes the affected cases.
 
-Presets (``--preset NAME``) and where each convention comes from:
-
-========================  ===================================================================
-``sat``                   SAT-DS (zhaoziheng/SAT-DS, ``loader.py``): MONAI ``Orientationd``
-                          RAS, ``Spacingd`` 1 x 1 x 3 mm bilinear/nearest; CT clipped to
-                          -500..1000 HU then z-scored with the image's own mean/std; MR/PET
-                          clipped to the image's 0.5/99.5 percentiles then z-scored.
-``clip-universal``        CLIP-Driven Universal Model (ljwztc/CLIP-Driven-Universal-Model,
-                          ``train.py`` defaults + ``dataset/dataloader.py``): RAS, 1.5 mm
-                          isotropic, ``ScaleIntensityRanged(a_min=-175, a_max=250, b_min=0,
-                          b_max=1, clip=True)``. CT only; MR falls back to the default
-                          percentile z-score.
-``kits23-2d``             The KiTS23 2D slice export this project reproduces: RAS, native
-                          spacing, -200..300 HU (the KiTS descriptors' window) mapped to [0, 1].
-``nnunet-ct``             nnU-Net v2 ``CTNormalization`` (MIC-DKFZ/nnUNet,
-                          ``preprocessing/normalization/default_normalization_schemes.py`` and
-                          ``dataset_fingerprint/fingerprint_extractor.py``): clip to the 0.5/99.5
-                          percentiles of foreground voxels pooled over the dataset, then
-                          ``(x - mean) / max(std, 1e-8)`` with the pooled foreground mean/std.
-                          Needs a statistics pass. Spacing native and orientation RAS (nnU-Net's
-                          own median-spacing resampling and axis order are not reproduced).
-                          CT only; MR/PET use the default 0.5/99.5 percentile z-score (nnU-Net:
-                          plain per-image z-score).
-========================  ===================================================================
-
-Differences from the originals, on purpose: multi-channel images are normalized per channel
-(SAT-DS z-scores a multi-channel image jointly); resampling follows harmonize's grid convention
-(see :mod:`harmonize.engine.resample`), not MONAI's; nothing is cropped (both SAT-DS and the
-CLIP-Driven Universal Model crop to the box of voxels > 0 with MONAI ``CropForegroundd``; SAT-DS
-does it before its z-score, so its mean/std are those of that box, harmonize's of the whole
-image); the ``nnunet-ct`` statistics pool 10,000 foreground voxels per labelled case (seed 0),
-where nnU-Net draws 10^8 / number of cases per case (seed 1234), so the percentiles and mean/std
-agree within sampling error, not bit for bit.
+Presets (``--preset NAME``, a run file's ``preset:``, :func:`preset_settings`) are data: the
+``normalization`` section of ``registry/presets.yaml`` names each one and gives its settings, a
+summary, where the convention comes from, deliberate differences from the original and whether it
+needs a statistics pass (:class:`PresetInfo`). :data:`PRESETS` holds them, loaded once at import;
+a malformed entry is a :class:`~harmonize.errors.DescriptorError` naming the file.
 """
 
 from __future__ import annotations
@@ -45,7 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from harmonize.engine.intensity import CT_SCALINGS
-from harmonize.errors import HarmonizeError
+from harmonize.errors import DescriptorError, HarmonizeError
+from harmonize.yamlio import load_registry
 
 CTWindow = tuple[float, float] | Literal["dataset", "foreground"] | None
 
@@ -166,53 +139,45 @@ class PresetInfo:
     requires: tuple[str, ...] = field(default_factory=tuple)
 
 
-PRESETS: dict[str, PresetInfo] = {
-    info.name: info
-    for info in (
-        PresetInfo(
-            name="sat",
-            settings=Settings(spacing=(1.0, 1.0, 3.0), ct_window=(-500.0, 1000.0),
-                              ct_scaling="zscore", mr_percentiles=(0.5, 99.5), preset="sat"),
-            summary="SAT-DS: RAS, 1x1x3 mm, CT -500..1000 HU then per-image z-score, "
-            "MR/PET 0.5/99.5 percentile clip + z-score",
-            source="https://github.com/zhaoziheng/SAT-DS (loader.py: Orientationd RAS, "
-            "Spacingd pixdim=(1, 1, 3), Normalization())",
-            notes="multi-channel images are z-scored per channel (SAT-DS: jointly); no "
-            "CropForegroundd, so the z-score covers the whole image",
-        ),
-        PresetInfo(
-            name="clip-universal",
-            settings=Settings(spacing=(1.5, 1.5, 1.5), ct_window=(-175.0, 250.0),
-                              ct_scaling="unit", preset="clip-universal"),
-            summary="CLIP-Driven Universal Model: RAS, 1.5 mm isotropic, -175..250 HU -> 0..1",
-            source="https://github.com/ljwztc/CLIP-Driven-Universal-Model (train.py: --a_min -175 "
-            "--a_max 250 --b_min 0 --b_max 1 --space_x/y/z 1.5; dataset/dataloader.py)",
-            notes="CT only; MR/PET use the default 0.5/99.5 percentile z-score",
-        ),
-        PresetInfo(
-            name="kits23-2d",
-            settings=Settings(spacing=None, ct_window=(-200.0, 300.0), ct_scaling="unit",
-                              preset="kits23-2d"),
-            summary="KiTS23 2D export: RAS, native spacing, -200..300 HU -> 0..1",
-            source="the KiTS23 2D slice export convention (70/10/20 patient split); window "
-            "as in registry/datasets/kits23.yaml",
-        ),
-        PresetInfo(
-            name="nnunet-ct",
-            settings=Settings(spacing=None, ct_window="foreground", ct_scaling="dataset-zscore",
-                              preset="nnunet-ct"),
-            summary="nnU-Net CTNormalization: clip to dataset foreground 0.5/99.5 percentiles, "
-            "z-score with dataset foreground mean/std",
-            source="https://github.com/MIC-DKFZ/nnUNet (nnunetv2/preprocessing/normalization/"
-            "default_normalization_schemes.py CTNormalization; experiment_planning/"
-            "dataset_fingerprint/fingerprint_extractor.py)",
-            notes="needs a statistics pass over the dataset (foreground_sample + "
-            "dataset_statistics; 10,000 voxels per case, nnU-Net: 1e8 / cases); spacing native, "
-            "orientation RAS; CT only",
-            requires=("dataset_stats",),
-        ),
-    )
-}
+PRESETS_FILE = "presets.yaml"
+_PRESET_KEYS = {"settings", "summary", "source", "notes", "requires"}
+
+
+def parse_presets(data: Any, source: str = PRESETS_FILE) -> dict[str, PresetInfo]:
+    """Name -> :class:`PresetInfo` from a ``normalization`` mapping (see ``registry/presets.yaml``).
+
+    Every entry needs ``settings`` (keys of :class:`Settings` but ``preset``), ``summary`` and
+    ``source``; the name is recorded as the settings' ``preset``. Anything else is an error.
+    """
+
+    def bad(message: str) -> DescriptorError:
+        return DescriptorError(f"presets: {message}", file=source)
+
+    if not isinstance(data, dict):
+        raise bad("'normalization' must map preset names to entries")
+    presets: dict[str, PresetInfo] = {}
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("settings"), dict):
+            raise bad(f"{name!r} needs a 'settings' mapping")
+        unknown = sorted(set(entry) - _PRESET_KEYS)
+        missing = [k for k in ("summary", "source") if not isinstance(entry.get(k), str)]
+        if unknown or missing or "preset" in entry["settings"]:
+            raise bad(f"{name!r}: unknown key(s) {unknown}, missing text {missing}, or a "
+                      "'preset' setting (the name is recorded automatically)")
+        try:
+            settings = Settings.from_dict({**entry["settings"], "preset": str(name)})
+        except HarmonizeError as exc:
+            raise bad(f"{name!r}: {exc.message}") from None
+        except (TypeError, ValueError) as exc:
+            raise bad(f"{name!r}: bad settings value ({exc})") from None
+        presets[str(name)] = PresetInfo(
+            name=str(name), settings=settings, summary=entry["summary"], source=entry["source"],
+            notes=str(entry.get("notes", "")),
+            requires=tuple(str(r) for r in entry.get("requires", ())))
+    return presets
+
+
+PRESETS: dict[str, PresetInfo] = parse_presets(load_registry(PRESETS_FILE).get("normalization"))
 
 
 def preset_settings(name: str) -> Settings:
