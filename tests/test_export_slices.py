@@ -19,7 +19,8 @@ from harmonize.cli.app import app
 from harmonize.engine.pipeline import Target, run
 from harmonize.export import ExportError
 from harmonize.export.png import PALETTE, overlay, read_png, write_png
-from harmonize.export.slices import SliceOptions, export_slices, kits23_2d_splits
+from harmonize.export.slice_splits import seeded_case_splits, seeded_split_modes
+from harmonize.export.slices import SliceOptions, export_slices
 from harmonize.export.verify import POINTS, verify_export
 from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
 from harmonize.plugin.catalog import load_catalog
@@ -55,7 +56,8 @@ def exported(data: dict[str, Path]) -> Path:
 
 def test_kits23_2d_rule_gives_the_seed_counts() -> None:
     ids = [f"case_{n:05d}" for n in [*range(0, 300), *range(400, 589)]]
-    splits = kits23_2d_splits(ids)
+    assert seeded_split_modes()["kits23-2d"].seed == 42  # the name users type, as registry data
+    splits = seeded_case_splits(ids, 42)
     assert [len(splits[s]) for s in ("train", "val", "test")] == [342, 48, 99]
     reference = sorted(ids)  # the seed's own code path: global random, seed 42
     random.seed(42)
@@ -252,7 +254,7 @@ def test_mr_channels_raw_label_values_and_channel_choice(data: dict[str, Path], 
 
 def test_split_mode_kits23_2d_and_missing_splits(data: dict[str, Path], tmp_path: Path) -> None:
     result = export_slices([data["source"]], tmp_path / "seedsplit", split_mode="kits23-2d")
-    assert result.splits == kits23_2d_splits(["case_00000", "case_00001", "case_00002"])
+    assert result.splits == seeded_case_splits(["case_00000", "case_00001", "case_00002"], 42)
     records = read_manifest(data["source"])
     for record in records:
         record.split = None
@@ -261,6 +263,30 @@ def test_split_mode_kits23_2d_and_missing_splits(data: dict[str, Path], tmp_path
     write_manifest(bare, records)
     with pytest.raises(ExportError, match="record has no split"):
         export_slices([bare], tmp_path / "nosplit")
+    with pytest.raises(ExportError, match="unknown split mode 'kits23'"):
+        export_slices([data["source"]], tmp_path / "typo", split_mode="kits23")
+    cli = runner.invoke(app, ["export", "slices", "-m", str(data["source"]), "-o", str(tmp_path / "cli"),
+                              "--split-mode", "kits23-2d", "--no-progress", "--format", "json"])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["cases"] == 3
+    summary = json.loads((tmp_path / "cli" / "metadata" / "dataset_summary.json").read_text())
+    assert summary["split_mode"] == "kits23-2d"
+    assert {s: n["cases"] for s, n in summary["splits"].items()} == {
+        s: len(keys) for s, keys in result.splits.items()}
+
+
+def test_seeded_split_modes_are_registry_data_and_malformed_entries_are_refused() -> None:
+    from harmonize.errors import DescriptorError
+    from harmonize.export.slice_splits import parse_split_modes, split_modes
+
+    assert split_modes() == ("manifest", "kits23-2d")
+    good = {"seed": 7, "summary": "s", "source": "x"}
+    assert parse_split_modes({"mine": good})["mine"].seed == 7
+    for name, entry in (("mine", {**good, "seed": "7"}), ("mine", {**good, "seed": True}),
+                        ("mine", {"seed": 7}), ("mine", {**good, "ratios": [1]}),
+                        ("manifest", good)):
+        with pytest.raises(DescriptorError, match="slice_split_modes"):
+            parse_split_modes({name: entry})
 
 
 def test_cli_slices_and_verify(data: dict[str, Path], tmp_path: Path) -> None:

@@ -16,9 +16,14 @@ from harmonize.cli.console import (
     progress_bar,
 )
 from harmonize.errors import ErrorRecord, HarmonizeError
+from harmonize.export.slice_splits import seeded_split_modes
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+
+_SPLIT_MODE_HELP = "manifest (the records' splits) or a seeded case split of " \
+    "registry/presets.yaml: " + "; ".join(f"{m.name} ({m.summary})"
+                                          for m in seeded_split_modes().values()) + "."
 
 ManifestOpt = Annotated[
     list[Path],
@@ -87,8 +92,7 @@ def slices_command(
     window: Annotated[tuple[float, float], typer.Option(
         help="CT window in HU, mapped to 0..65535.", metavar="LO HI")] = (-200.0, 300.0),
     split_mode: Annotated[str, typer.Option(
-        help="manifest (the records' splits) or kits23-2d (the seed's random.seed(42) "
-             "70/10/20 of sorted case ids).")] = "manifest",
+        help=_SPLIT_MODE_HELP)] = "manifest",
     channel: Annotated[str, typer.Option(help="Channel of multi-channel images (index or name).")] = "0",
     percentiles: Annotated[tuple[float, float], typer.Option(
         help="Window of non-CT images: these percentiles of each case.", metavar="LO HI")] = (0.5, 99.5),

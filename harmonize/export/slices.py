@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,55 +59,13 @@ from harmonize.export.slice_lists import (
     write_lists,
     write_summary,
 )
+from harmonize.export.slice_splits import case_splits
 from harmonize.files import write_text_atomic
 from harmonize.labels.channels import load_channels, record_channels
 from harmonize.manifest.records import SPLITS
 
 DEFAULT_WINDOW = (-200.0, 300.0)
 DEFAULT_PERCENTILES = (0.5, 99.5)
-SPLIT_MODES = ("manifest", "kits23-2d")
-
-
-# ----------------------------------------------------------------------------------- splits
-
-
-def kits23_2d_splits(keys: Sequence[str]) -> dict[str, list[str]]:
-    """The seed's case-level rule: ``random.seed(42)``, shuffle the sorted ids, first 70 %
-    train, next 10 % val (both rounded down), the rest test (489 cases -> 342/48/99)."""
-    ids = sorted(keys)
-    random.Random(42).shuffle(ids)  # same stream as random.seed(42); random.shuffle(ids)
-    n_train, n_val = int(len(ids) * 0.7), int(len(ids) * 0.1)
-    return {"train": sorted(ids[:n_train]), "val": sorted(ids[n_train:n_train + n_val]),
-            "test": sorted(ids[n_train + n_val:])}
-
-
-def case_splits(entries: Sequence[Entry], mode: str) -> tuple[dict[str, str], list[str]]:
-    """Export key -> split, and warnings. ``mode`` is ``manifest`` or ``kits23-2d``."""
-    if mode not in SPLIT_MODES:
-        raise ExportError(f"unknown split mode {mode!r}", hint=f"use one of {SPLIT_MODES}")
-    warnings: list[str] = []
-    if mode == "kits23-2d":
-        splits = kits23_2d_splits([e.key for e in entries])
-        of = {key: split for split, keys in splits.items() for key in keys}
-        patients: dict[str, set[str]] = {}
-        for entry in entries:
-            patients.setdefault(entry.record.patient_key, set()).add(of[entry.key])
-        mixed = sorted(p for p, s in patients.items() if len(s) > 1)
-        if mixed:
-            warnings.append(f"kits23-2d splits cases, not patients: {len(mixed)} patient(s) have "
-                            f"cases in several splits (e.g. {mixed[0]}); use --split-mode manifest")
-        return of, warnings
-    of = {}
-    for entry in entries:
-        if entry.split not in SPLITS:
-            raise ExportError(
-                f"record has no split ({entry.split!r})", dataset=entry.dataset,
-                case=entry.case_id, file=entry.manifest,
-                hint="regenerate the manifest with `harmonize manifest` or `harmonize run`, "
-                     "or pass --split-mode kits23-2d",
-            )
-        of[entry.key] = entry.split
-    return of, warnings
 
 
 # ----------------------------------------------------------------------------------- one case
@@ -291,7 +248,9 @@ def export_slices(
     """Export every record of ``manifests`` as axial PNG slices under ``out`` (see module doc).
 
     A failing case becomes an :class:`ErrorRecord` and is left out of the split lists; the others
-    are written. ``progress(total)`` returns a callback called once per finished case.
+    are written. ``split_mode`` is ``manifest`` or a seeded mode named in the registry (see
+    :mod:`harmonize.export.slice_splits`). ``progress(total)`` returns a callback called once per
+    finished case.
     """
 
     options = options or SliceOptions()
