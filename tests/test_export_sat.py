@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from harmonize.cli.app import app
 from harmonize.errors import LabelError, ManifestError
-from harmonize.export.sat import case_ids, export_sat, import_sat, sat_labels
+from harmonize.export.sat import export_sat, sat_labels
+from harmonize.export.sat_import import case_ids, import_sat
 from harmonize.manifest.build import build_manifest, read_manifest
 from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
@@ -199,3 +200,13 @@ def test_cli_export_and_import(data: dict[str, Path], tmp_path: Path) -> None:
     bad = runner.invoke(app, ["export", "sat", "--manifest", str(data["kits23"]), "--out",
                               str(tmp_path / "x"), "--sat-name", "kits23"])
     assert bad.exit_code == 2
+
+
+def test_import_half_still_imports_from_the_old_module() -> None:
+    import harmonize.export.sat as sat
+    import harmonize.export.sat_import as sat_import
+
+    with pytest.warns(DeprecationWarning, match="harmonize.export.sat_import"):
+        assert sat.import_sat is sat_import.import_sat
+    with pytest.raises(AttributeError):
+        sat.no_such_name  # noqa: B018

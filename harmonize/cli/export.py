@@ -289,7 +289,7 @@ def import_sat_command(
 ) -> None:
     """Read a SAT-DS JSONL as a dataset and write our manifest (the i-th label name is mask
     value i+1, unless the lines carry harmonize labels or --labels-from is given)."""
-    from harmonize.export.sat import import_sat
+    from harmonize.export.sat_import import import_sat
 
     try:
         result = import_sat(jsonl, dataset_id, out, labels_from=labels_from, base_dir=base_dir,

@@ -4,7 +4,7 @@ One module per format: :mod:`~harmonize.export.slices` (2D PNG slices in the
 layout of a published 2D slice dataset, see its module doc) with
 :mod:`~harmonize.export.verify`, :mod:`~harmonize.export.nnunet` (nnU-Net v2 raw dataset),
 :mod:`~harmonize.export.monai` (Decathlon-style datalist) and :mod:`~harmonize.export.sat`
-(SAT-DS JSONL and split JSON, both ways).
+(SAT-DS JSONL and split JSON; :mod:`~harmonize.export.sat_import` reads them back).
 
 Every exporter starts from one or more manifests (``harmonize manifest``: records point at the
 source files in any orientation; ``harmonize run``: normalized RAS outputs). This module holds
