@@ -23,8 +23,8 @@ such as "kidney includes tumor and cyst" are added in per-dataset loader code). 
   image (DICOM) is written as one NIfTI per channel under ``<out>/images/<dataset>/``. Records
   without a mask are not exported (every SAT-DS sample has one); they are listed in the result.
 * Lines of one case follow the canonical channel order (``registry/channels.yaml``) and name
-  their canonical channel; ``modality`` is ``CT``, ``MRI`` (``MRI T2`` with a channel name) or ``PET``; ``official_split``
-  is ``train``/``val``/``test`` or ``unknown``.
+  their canonical channel; ``modality`` is ``CT``, ``MRI`` (``MRI T2`` with a channel name) or
+  ``PET``; ``official_split`` is ``train``/``val``/``test`` or ``unknown``.
 * Split JSON: our test patients are ``test``; our val patients join ``train`` (SAT-DS has no
   validation split; ``val_to="test"`` puts them in test instead).
 * Extra key ``harmonize``: ``case_id``, ``split``, ``labels`` (canonical name -> SAT mask values,

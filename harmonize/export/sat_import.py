@@ -1,12 +1,12 @@
 """SAT-DS interop, import: a SAT-DS JSONL (format: :mod:`harmonize.export.sat`) in as a dataset.
 
-:func:`import_sat` (``harmonize import sat``) reads a SAT-DS JSONL as a dataset and writes our manifest with
-:func:`harmonize.manifest.build.build_manifest` (masks read and checked). Labels come from the
-``harmonize`` key when present; else from ``labels_from`` (our descriptor YAML: values and
+:func:`import_sat` (``harmonize import sat``) reads a SAT-DS JSONL as a dataset and writes our
+manifest with :func:`harmonize.manifest.build.build_manifest` (masks read and checked). Labels come
+from the ``harmonize`` key when present; else from ``labels_from`` (our descriptor YAML: values and
 merges of the masks as SAT-DS stores them); else ``label[i]`` -> value ``i + 1``. In that last
-case, names whose value occurs in no mask of the file (SAT-DS's appended merged names, e.g.
-a ``kidney`` appended after ``left kidney`` and ``right kidney``) are left out with a warning. Each line becomes one single-channel case;
-``split_json`` makes SAT-DS's train/test the official split.
+case, names whose value occurs in no mask of the file (SAT-DS's appended merged names, e.g. a
+``kidney`` appended after ``left kidney`` and ``right kidney``) are left out with a warning. Each
+line becomes one single-channel case; ``split_json`` makes SAT-DS's train/test the official split.
 """
 
 from __future__ import annotations
