@@ -143,7 +143,7 @@ PRESETS_FILE = "presets.yaml"
 _PRESET_KEYS = {"settings", "summary", "source", "notes", "requires"}
 
 
-def parse_presets(data: Any, source: str = PRESETS_FILE) -> dict[str, PresetInfo]:
+def parse_presets(data: Any, source: str = f"registry/{PRESETS_FILE}") -> dict[str, PresetInfo]:
     """Name -> :class:`PresetInfo` from a ``normalization`` mapping (see ``registry/presets.yaml``).
 
     Every entry needs ``settings`` (keys of :class:`Settings` but ``preset``), ``summary`` and

@@ -40,7 +40,8 @@ class SeededSplitMode:
     source: str
 
 
-def parse_split_modes(data: Any, source: str = "presets.yaml") -> dict[str, SeededSplitMode]:
+def parse_split_modes(data: Any,
+                      source: str = "registry/presets.yaml") -> dict[str, SeededSplitMode]:
     """Name -> :class:`SeededSplitMode` from a ``slice_split_modes`` mapping; every entry needs an
     integer ``seed`` and ``summary``/``source`` texts, and may not be named ``manifest``."""
 
