@@ -19,9 +19,10 @@ such as "kidney includes tumor and cyst" are added in per-dataset loader code). 
   derives them in code, and their value sets travel in the extra ``harmonize`` key.
 * The mask is the record's own file when its values already are 1..K in that order; otherwise a
   remapped copy is written to ``<out>/masks/<dataset>/<case>.nii.gz`` (values 1/2/4 -> 1/2/3).
-* One line per channel, as SAT-DS does (four MR sequences: four lines, one mask); a 4D image or a non-NIfTI
-  image (DICOM) is written as one NIfTI per channel under ``<out>/images/<dataset>/``. Records
-  without a mask are not exported (every SAT-DS sample has one); they are listed in the result.
+* One line per channel, as SAT-DS does (four MR sequences: four lines, one mask); a 4D image
+  or a non-NIfTI image (DICOM) is written as one NIfTI per channel under
+  ``<out>/images/<dataset>/``. Records without a mask are not exported (every SAT-DS sample has
+  one); they are listed in the result.
 * Lines of one case follow the canonical channel order (``registry/channels.yaml``) and name
   their canonical channel; ``modality`` is ``CT``, ``MRI`` (``MRI T2`` with a channel name) or
   ``PET``; ``official_split`` is ``train``/``val``/``test`` or ``unknown``.
