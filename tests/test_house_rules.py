@@ -32,8 +32,8 @@ NAMES_BEING_EDITED = {
 }
 
 #: Dataset ids that are also ordinary English words are matched only as the dataset spells them
-#: (the first word of its descriptor's ``name``, case-sensitive), so a variable called ``word``
-#: is not a dataset name but ``WORD`` is.
+#: (the first word of its descriptor's ``name``, case-sensitive) and not inside an identifier, so
+#: a variable called ``word`` or ``NONE_WORD`` is not a dataset name but ``WORD`` is.
 ENGLISH_WORDS = {"word"}
 
 
@@ -64,12 +64,12 @@ def dataset_names() -> dict[str, re.Pattern[str]]:
                         for i in ids)}
     patterns = {}
     for name in sorted(ids | families):
-        if name in ENGLISH_WORDS:
-            spelling, flags = str(descriptors[name]["name"]).split()[0], 0
+        if name in ENGLISH_WORDS:  # as the dataset spells it, and not inside an identifier
+            spelling, flags, edge = str(descriptors[name]["name"]).split()[0], 0, "A-Za-z0-9_"
         else:
-            spelling, flags = name, re.IGNORECASE
+            spelling, flags, edge = name, re.IGNORECASE, "A-Za-z0-9"
         body = "[-_]".join(re.escape(part) for part in re.split(r"[-_]", spelling))
-        patterns[name] = re.compile(rf"(?<![A-Za-z0-9]){body}(?![A-Za-z0-9])", flags)
+        patterns[name] = re.compile(rf"(?<![{edge}]){body}(?![{edge}])", flags)
     return patterns
 
 
@@ -84,6 +84,10 @@ def test_the_names_are_computed_from_the_catalogue() -> None:
     assert names[some_id].search(f"see {some_id.upper()}'s layout")
     assert names[some_id].search(f"def {some_id.replace('-', '_')}_split():")
     assert not names[some_id].search(f"x{some_id}y")
+    for word in ENGLISH_WORDS:
+        spelled = str(_descriptors()[word]["name"]).split()[0]
+        assert names[word].search(f"e.g. {spelled}'s layout")
+        assert not names[word].search(f"{word} = 1; NONE_{spelled} = 2")
 
 
 @pytest.mark.parametrize("module", _modules(CORE), ids=_rel)
