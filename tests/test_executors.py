@@ -73,7 +73,7 @@ def test_make_executor_choices_and_errors(monkeypatch) -> None:
 
 
 def test_dask_cluster_output_is_byte_identical_to_the_process_pool(tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+    import distributed
     root = make_kits23(tmp_path / "kits23", n_cases=3, seed=21)
     settings = Settings(spacing=(1.5, 1.5, 2.0))
     local = run([Target("kits23", root)], tmp_path / "local", settings, workers=2, progress=False)
@@ -92,13 +92,13 @@ def test_dask_cluster_output_is_byte_identical_to_the_process_pool(tmp_path: Pat
 
 
 def test_unreachable_scheduler_is_a_clear_error() -> None:
-    pytest.importorskip("distributed")
+    import distributed  # noqa: F401 - a test dependency (test extras)
     with pytest.raises(ExecutorError, match="cannot reach the Dask scheduler"):
         DaskExecutor("tcp://127.0.0.1:9", connect_timeout=1.0)
 
 
 def test_cli_dask_executor_without_scheduler_starts_a_local_cluster(tmp_path: Path) -> None:
-    pytest.importorskip("distributed")
+    import distributed  # noqa: F401 - a test dependency (test extras)
     from typer.testing import CliRunner
 
     from harmonize.cli.app import app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
 
 runner = CliRunner()
-HAS_MONAI = importlib.util.find_spec("monai") is not None
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +64,6 @@ def test_multichannel_unlabelled_and_relative_paths(manifests: dict[str, Path], 
     assert all(i["channels"] == list(doc["modality"].values()) for i in items)
 
 
-@pytest.mark.skipif(not HAS_MONAI, reason="MONAI not installed")
 def test_monai_loads_the_datalist(manifests: dict[str, Path], tmp_path: Path) -> None:
     from monai.data import load_decathlon_datalist
     from monai.transforms import LoadImaged

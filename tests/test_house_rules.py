@@ -21,16 +21,6 @@ CORE = ROOT / "harmonize"
 PLUGINS = ROOT / "plugins"
 MAX_LINES = 400
 
-#: Modules known to be over the limit while another engineer splits them (each entry must still be
-#: over it). Empty since main split the last ones; do not add to it: split the module instead.
-BEING_SPLIT: set[str] = set()
-
-#: Dataset names still in modules that other engineers are editing in parallel (path -> names);
-#: their docstrings get generic examples in that work. Do not add to it.
-NAMES_BEING_EDITED = {
-    "harmonize/read/volume.py": {"msd"},
-}
-
 #: Dataset ids that are also ordinary English words are matched only as the dataset spells them
 #: (the first word of its descriptor's ``name``, case-sensitive) and not inside an identifier, so
 #: a variable called ``word`` or ``NONE_WORD`` is not a dataset name but ``WORD`` is.
@@ -92,12 +82,11 @@ def test_the_names_are_computed_from_the_catalogue() -> None:
 
 @pytest.mark.parametrize("module", _modules(CORE), ids=_rel)
 def test_core_names_no_dataset(module: Path) -> None:
-    allowed = NAMES_BEING_EDITED.get(_rel(module), set())
     found = []
     patterns = dataset_names()
     for number, line in enumerate(module.read_text(encoding="utf-8").splitlines(), start=1):
         for name, pattern in patterns.items():
-            if name not in allowed and pattern.search(line):
+            if pattern.search(line):
                 found.append(f"{_rel(module)}:{number}: {name!r} in {line.strip()!r}")
     assert not found, ("harmonize/ knows no dataset: use a generic example, or move the named "
                        "convention into registry/\n" + "\n".join(found))
@@ -106,13 +95,5 @@ def test_core_names_no_dataset(module: Path) -> None:
 @pytest.mark.parametrize("module", [*_modules(CORE), *_modules(PLUGINS)], ids=_rel)
 def test_module_is_at_most_400_lines(module: Path) -> None:
     lines = len(module.read_text(encoding="utf-8").splitlines())
-    if _rel(module) in BEING_SPLIT:
-        assert lines > MAX_LINES, f"{_rel(module)} is split now: drop it from BEING_SPLIT"
-        return
     assert lines <= MAX_LINES, (f"{_rel(module)} has {lines} lines (> {MAX_LINES}): "
                                 "split it by concern")
-
-
-def test_exception_lists_name_existing_files() -> None:
-    for path in [*BEING_SPLIT, *NAMES_BEING_EDITED]:
-        assert (ROOT / path).is_file(), f"{path} is gone: drop it from the exception list"

@@ -99,7 +99,7 @@ def write_dicom_series(folder: Path, hu: np.ndarray, *, series_uid: str, spacing
                        thickness=2.5, origin=(-100.0, -120.0, 50.0), intercept=-1024.0,
                        slope=1.0, names=None, slice_thickness=None) -> None:
     """Write ``hu`` (rows, cols, slices) as CT DICOM slices, one file per slice."""
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
+import torchio as tio
 
 from harmonize.engine.normalize import (
     Settings,
@@ -24,9 +26,6 @@ from harmonize.errors import HarmonizeError, LabelError
 from harmonize.read.nifti_writer import write_volume
 from harmonize.read.volume import ScaledVolume, Volume, read_volume
 from harmonize.testing.volumes import ct_phantom, slice_first_affine
-
-torch = pytest.importorskip("torch")
-tio = pytest.importorskip("torchio")
 
 
 def axis_affine(perm: tuple[int, int, int], flips: tuple[int, int, int],
@@ -121,7 +120,7 @@ def test_resample_matches_torchio_anisotropic(interpolation):
 
 
 def test_resample_linear_matches_scipy_on_oblique_volume():
-    ndimage = pytest.importorskip("scipy.ndimage")
+    import scipy.ndimage as ndimage
     rng = np.random.default_rng(3)
     shape = (17, 14, 9)
     data = smooth_volume(shape, rng)

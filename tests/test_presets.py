@@ -12,6 +12,8 @@ import json
 
 import numpy as np
 import pytest
+import torch
+import torchio as tio
 
 from harmonize.engine.normalize import (
     PRESETS,
@@ -24,9 +26,6 @@ from harmonize.engine.normalize import (
 from harmonize.errors import HarmonizeError
 from harmonize.read.volume import Volume
 from harmonize.testing.volumes import ct_phantom, ellipsoid
-
-torch = pytest.importorskip("torch")
-tio = pytest.importorskip("torchio")
 
 # LPS-stored CT, 0.8 x 0.8 x 2.5 mm, like many DICOM-converted releases
 CT_AFFINE = np.array([[-0.8, 0, 0, 120.0], [0, -0.8, 0, 95.0], [0, 0, 2.5, -300.0], [0, 0, 0, 1]])

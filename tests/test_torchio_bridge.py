@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
-
-tio = pytest.importorskip("torchio")
-
+import torchio as tio
 from harmonize.plugins.fabricators.kits import make_kits23  # noqa: E402
+from torch.utils.data import DataLoader
 
 from harmonize.loader.dataset import DatasetMixSampler, HarmonizedDataset  # noqa: E402
 from harmonize.loader.torchio_bridge import CaseReader, to_torchio_subjects  # noqa: E402

@@ -40,7 +40,7 @@ from harmonize.read.nifti_reader import (
 class Volume:
     """Voxel array (X, Y, Z[, C]) with its voxel-to-world (RAS mm) affine and its kind.
 
-    Channels, when present, are the last axis (MSD BrainTumour: 4, Prostate: 2). ``operations``
+    Channels, when present, are the last axis (4 for a four-sequence MR, 2 for T2 + ADC). ``operations``
     lists what reading did beyond decoding (e.g. an opt-in DICOM slice resampling), for the
     manifest's operations.
     """
