@@ -294,3 +294,17 @@ def test_declared_size_limit_applies_to_dicom_and_to_resampling(monkeypatch) -> 
     with pytest.raises(ReadError, match=r"above the limit") as err:
         read_volume(MONAI, irregular_dicom="resample")
     assert "[16, 16, 4]" in err.value.message
+
+
+def test_truncated_pixel_data_is_a_read_error_not_zeros(tmp_path: Path) -> None:
+    """pydicom refuses a slice whose PixelData is shorter than Rows x Columns; GDCM would fill
+    the rest with zeros, so a corrupt file must never fall back to it."""
+    folder = tmp_path / "series"
+    real_copy(folder, 4)
+    victim = sorted(folder.iterdir())[-1]
+    ds = pydicom.dcmread(victim)
+    ds.PixelData = ds.PixelData[:100]
+    ds.save_as(victim)
+    with pytest.raises(ReadError, match="cannot decode DICOM slice") as err:
+        read_volume(folder)
+    assert err.value.file == str(victim)

@@ -63,8 +63,12 @@ def _decode(path: Path, rows: int, cols: int) -> np.ndarray:
     try:
         ds = pydicom.dcmread(path)
         stored = ds.pixel_array
-    except Exception:  # noqa: BLE001 - no pydicom decoder (or unreadable): GDCM decides
+    except (NotImplementedError, RuntimeError):  # no usable pydicom decoder: GDCM decides
         return _decode_sitk(path, rows, cols)
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt: never zero-filled
+        raise ReadError(f"cannot decode DICOM slice: {type(exc).__name__}: {exc}", file=path,
+                        hint="the file is truncated or damaged; re-export or re-download the "
+                        "series") from exc
     if stored.shape != (rows, cols):
         raise ReadError(f"slice has shape {stored.shape}, expected {(rows, cols)}", file=path,
                         hint="colour or multi-frame slices cannot be stacked into a volume")
