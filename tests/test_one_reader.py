@@ -130,3 +130,34 @@ def test_a_label_within_header_round_off_is_accepted(catalog, tmp_path):
     np.testing.assert_array_equal(data.label.affine, data.image.affine)
     expected = np.asarray(nib.load(case_dir / "segmentation.nii.gz").dataobj)
     np.testing.assert_array_equal(data.label.data, expected)
+
+
+def test_a_plugin_that_reads_its_own_image_format_is_read_through_it(tmp_path):
+    """A plugin whose images are not volumes (here ``.npy``) reads them in ``read_image``: the
+    manifest takes even the image's grid from the plugin, never from the file's header."""
+    from harmonize.plugin import Case, DatasetPlugin, Volume
+    from harmonize.testing import check_plugin
+
+    spacing = np.diag([0.8, 0.8, 2.5, 1.0])
+    image = np.arange(8 * 6 * 4, dtype=np.int16).reshape(8, 6, 4)
+    label = (image % 3 == 0).astype(np.uint8)
+    np.save(tmp_path / "c1.npy", image)
+    np.save(tmp_path / "c1_seg.npy", label)
+
+    class Npy(DatasetPlugin):
+        id = "npy-toy"
+
+        def discover(self, root):
+            yield Case("c1", "p1", images=(root / "c1.npy",), label=root / "c1_seg.npy")
+
+        def read_image(self, case):
+            return Volume(np.load(case.images[0]), spacing, "image")
+
+        def read_label(self, case):
+            return Volume(np.load(case.label), spacing, "label")
+
+    plugin = Npy({"id": "npy-toy", "name": "Npy toy", "modality": "CT",
+                  "values": {0: "background", 1: "liver"}, "classes": {"liver": [1]}})
+    [record] = check_plugin(plugin, tmp_path).records
+    assert record.shape == [8, 6, 4] and record.spacing == [0.8, 0.8, 2.5]
+    assert record.orientation == "RAS" and record.labels == {"liver": [1]}

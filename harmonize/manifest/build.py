@@ -27,7 +27,7 @@ from harmonize.manifest.splits import assign_splits, splits_document
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import Discovery
 from harmonize.read.case import case_channels, present_values, read_case
-from harmonize.read.volume import read_header
+from harmonize.read.volume import Volume, read_header
 
 SPLITS_FILE = "splits.json"
 
@@ -101,7 +101,8 @@ def record_for_case(
     if has_label(plugin, case):
         observed = present_values(data.label.data) if data.label is not None else None
         labels = case_class_values(plugin, case, vocabulary, observed)
-    header = read_header(case.images[0])  # the record's geometry is the first file's
+    # the record's geometry is the first file's, or the plugin's reading of odd formats
+    header = data.image if plugin.reads_images else read_header(case.images[0])
     source = source_section(case, manifest_dir)
     images = [entry["path"] for entry in source["images"]]
     return ManifestRecord(
@@ -116,7 +117,7 @@ def record_for_case(
         annotated=list(labels),
         official_split=case.official_split,
         split=None,
-        shape=list(header.shape),
+        shape=list(header.data.shape if isinstance(header, Volume) else header.shape),
         spacing=[round(s, 6) for s in header.spacing],
         orientation=header.orientation,
         source=source,

@@ -98,6 +98,12 @@ class DatasetPlugin:
         """
         return None
 
+    @property
+    def reads_images(self) -> bool:
+        """True when the plugin overrides :meth:`read_image` (its files are not plain volumes,
+        so even the image's grid must come from the plugin)."""
+        return type(self).read_image is not DatasetPlugin.read_image
+
     def read_label(self, case: Case) -> Volume | None:
         """Read the case's label map when it is not a plain volume (PNG stacks, one file per
         structure, instance masks ...). Return ``None`` (the default) to let the core read

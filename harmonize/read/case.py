@@ -154,14 +154,14 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
     dataset = plugin.dataset_id
     names = case_channels(plugin, case)
     with _naming(dataset, case.case_id, case.images[0]):
-        custom = plugin.read_image(case) if image_voxels else None
+        custom = plugin.read_image(case) if image_voxels or plugin.reads_images else None
         if custom is not None:
             image = Volume(np.asarray(custom.data), np.asarray(custom.affine), "image")
         elif image_voxels:
             image = _stack_channels(case.images, len(names) if names else 1, irregular_dicom)
         else:
             image = _grid_of(case.images[0], irregular_dicom)
-        if image_voxels:
+        if image_voxels or custom is not None:
             _check_channel_count(image, len(names) if names else 1, names,
                                  file=case.images[0] if len(case.images) == 1 else None)
     label_volume = None
@@ -261,7 +261,8 @@ def _check_channel_count(image: Volume, n: int, names: list[str] | None, *,
 
 class _naming:
     """Context manager: re-raise a :class:`HarmonizeError` (same class) naming the dataset, case
-    and file it lacks, with ``hint`` appended."""
+    and file it lacks; ``hint`` is appended to read errors (a file that cannot be read), never to
+    label errors (a label off its grid is wrong whichever manifest points at it)."""
 
     def __init__(self, dataset: str, case_id: str, file: Path | None, *,
                  hint: str | None = None) -> None:
@@ -275,7 +276,7 @@ class _naming:
         if not isinstance(exc, HarmonizeError) or (exc.dataset and exc.case):
             return
         hint = exc.hint
-        if self.hint:
+        if self.hint and isinstance(exc, ReadError):
             hint = f"{hint}; {self.hint}" if hint else self.hint
         raise type(exc)(exc.message, dataset=exc.dataset or self.dataset,
                         case=exc.case or self.case_id, file=exc.file or self.file,
