@@ -94,9 +94,14 @@ def test_errors_and_cli(manifests: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="no split"):
         export_monai([path], tmp_path / "x.json")
     path.unlink()
+    # CT next to 4-channel MR: LoadImaged would stack CT and T1 as channel 0, so it is refused
+    mixed = runner.invoke(app, ["export", "monai", "--manifest", str(manifests["kits23"]),
+                                "--manifest", str(manifests["brats2021"]), "--out",
+                                str(tmp_path / "both.json"), "--format", "json"])
+    assert mixed.exit_code == 2 and not (tmp_path / "both.json").exists()
+    assert "'kits23'" in mixed.output and "'brats2021'" in mixed.output
     done = runner.invoke(app, ["export", "monai", "--manifest", str(manifests["kits23"]),
-                               "--manifest", str(manifests["brats2021"]), "--out",
-                               str(tmp_path / "both.json"), "--format", "json"])
+                               "--out", str(tmp_path / "one.json"), "--format", "json"])
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
-    assert sum(summary[k] for k in ("training", "validation", "testing")) == 5 + 3
+    assert sum(summary[k] for k in ("training", "validation", "testing")) == 5

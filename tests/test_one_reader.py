@@ -19,6 +19,7 @@ from harmonize.plugins.fabricators.kits import make_kits23
 from harmonize.engine.config import Target
 from harmonize.engine.pipeline import run
 from harmonize.errors import GridMismatchError
+from harmonize.export.monai import export_monai
 from harmonize.export.nnunet import export_nnunet
 from harmonize.loader import HarmonizedDataset
 from harmonize.loader.cache import build_cache
@@ -108,6 +109,10 @@ def test_every_reader_of_a_manifest_refuses_it_with_the_same_message(catalog, tm
 
     export = export_nnunet(manifest.path, tmp_path / "nnunet", dataset_id=501, name="Kits")
     assert [(e.case, grid_message(e.message)) for e in export.errors] == [(BAD, message)]
+
+    with pytest.raises(GridMismatchError) as monai:
+        export_monai(manifest.path, tmp_path / "datalist.json")
+    assert grid_message(monai.value.message) == message
 
     qa = collect_qa([manifest.path], montage_cases=0)
     flags = {c.case_id: [(f.code, f.message) for f in c.flags] for c in qa.cases}

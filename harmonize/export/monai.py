@@ -9,9 +9,10 @@ record's own file, merges are value sets). Paths are absolute, or relative to ``
 the same folder as ``base_dir`` to ``load_decathlon_datalist`` (its default is the datalist's
 own folder). Each item's ``channels`` names its image's channels in order: one file per
 channel is listed in canonical order; a 4D file keeps its file order (no volume is read or
-written). The document's ``modality`` maps index -> name when every item has the same channels
-(else it is empty: ``LoadImaged`` stacks an item's own channels, so mixed channel sets need
-per-item handling). ``channels=[...]`` makes every item exactly those channels, in that order:
+written). The document's ``modality`` maps index -> name. Datasets whose items would stack different
+sequences at one position (``LoadImaged`` stacks by position) are refused naming both. Every
+case is read through the one reading layer (header and label: a mask off its image's grid is
+refused as by every other command). ``channels=[...]`` makes every item exactly those channels, in that order:
 datasets lacking one are refused naming both datasets, as a 4D file that would need reordering.
 Datasets whose channels cannot be aligned (several channels without names) cannot be mixed.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harmonize import __version__
-from harmonize.export import Entry, ExportError, load_entries, output_path
+from harmonize.export import Entry, ExportError, load_entries, output_path, read_case
 from harmonize.files import write_text_atomic
 from harmonize.labels.channels import (
     channel_count,
@@ -67,6 +68,7 @@ def build_datalist(entries: Sequence[Entry], base_dir: Path | None = None,
         "training": [], "validation": [], "testing": [],
     }
     for entry, order, own in zip(entries, orders, names):
+        read_case(entry, ras=False, image_voxels=False)  # the one reading layer's checks
         if entry.split not in KEYS:
             raise ExportError(f"record has no split ({entry.split!r})", dataset=entry.dataset,
                               case=entry.case_id, file=entry.manifest,
@@ -112,6 +114,18 @@ def _channel_plan(entries: Sequence[Entry], channels: Sequence[str] | None
         ordered = own if whole else load_channels().order(own)
         names_out.append(ordered)
         plan.append([own.index(n) for n in ordered])
+    first = next(i for i, n in enumerate(names_out))
+    for i, own_names in enumerate(names_out):
+        if own_names != names_out[first]:  # LoadImaged stacks by position: channel c must agree
+            a, b = entries[first], entries[i]
+            raise ExportError(
+                f"datasets {a.dataset!r} (channels {names_out[first]}) and {b.dataset!r} "
+                f"(channels {own_names}) cannot share a datalist: MONAI stacks an item's "
+                "channels by position, so channel c would be a different sequence per dataset",
+                dataset=b.dataset, case=b.case_id,
+                hint="pass --channels with channels every dataset has (one file per channel), "
+                     "export the datasets separately, or use `harmonize export nnunet`, which "
+                     "writes every channel in canonical order")
     return names_out, plan
 
 
