@@ -187,3 +187,21 @@ def test_a_channel_no_record_has_warns(mixed):
     sample = ds[0]
     assert sample["channel_present"].tolist() == [True, False]
     assert not sample["image"][1].any()
+
+
+def test_slices_channel_index_counts_in_canonical_order(tmp_path: Path) -> None:
+    """``export slices --channel 0`` is the same sequence for datasets that store their channels
+    in different file orders (T1 first in one, FLAIR first in the other)."""
+    from harmonize.export import load_entries
+    from harmonize.export.slices import channel_index
+    from harmonize.testing.normalized import make_normalized_dataset
+
+    a = make_normalized_dataset(tmp_path, "mr-a", n_cases=1, modality="MR",
+                                channels=("T1", "T1 contrast-enhanced", "T2", "FLAIR"))
+    b = make_normalized_dataset(tmp_path, "mr-b", n_cases=1, modality="MR",
+                                channels=("FLAIR", "T1", "T1 contrast-enhanced", "T2"))
+    for entry in load_entries([a, b]):
+        file_channels = list(entry.record.channels or [])
+        assert file_channels[channel_index(entry, 0, 4)] == "T1"
+        assert file_channels[channel_index(entry, 3, 4)] == "FLAIR"
+        assert file_channels[channel_index(entry, "t1ce", 4)] == "T1 contrast-enhanced"

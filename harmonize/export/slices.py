@@ -111,8 +111,10 @@ def resume_key(entry: Entry, options: SliceOptions) -> str:
 
 
 def channel_index(entry: Entry, channel: int | str, channels: int) -> int:
-    """The channel to export, by index or by name (a canonical channel name or synonym, matched
-    against the record's canonical channels; else the record's own names, case-insensitive)."""
+    """The file position of the channel to export, given by index or by name. An index counts in
+    canonical channel order (``registry/channels.yaml``), so ``0`` is the same sequence in every
+    dataset; a name is a canonical channel name or synonym (else the record's own names,
+    case-insensitive)."""
     names = list(entry.record.channels or [])
     if isinstance(channel, str) and not channel.isdigit():
         canonical = record_channels(entry.record) or []
@@ -128,6 +130,9 @@ def channel_index(entry: Entry, channel: int | str, channels: int) -> int:
     if not 0 <= index < channels:
         raise entry.error(f"channel {index} out of range: the image has {channels}",
                           kind=ExportError, hint="pass --channel 0 .. channels-1")
+    canonical = record_channels(entry.record)
+    if canonical and len(canonical) == channels:  # c-th channel in canonical order, not file order
+        return canonical.index(load_channels().order(canonical)[index])
     return index
 
 
