@@ -130,9 +130,9 @@ def channel_index(entry: Entry, channel: int | str, channels: int) -> int:
     if not 0 <= index < channels:
         raise entry.error(f"channel {index} out of range: the image has {channels}",
                           kind=ExportError, hint="pass --channel 0 .. channels-1")
-    canonical = record_channels(entry.record)
-    if canonical and len(canonical) == channels:  # c-th channel in canonical order, not file order
-        return canonical.index(load_channels().order(canonical)[index])
+    known = record_channels(entry.record)
+    if known and len(known) == channels:  # the c-th channel in canonical order, not file order
+        return known.index(load_channels().order(known)[index])
     return index
 
 

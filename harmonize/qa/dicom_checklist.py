@@ -3,8 +3,9 @@
 Geometry items (``sortable``, ``uniform_spacing``, ``geometry``, ``single_series``) come from the
 one DICOM verdict, :func:`harmonize.read.dicom.grid_problems`, that every reader refuses on, so
 ``validate-dicom`` and ``harmonize run`` agree on every folder. CT-only items are added on top:
-modality, rescale tags, BitsStored, pixel spacing and thickness tags, slice count (a single
-slice also fails ``uniform_spacing``: it has no slice spacing) and PHI.
+modality, rescale tags, BitsStored, pixel spacing and thickness tags, slice count and PHI (a
+single slice is a valid one-slice grid for reading and for ``uniform_spacing``; ``slice_count``
+fails it for CT readiness).
 """
 
 from __future__ import annotations
@@ -121,16 +122,14 @@ def check_series(series: Series, *, series_in_folder: int = 1) -> SeriesReport:
                        if series.sorted_by == "position" else "by InstanceNumber only")
         checks.append(Check("sortable", True, f"sorted {sort_detail}"))
     spacing_failures = messages(SPACING_CODES)
-    if series.sorted_by == "position" and len(series.unique()) < 2:
-        spacing_failures.append("a single slice position has no slice spacing")
-    elif series.sorted_by is None:
+    if series.sorted_by is None:
         spacing_failures.append("slice positions unknown, so the spacing cannot be checked")
     gaps = series.gaps
-    checks.append(Check(
-        "uniform_spacing", not spacing_failures,
-        "; ".join(spacing_failures) or f"gaps {gaps.min():.4g}-{gaps.max():.4g} mm (tolerance "
-        f"max({Z_GAP_ATOL_MM} mm, {Z_GAP_RTOL:.0%} of the median))",
-    ))
+    spacing_detail = (f"gaps {gaps.min():.4g}-{gaps.max():.4g} mm (tolerance "
+                      f"max({Z_GAP_ATOL_MM} mm, {Z_GAP_RTOL:.0%} of the median))" if gaps.size
+                      else "one slice position: no gap to check (slice_count judges the count)")
+    checks.append(Check("uniform_spacing", not spacing_failures,
+                        "; ".join(spacing_failures) or spacing_detail))
     geometry = messages(GEOMETRY_CODES)
     checks.append(Check("geometry", not geometry, "; ".join(geometry) or
                         "one grid: same size, orientation and pixel spacing; no gantry tilt"))
