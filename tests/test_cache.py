@@ -51,7 +51,7 @@ def test_cached_samples_equal_file_samples(both, tmp_path):
             assert torch.equal(a[name], b[name]), name
     record = files.records[0]
     folder = tmp_path / "c" / record.dataset / record.case_id
-    short = cache_key(record)[:16]
+    short = cache_key(record, files.roots[0])[:16]
     assert entry_files(folder) == [f"foreground-{short}.npz", f"image-{short}.npy",
                                    f"label-{short}.npy", f"meta-{short}.json"]
     case = cached.load_case(0)

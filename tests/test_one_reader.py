@@ -166,3 +166,22 @@ def test_a_plugin_that_reads_its_own_image_format_is_read_through_it(tmp_path):
     [record] = check_plugin(plugin, tmp_path).records
     assert record.shape == [8, 6, 4] and record.spacing == [0.8, 0.8, 2.5]
     assert record.orientation == "RAS" and record.labels == {"liver": [1]}
+
+
+def test_the_cache_does_not_serve_arrays_of_a_label_replaced_after_it_was_built(catalog, tmp_path):
+    """Entries are keyed on the record's files too (size, modification time): a label shifted
+    after `harmonize cache` ran is read and refused again, not served from the old entry."""
+    plugin = catalog.get("kits23")
+    root = make_kits23(tmp_path / "kits23", n_cases=2)
+    manifest = build_manifest(plugin, discover(plugin, root), tmp_path / "manifests")
+    assert manifest.path is not None
+    assert build_cache([manifest.path], tmp_path / "cache").errors == []
+    again = build_cache([manifest.path], tmp_path / "cache")
+    assert again.errors == [] and again.counts["built"] == 0  # up to date: nothing rebuilt
+    shift_origin(root / "dataset" / BAD / "segmentation.nii.gz", SHIFT_MM)
+    stale = build_cache([manifest.path], tmp_path / "cache")
+    assert [e.case for e in stale.errors] == [BAD]
+    dataset = HarmonizedDataset(manifest.path, patch_size=None, cache=tmp_path / "cache")
+    index = [r.case_id for r in dataset.records].index(BAD)
+    with pytest.raises(GridMismatchError):
+        dataset.load_case(index)

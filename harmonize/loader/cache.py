@@ -12,7 +12,8 @@ rows are read, nothing is decompressed, and no page is mapped into the process (
 measured 15-40x slower for random 96^3 patches: see the loader section of the README); whole
 volumes are also available as read-only memory maps. Entries live in
 ``<cache>/<dataset>/<case_id>/`` and are named by a key hashed from the record's source sha256,
-paths, geometry and engine settings: a changed record gets a new entry and the old one is
+paths, geometry and engine settings and its files' sizes and modification times: a changed
+record or file gets a new entry (read and checked again) and the old one is
 removed. Every file is written atomically; ``meta-<key>.json`` is written last and marks the
 entry complete. An entry that fails its checks on open (bad JSON, wrong key, truncated or
 unparsable array, bad foreground index) is rebuilt with a :class:`CacheWarning`, not a crash.
@@ -41,6 +42,7 @@ from harmonize.loader.patches import ForegroundIndex, NpyFile, crop
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import ManifestRecord
 from harmonize.read.case import read_case as read_record_case
+from harmonize.read.case import record_files
 
 CACHE_FORMAT = 1
 #: Default cache folder, next to the manifest, when no cache folder is given.
@@ -107,11 +109,25 @@ def read_case(record: ManifestRecord, root: Path) -> CaseArrays:
     return CaseArrays(image=image, label=label, affine=data.image.affine)
 
 
-def cache_key(record: ManifestRecord) -> str:
-    """SHA-256 over everything in a record that decides its voxels (sources, paths, geometry, settings)."""
+def cache_key(record: ManifestRecord, base: Path | None = None) -> str:
+    """SHA-256 over everything in a record that decides its voxels (sources, paths, geometry,
+    settings) and, with ``base`` (the manifest's folder), the size and modification time of the
+    files it points at: a file replaced after the entry was built (a re-exported or shifted
+    label) gets a new entry, read and checked again, instead of the stale arrays."""
     data = {k: v for k, v in record.to_json().items() if k not in _KEY_IGNORES}
+    if base is not None:
+        images, mask = record_files(record, base)
+        data["files"] = [[p.name, s.st_size, s.st_mtime_ns] for p in [*images, *([mask] if mask else [])]
+                         if (s := _stat(p)) is not None]
     payload = json.dumps({"cache_format": CACHE_FORMAT, **data}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:  # missing: the reading layer reports it when the entry is built
+        return None
 
 
 def file_sha256(path: Path) -> str:
@@ -156,7 +172,7 @@ class VolumeCache:
         """Arrays of the record from the cache, (re)building the entry if needed.
 
         ``key`` is :func:`cache_key` of the record, when the caller keeps it."""
-        key = key or cache_key(record)
+        key = key or cache_key(record, manifest_dir)
         memo_key = f"{self.folder(record, manifest_dir)}:{key}"
         with self._lock:  # threads of a ThreadLoader share the memo
             if memo_key in self._open:
@@ -174,7 +190,8 @@ class VolumeCache:
 
         ``verify`` also re-hashes the data files against the sha256 stored at build time.
         """
-        _, status = self._load_or_build(record, manifest_dir, cache_key(record), verify=verify)
+        _, status = self._load_or_build(record, manifest_dir, cache_key(record, manifest_dir),
+                                        verify=verify)
         return status
 
     def _load_or_build(
@@ -183,7 +200,7 @@ class VolumeCache:
         folder = self.folder(record, manifest_dir)
         names = self._names(key)
         if not (folder / names["meta"]).exists():
-            return self.build(record, manifest_dir), "built"
+            return self.build(record, manifest_dir, key), "built"
         try:
             return self._open_entry(folder, names, key, verify=verify), "ok"
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
@@ -191,7 +208,7 @@ class VolumeCache:
                 f"[{record.dataset}/{record.case_id}] cache entry in {folder} is unusable "
                 f"({type(exc).__name__}: {exc}); rebuilding it", CacheWarning, stacklevel=3,
             )
-            return self.build(record, manifest_dir), "rebuilt"
+            return self.build(record, manifest_dir, key), "rebuilt"
 
     def _open_entry(self, folder: Path, names: dict[str, str], key: str, *, verify: bool) -> CaseArrays:
         meta = json.loads((folder / names["meta"]).read_text(encoding="utf-8"))
@@ -214,9 +231,12 @@ class VolumeCache:
                           _foreground=foreground, image_file=NpyFile(folder / names["image"]),
                           label_file=NpyFile(folder / names["label"]) if label is not None else None)
 
-    def build(self, record: ManifestRecord, manifest_dir: Path) -> CaseArrays:
-        """Read the record's files, write a fresh entry atomically, remove older entries."""
-        key = cache_key(record)
+    def build(self, record: ManifestRecord, manifest_dir: Path, key: str | None = None
+              ) -> CaseArrays:
+        """Read the record's files, write a fresh entry atomically, remove older entries.
+
+        ``key`` is :func:`cache_key` of the record, when the caller has it."""
+        key = key or cache_key(record, manifest_dir)
         folder = self.folder(record, manifest_dir)
         names = self._names(key)
         arrays = read_case(record, Path(manifest_dir))

@@ -290,7 +290,7 @@ class HarmonizedDataset(Dataset):
             case = read_case(record, root)
         else:
             if self._keys[index] is None:
-                self._keys[index] = cache_key(record)
+                self._keys[index] = cache_key(record, root)
             case = self.cache.load(record, root, key=self._keys[index])
         if case.image.shape[0] != len(self.channel_positions[index]):
             raise LoaderError(f"the image has {case.image.shape[0]} channels, the record lists "
