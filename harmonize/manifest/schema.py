@@ -13,6 +13,13 @@ SCHEMA_VERSION = 2
 STAGES = ("source", "normalized")
 
 _PATH = {"type": "string", "minLength": 1}
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+#: one source file of a record: its path (relative to the manifest) and content hash
+_SOURCE_FILE = {
+    "type": "object",
+    "required": ["path", "sha256"],
+    "properties": {"path": _PATH, "sha256": _SHA256},
+}
 
 
 _NAME_TO_VALUES = {
@@ -61,29 +68,13 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["images"],
             "properties": {
-                "images": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["path", "sha256"],
-                        "properties": {"path": _PATH, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-                    },
-                },
+                "images": {"type": "array", "items": _SOURCE_FILE},
                 "channels": {
                     "description": "The case's channel names as the dataset ships them "
                     "(record-level ``channels`` holds their canonical names).",
                     "type": "array", "items": {"type": "string"},
                 },
-                "label": {
-                    "oneOf": [
-                        {"type": "null"},
-                        {
-                            "type": "object",
-                            "required": ["path", "sha256"],
-                            "properties": {"path": _PATH, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-                        },
-                    ]
-                },
+                "label": {"oneOf": [{"type": "null"}, _SOURCE_FILE]},
             },
         },
         "channels": {
