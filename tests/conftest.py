@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from harmonize.gate import REMEMBERED_ROOTS_ENV
 from harmonize.plugin.catalog import load_catalog
+
+# The roots `harmonize manifest` remembers go to a file of this test session, never the user's
+# config folder (subprocesses inherit it).
+os.environ[REMEMBERED_ROOTS_ENV] = str(Path(tempfile.mkdtemp(prefix="harmonize-roots-")) / "roots")
 
 
 @pytest.fixture(scope="session")

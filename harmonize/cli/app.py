@@ -6,6 +6,7 @@ import importlib
 import inspect
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,11 +22,18 @@ from harmonize.cli.console import (
     print_problems,
     progress_bar,
 )
-from harmonize.errors import HarmonizeError
-from harmonize.manifest.build import build_manifest, read_manifest, validate_manifest
+from harmonize.errors import HarmonizeError, ManifestError
+from harmonize.gate import TRUSTED_ROOTS_ENV, add_trusted_roots
+from harmonize.manifest.build import (
+    RefusedRecordWarning,
+    build_manifest,
+    read_manifest,
+    validate_manifest,
+)
 from harmonize.manifest.splits import check_ratios, find_leaks, split_counts
 from harmonize.plugin.catalog import Catalog, load_catalog
 from harmonize.plugin.discovery import discover
+from harmonize.read.case import record_files
 
 app = typer.Typer(
     help="Harmonize public medical imaging segmentation datasets: discover cases in their released "
@@ -64,7 +72,12 @@ def fail(error: HarmonizeError | str, code: int = 2) -> typer.Exit:
 @app.callback(invoke_without_command=True)
 def _main(
     version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+    trust_root: Annotated[list[Path] | None, typer.Option(
+        "--trust-root", help="A folder manifests may point into besides their own (repeatable); "
+        f"adds to {TRUSTED_ROOTS_ENV}.")] = None,
 ) -> None:
+    if trust_root:
+        add_trusted_roots(trust_root)
     if version:
         console.print(f"harmonize-med {__version__}")
         raise typer.Exit()
@@ -238,7 +251,8 @@ def validate_command(
     manifests: Annotated[list[Path], typer.Argument(help="Manifest files (.jsonl) or folders.", exists=True)],
     format: FormatOpt = "table",
 ) -> None:
-    """Check manifests against the JSON Schema and check splits for leakage across all of them."""
+    """Check manifests against the JSON Schema, their ids and paths against the gate (paths
+    inside the manifest's folder or a trusted root), and splits for leakage across all of them."""
     from harmonize.manifest.build import manifest_paths
 
     problems: list[str] = []
@@ -246,10 +260,19 @@ def validate_command(
     for path in [m for p in manifests for m in (manifest_paths(p) if p.is_dir() else [p])]:
         file_problems = validate_manifest(path)
         problems.extend(file_problems)
+        refused: list[ManifestError] = []
         try:
-            records.extend(read_manifest(path))
+            read = read_manifest(path, refused=refused)
         except HarmonizeError as exc:
             if not file_problems:  # else the schema check has reported the same line already
+                problems.append(str(exc))
+            continue
+        problems.extend(str(exc) for exc in refused)
+        records.extend(read)
+        for record in read:  # the path gate, as every reader applies it
+            try:
+                record_files(record, path.resolve().parent)
+            except HarmonizeError as exc:
                 problems.append(str(exc))
     leaks = [str(leak) for leak in find_leaks(records)]
     if format == "json":
@@ -324,4 +347,29 @@ _reflow_help(app)
 
 
 def main() -> None:
-    app()
+    """Run the CLI. Manifest records refused by the id gate are printed as they are met, and
+    a command that would have succeeded exits 1 when any record was refused."""
+    refused: set[str] = set()
+    show = warnings.showwarning
+
+    def show_refused(message: Warning | str, category: type[Warning], *args: Any, **kw: Any
+                     ) -> None:
+        if issubclass(category, RefusedRecordWarning):
+            if str(message) not in refused:  # a command may read a manifest twice
+                refused.add(str(message))
+                print_error(message, label="refused")
+        else:
+            show(message, category, *args, **kw)
+
+    warnings.showwarning = show_refused
+    warnings.simplefilter("always", RefusedRecordWarning)
+    try:
+        app()
+    except SystemExit as exit_:
+        if refused and exit_.code in (0, None):
+            print_error(f"{len(refused)} manifest record(s) refused (see above); the rest was "
+                        "processed", label="FAIL")
+            raise SystemExit(1) from None
+        raise
+    finally:
+        warnings.showwarning = show

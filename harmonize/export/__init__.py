@@ -40,6 +40,7 @@ from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, ReadError
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import STAGES, ManifestRecord, check_identifier, require_stage
 from harmonize.read.case import read_case as read_record_case
+from harmonize.read.case import record_files
 from harmonize.read.volume import Volume
 
 __all__ = [
@@ -81,12 +82,13 @@ class Entry:
         return self.record.case_id
 
     def image_paths(self) -> list[Path]:
-        images = self.record.image
-        names = [images] if isinstance(images, str) else list(images)
-        return [(self.base / p).resolve() for p in names]
+        """Absolute image paths, through the path gate (:func:`record_files`)."""
+        return [p.resolve() for p in record_files(self.record, self.base)[0]]
 
     def mask_path(self) -> Path | None:
-        return None if self.record.mask is None else (self.base / self.record.mask).resolve()
+        """Absolute mask path (``None`` when unlabelled), through the path gate."""
+        mask = record_files(self.record, self.base)[1]
+        return None if mask is None else mask.resolve()
 
     @property
     def split(self) -> str | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import warnings
 import zipfile
@@ -38,6 +39,8 @@ import numpy as np
 
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.files import atomic_path, write_text_atomic
+from harmonize.gate import check_identifier
+from harmonize.loader.errors import LoaderError
 from harmonize.loader.patches import ForegroundIndex, NpyFile, crop
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import ManifestRecord
@@ -50,6 +53,8 @@ DEFAULT_CACHE_DIRNAME = "cache"
 #: Record fields that do not change voxels and therefore not the cache key.
 _KEY_IGNORES = ("split", "official_split", "patient_id", "label", "labels", "annotated")
 _KEY_CHARS = 16
+#: Names of the files a cache entry is made of (an entry deletes only these when rebuilt).
+_ENTRY_FILE = re.compile(rf"(meta|image|label|foreground)-[0-9a-f]{{{_KEY_CHARS}}}\.(json|npy|npz)")
 
 
 class CacheWarning(UserWarning):
@@ -160,10 +165,14 @@ class VolumeCache:
         self.__dict__.update(state, _lock=threading.Lock())
 
     def folder(self, record: ManifestRecord, manifest_dir: Path) -> Path:
+        """The record's entry folder: ``<cache>/<dataset>/<case_id>``, ids through the id gate."""
         base = self.root if self.root is not None else Path(manifest_dir) / DEFAULT_CACHE_DIRNAME
+        for value, what in ((record.dataset, "dataset"), (record.case_id, "case_id")):
+            check_identifier(value, what=what, dataset=record.dataset, error=LoaderError)
         return base / record.dataset / record.case_id
 
     def _names(self, key: str) -> dict[str, str]:
+        """The entry's file names (all match :data:`_ENTRY_FILE`)."""
         short = key[:_KEY_CHARS]
         return {"meta": f"meta-{short}.json", "image": f"image-{short}.npy",
                 "label": f"label-{short}.npy", "foreground": f"foreground-{short}.npz"}
@@ -255,8 +264,8 @@ class VolumeCache:
                 np.savez(tmp, **foreground.to_arrays())  # type: ignore[arg-type]
         write_text_atomic(folder / names["meta"], json.dumps(meta, indent=1) + "\n")
         keep = set(names.values())
-        for old in folder.iterdir():
-            if old.name not in keep and not old.name.startswith("."):
+        for old in folder.iterdir():  # only earlier entries of this cache, never other files
+            if old.name not in keep and _ENTRY_FILE.fullmatch(old.name):
                 old.unlink(missing_ok=True)
         return self._open_entry(folder, names, key, verify=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import jsonlines
 
 from harmonize.errors import ErrorRecord, ManifestError
 from harmonize.files import sha256_path, write_text_atomic
+from harmonize.gate import check_identifier, remember_root
 from harmonize.labels.rules import class_values
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.manifest.lesions import instance_fields
@@ -158,6 +160,8 @@ def build_manifest(
     failed and found no case (wrong or empty root), nothing is written and ``path`` stays ``None``:
     an existing manifest of the dataset is kept rather than replaced by an empty one. Reading the
     other manifests in ``out_dir`` (their splits are followed) may raise :class:`ManifestError`.
+    The dataset root becomes a trusted root of this user (:func:`harmonize.gate.remember_root`),
+    so consumers of the manifest may read the files it points at outside ``out_dir``.
     """
     out_dir = Path(out_dir)
     dataset = plugin.dataset_id
@@ -178,6 +182,7 @@ def build_manifest(
                                     fixed=other_records(out_dir, exclude={dataset}))
     result.path = out_dir / f"{dataset}.jsonl"
     write_manifest(result.path, result.records)
+    remember_root(discovery.root)  # the manifest's paths point there: trust it for this user
     write_splits(out_dir)
     return result
 
@@ -213,8 +218,18 @@ def write_splits(out_dir: Path) -> dict[str, list[str]]:
     return doc
 
 
-def read_manifest(path: Path) -> list[ManifestRecord]:
-    """Read a manifest; a newer schema version or a broken line is a :class:`ManifestError`."""
+class RefusedRecordWarning(UserWarning):
+    """A manifest record was refused by the id gate (its error is the warning's message)."""
+
+
+def read_manifest(path: Path, *, refused: list[ManifestError] | None = None
+                  ) -> list[ManifestRecord]:
+    """Read a manifest; a newer schema version or a broken line is a :class:`ManifestError`.
+
+    A record whose ``dataset`` or ``case_id`` is not a safe name (:func:`check_identifier`) is
+    refused and the rest is read: its error (naming manifest, line, field and value) goes to
+    ``refused`` when given, else is emitted as a :class:`RefusedRecordWarning`.
+    """
     path = Path(path)
     records = []
     try:
@@ -234,7 +249,13 @@ def read_manifest(path: Path) -> list[ManifestRecord]:
                         dataset=obj.get("dataset"), case=obj.get("case_id"), file=path,
                         hint="upgrade harmonize-med, or regenerate the manifest",
                     )
-                records.append(ManifestRecord.from_json(obj))
+                problem = _unsafe_id(obj, path, lineno)
+                if problem is None:
+                    records.append(ManifestRecord.from_json(obj))
+                elif refused is not None:
+                    refused.append(problem)
+                else:
+                    warnings.warn(str(problem), RefusedRecordWarning, stacklevel=2)
     except OSError as exc:
         raise ManifestError(f"cannot read manifest: {exc}", file=path) from exc
     except jsonlines.InvalidLineError as exc:
@@ -244,6 +265,18 @@ def read_manifest(path: Path) -> list[ManifestRecord]:
     except TypeError as exc:
         raise ManifestError(f"malformed record: {exc}", file=path) from exc
     return records
+
+
+def _unsafe_id(obj: dict[str, Any], path: Path, lineno: int) -> ManifestError | None:
+    """The refusal of a record whose dataset or case id is not a safe name, else ``None``."""
+    for key in ("dataset", "case_id"):
+        try:
+            check_identifier(obj.get(key), what=key, dataset=obj.get("dataset"), file=path,
+                             error=ManifestError)
+        except ManifestError as exc:
+            exc.message = f"line {lineno}: {exc.message}; the record was not read"
+            return exc
+    return None
 
 
 def validate_manifest(path: Path) -> list[str]:

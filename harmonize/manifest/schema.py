@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harmonize.plugin.case import _SAFE_ID, SPLITS
+from harmonize.gate import SAFE_ID
+from harmonize.plugin.case import SPLITS
 
 #: 2 added ``stage``; version 1 manifests still read (their stage is inferred once, on reading).
 SCHEMA_VERSION = 2
@@ -51,7 +52,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "enum": list(STAGES),
         },
         "dataset": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
-        "case_id": {"type": "string", "pattern": _SAFE_ID.pattern},
+        "case_id": {"type": "string", "pattern": SAFE_ID.pattern},
         "patient_id": {"type": "string", "minLength": 1},
         "modality": {"type": "string", "minLength": 1},
         "image": {"oneOf": [_PATH, {"type": "array", "items": _PATH, "minItems": 1}]},

@@ -2,39 +2,21 @@
 
 Every field the core reads from a plugin is a typed, validated field here (ids, paths, channel
 names, official split, CT window, same-patient links); ``metadata`` is free data the core never
-reads. :func:`check_identifier` is the gate every id passes before it names a file or folder.
+reads. Ids pass :func:`harmonize.gate.check_identifier` before they name a file or folder.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harmonize.errors import DiscoveryError
+from harmonize.gate import check_identifier as check_identifier  # re-exported: plugin API
 
 SPLITS = ("train", "val", "test")
-
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def check_identifier(value: str, *, what: str, dataset: str | None, file: Path | None = None) -> str:
-    """Return ``value`` if it is safe as a folder name (no separators, no ``..``, no leading dot)."""
-    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value.split("."):
-        raise DiscoveryError(
-            f"unsafe {what} {value!r}: ids may only use letters, digits and . _ + - "
-            "and may not contain path separators or '..'",
-            dataset=dataset,
-            file=file,
-            hint="fix the plugin's id extraction or rename the file",
-        )
-    if value in {".", ".."} or "/" in value or "\\" in value:
-        raise DiscoveryError(f"unsafe {what} {value!r}", dataset=dataset, file=file)
-    return value
 
 
 def check_ct_window(value: Any, *, case: str | None = None) -> tuple[float, float] | None:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harmonize.errors import DiscoveryError
+from harmonize.gate import confine_template
 from harmonize.plugin.case import Case, Skipped
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 from harmonize.plugin.descriptor import Descriptor, LayoutGroup
@@ -79,7 +80,9 @@ class LayoutDataset(DatasetPlugin):
                 label = None
                 if group.label is not None:
                     parent = image.parent.relative_to(root).as_posix()
-                    label = root / group.label.format(case=case_id, name=name, parent=parent)
+                    label = confine_template(
+                        group.label.format(case=case_id, name=name, parent=parent), root,
+                        template=group.label, dataset=desc.id, file=image)
                     claimed.add(label)
                     if not label.is_file():
                         if group.label_required:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.errors import HarmonizeError, ReadError
+from harmonize.gate import confine
 from harmonize.labels.channels import load_channels
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
@@ -82,11 +83,16 @@ def case_channels(plugin: DatasetPlugin, case: Case) -> list[str]:
 
 
 def record_files(record: ManifestRecord, base: Path) -> tuple[list[Path], Path | None]:
-    """Absolute image paths (one per entry of ``image``) and mask path of a record whose paths
-    are relative to ``base`` (the manifest's folder)."""
+    """Image paths (one per entry of ``image``) and mask path of a record whose paths are
+    relative to ``base`` (the manifest's folder), each through the path gate
+    (:func:`harmonize.gate.confine`: inside ``base`` or a trusted root, else a ManifestError)."""
     base = Path(base)
     images = [record.image] if isinstance(record.image, str) else list(record.image)
-    return [base / p for p in images], (base / record.mask if record.mask else None)
+    dataset, case = record.dataset, record.case_id
+    paths = [confine(p, base, what="image path", dataset=dataset, case=case) for p in images]
+    mask = (confine(record.mask, base, what="mask path", dataset=dataset, case=case)
+            if record.mask else None)
+    return paths, mask
 
 
 def missing_file_error(record: ManifestRecord, path: Path, base: Path, what: str) -> ReadError:

@@ -1,0 +1,230 @@
+"""Faults: unsafe ids and paths from manifests and descriptors (issue 13, items 1-4).
+
+Each test plants one kind of hostile input next to good records and checks: the exit code, the
+message (manifest, line, field, value, next step), that the good records went on, that nothing
+outside its folder was written, read or deleted, and that a rerun on the fixed input gives the
+same bytes as a clean run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from harmonize.cli.app import main
+from harmonize.errors import DiscoveryError, ManifestError
+from harmonize.gate import TRUSTED_ROOTS_ENV, confine, confine_template
+from harmonize.loader.cache import VolumeCache, build_cache
+from harmonize.loader.dataset import HarmonizedDataset
+from harmonize.manifest.build import RefusedRecordWarning, read_manifest
+from harmonize.plugin.descriptor import load_descriptor
+from harmonize.testing.normalized import make_normalized_dataset
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    """Run the real entry point; return its exit code and stdout + stderr, whitespace folded."""
+    argv = sys.argv
+    sys.argv = ["harmonize", *map(str, args)]
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr()
+    return code, " ".join((out.out + out.err).split())
+
+
+def lines(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text().splitlines()]
+
+
+def write_lines(manifest: Path, rows: list[dict]) -> None:
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (relative POSIX names)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def setup(tmp_path: Path) -> dict[str, Path]:
+    """A normalized manifest of 3 cases in ``work/h``, a victim folder beside it."""
+    manifest = make_normalized_dataset(tmp_path / "work" / "h", "ds", n_cases=3)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    return {"tmp": tmp_path, "manifest": manifest, "victim": victim}
+
+
+def poisoned(setup: dict[str, Path], field: str, value: str) -> list[dict]:
+    """Set ``field`` of the manifest's first record to ``value``; return the original rows."""
+    rows = lines(setup["manifest"])
+    write_lines(setup["manifest"], [{**rows[0], field: value}, *rows[1:]])
+    return rows
+
+
+@pytest.mark.parametrize("case_id", ["../../../victim", "/abs/victim", ".hidden", "a/b"])
+def test_cache_refuses_an_unsafe_case_id_and_builds_the_rest(setup, capsys, case_id):
+    rows = poisoned(setup, "case_id", case_id)
+    cache = setup["tmp"] / "work" / "cache"
+    code, text = cli(capsys, "cache", "--manifest", setup["manifest"], "--cache-dir", cache)
+    assert code == 1
+    assert f"line 1: unsafe case_id {case_id!r}" in text and "ds.jsonl" in text
+    assert "Next step" in text and "2 built" in text
+    assert tree(setup["victim"]) == {"precious.txt": b"keep me"}
+    assert sorted(p.name for p in (cache / "ds").iterdir()) == [r["case_id"] for r in rows[1:]]
+    assert not list(setup["tmp"].glob("*.npy")) and not list((setup["tmp"] / "work").glob("*.npy"))
+    # fixed input: the rerun builds the missing entry; the cache equals a clean build's
+    write_lines(setup["manifest"], rows)
+    assert cli(capsys, "cache", "--manifest", setup["manifest"], "--cache-dir", cache)[0] == 0
+    clean = setup["tmp"] / "clean"
+    assert cli(capsys, "cache", "--manifest", setup["manifest"], "--cache-dir", clean)[0] == 0
+    assert tree(cache) == tree(clean)
+
+
+def test_loader_with_cache_refuses_an_unsafe_case_id(setup):
+    poisoned(setup, "case_id", "../../../victim")
+    with pytest.warns(RefusedRecordWarning, match=r"line 1: unsafe case_id '\.\./\.\./\.\./victim'"):
+        dataset = HarmonizedDataset(setup["manifest"], patch_size=None,
+                                    cache=setup["tmp"] / "work" / "cache")
+    assert len(dataset) == 2
+    for i in range(len(dataset)):
+        dataset[i]
+    assert tree(setup["victim"]) == {"precious.txt": b"keep me"}
+
+
+@pytest.mark.parametrize("dataset", ["../../dsvictim", "/tmp/dsvictim", ".."])
+def test_an_unsafe_dataset_field_is_refused_by_export_sat(setup, capsys, dataset):
+    rows = poisoned(setup, "dataset", dataset)
+    out = setup["tmp"] / "work" / "export"
+    code, text = cli(capsys, "export", "sat", "--manifest", setup["manifest"], "--out", out)
+    assert code == 1
+    assert f"unsafe dataset {dataset!r}" in text and "line 1" in text
+    outside = [p for p in setup["tmp"].rglob("*dsvictim*")]
+    assert outside == []
+    written = tree(out)
+    assert written and all(name.startswith(("jsonl/ds", "split_json/ds")) for name in written)
+    write_lines(setup["manifest"], rows)
+    assert cli(capsys, "export", "sat", "--manifest", setup["manifest"], "--out", out)[0] == 0
+    clean = setup["tmp"] / "work" / "clean"
+    assert cli(capsys, "export", "sat", "--manifest", setup["manifest"], "--out", clean)[0] == 0
+    assert tree(out) == tree(clean)
+
+
+def test_a_cache_entry_never_deletes_files_it_did_not_write(setup):
+    cache = setup["tmp"] / "cache"
+    build_cache([setup["manifest"]], cache)
+    folder = next((cache / "ds").iterdir())
+    (folder / "notes.txt").write_text("mine")
+    (folder / "image-old.npy").write_bytes(b"not a cache name")
+    for entry in folder.glob("meta-*.json"):
+        entry.write_text("{broken")  # a corrupt entry is rebuilt, deleting its old files
+    report = build_cache([setup["manifest"]], cache)
+    assert report.errors == [] and report.counts["rebuilt"] == 1
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert (folder / "image-old.npy").exists()
+
+
+@pytest.mark.parametrize("path", ["../secret/img.nii.gz", "ABSOLUTE", "link/img.nii.gz"])
+def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, capsys, path):
+    secret = setup["tmp"] / "work" / "secret"
+    secret.mkdir()
+    rows = lines(setup["manifest"])
+    base = setup["manifest"].parent
+    (secret / "img.nii.gz").write_bytes((base / rows[0]["image"]).read_bytes())
+    (base / "link").symlink_to(secret, target_is_directory=True)
+    value = str(secret / "img.nii.gz") if path == "ABSOLUTE" else path
+    write_lines(setup["manifest"], [{**rows[0], "image": value}, *rows[1:]])
+
+    code, text = cli(capsys, "validate", setup["manifest"])
+    assert code == 1 and f"image path {value!r} leads to" in text and "--trust-root" in text
+
+    with pytest.raises(ManifestError, match="outside the manifest's folder"):
+        HarmonizedDataset(setup["manifest"], patch_size=None)  # checked up front by default
+    dataset = HarmonizedDataset(setup["manifest"], patch_size=None, check_files=False)
+    with pytest.raises(ManifestError, match="outside the manifest's folder"):
+        dataset[0]
+    assert dataset[1]["image"].shape[0] == 1
+
+    out = setup["tmp"] / "work" / "nnunet"
+    code, text = cli(capsys, "export", "nnunet", "--manifest", setup["manifest"], "--out", out,
+                     "--dataset-id", "501")
+    assert code == 1 and "outside the manifest's folder" in text
+    copied = [p.name for p in out.rglob("*.nii.gz")]
+    assert not any(rows[0]["case_id"] in name for name in copied)
+    assert len([n for n in copied if "_0000" in n]) == 2
+
+    # the documented flag lets a trusted outside folder be read
+    code, _ = cli(capsys, "--trust-root", secret, "validate", setup["manifest"])
+    os.environ.pop(TRUSTED_ROOTS_ENV, None)
+    assert code == 0
+
+
+def test_trusted_roots_from_the_environment(setup, monkeypatch):
+    outside = setup["tmp"] / "elsewhere"
+    with pytest.raises(ManifestError, match="elsewhere"):
+        confine("../../elsewhere/x.nii.gz", setup["manifest"].parent, what="image path")
+    monkeypatch.setenv(TRUSTED_ROOTS_ENV, str(outside))
+    got = confine("../../elsewhere/x.nii.gz", setup["manifest"].parent, what="image path")
+    assert got == outside / "x.nii.gz"
+
+
+def test_a_source_manifest_reads_its_own_dataset_root(tmp_path, capsys):
+    from harmonize.plugins.fabricators.kits import make_kits23
+
+    root = make_kits23(tmp_path / "data" / "kits23", n_cases=2, seed=3)
+    out = tmp_path / "manifests"
+    assert cli(capsys, "manifest", "-d", "kits23", "--root", root, "--out", out)[0] == 0
+    assert lines(out / "kits23.jsonl")[0]["image"].startswith("../data/kits23/")
+    dataset = HarmonizedDataset(out / "kits23.jsonl", patch_size=None)
+    assert dataset[0]["image"].ndim == 4  # remembered as this user's root: read without a flag
+
+
+def test_a_descriptor_template_with_a_format_spec_is_refused_at_load(tmp_path):
+    desc = tmp_path / "evil.yaml"
+    desc.write_text(
+        "id: evil\nmodality: CT\nlabels: {background: 0, liver: 1}\n"
+        "layout:\n  - images: 'imgs/*.nii.gz'\n    label: '.{case:.0}./outside/{case}.nii.gz'\n"
+    )
+    with pytest.raises(Exception) as info:
+        load_descriptor(desc)
+    text = str(info.value)
+    assert "evil.yaml" in text and "layout" in text and "label" in text
+
+
+@pytest.mark.parametrize("formatted", ["../outside/x.nii.gz", "/etc/x.nii.gz", "a/../../x.nii.gz"])
+def test_a_formatted_template_may_not_leave_the_root(tmp_path, formatted):
+    with pytest.raises(DiscoveryError, match="outside the dataset root"):
+        confine_template(formatted, tmp_path, template="{case}", dataset="d")
+    assert confine_template("a/../b/x.nii.gz", tmp_path, template="t", dataset="d") == (
+        tmp_path / "b" / "x.nii.gz")
+
+
+def test_reading_a_manifest_without_a_list_warns_per_refused_record(setup):
+    rows = lines(setup["manifest"])
+    write_lines(setup["manifest"], [{**rows[0], "case_id": "../x"},
+                                    {**rows[1], "dataset": "../y"}, rows[2]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = read_manifest(setup["manifest"])
+    assert [r.case_id for r in records] == [rows[2]["case_id"]]
+    messages = [str(w.message) for w in caught if w.category is RefusedRecordWarning]
+    assert len(messages) == 2 and "line 1" in messages[0] and "line 2" in messages[1]
+    refused: list[ManifestError] = []
+    assert len(read_manifest(setup["manifest"], refused=refused)) == 1 and len(refused) == 2
+
+
+def test_the_cache_folder_gate_refuses_records_made_in_code(setup):
+    record = read_manifest(setup["manifest"])[0]
+    record.case_id = "../../escape"
+    with pytest.raises(Exception, match="unsafe case_id"):
+        VolumeCache(setup["tmp"] / "c").folder(record, setup["manifest"].parent)
