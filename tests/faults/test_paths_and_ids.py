@@ -228,3 +228,37 @@ def test_the_cache_folder_gate_refuses_records_made_in_code(setup):
     record.case_id = "../../escape"
     with pytest.raises(Exception, match="unsafe case_id"):
         VolumeCache(setup["tmp"] / "c").folder(record, setup["manifest"].parent)
+
+
+COMMANDS = {
+    "validate": lambda m, out: ["validate", m],
+    "duplicates": lambda m, out: ["duplicates", m],
+    "qa": lambda m, out: ["qa", "--manifest", m, "--out", out],
+    "cache": lambda m, out: ["cache", "--manifest", m, "--cache-dir", out],
+    "export slices": lambda m, out: ["export", "slices", "--manifest", m, "--out", out,
+                                     "--no-progress"],
+    "export nnunet": lambda m, out: ["export", "nnunet", "--manifest", m, "--out", out,
+                                     "--dataset-id", "502"],
+    "export monai": lambda m, out: ["export", "monai", "--manifest", m, "--out",
+                                    out / "datalist.json"],
+    "export sat": lambda m, out: ["export", "sat", "--manifest", m, "--out", out],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_manifest_reader_refuses_the_record_and_does_the_rest(setup, capsys, command):
+    rows = poisoned(setup, "case_id", "../../../victim")
+    out = setup["tmp"] / "work" / "out"
+    code, text = cli(capsys, *COMMANDS[command](setup["manifest"], out))
+    assert code == 1, text
+    assert "line 1: unsafe case_id '../../../victim'" in text and "ds.jsonl" in text
+    assert "refused" in text or command == "validate"  # validate lists it as a FAIL line
+    assert tree(setup["victim"]) == {"precious.txt": b"keep me"}
+    outside = {p for p in setup["tmp"].rglob("*") if p.is_file()} - {
+        p for folder in (setup["tmp"] / "work", setup["victim"]) for p in folder.rglob("*")}
+    assert outside == set()
+    done = tree(out) if out.is_dir() else {}
+    assert all(rows[0]["case_id"] not in name for name in done)
+    if command not in ("validate", "duplicates"):  # the other records were processed
+        assert any(rows[1]["case_id"] in name or rows[1]["case_id"].encode() in data
+                   for name, data in done.items())
