@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-from harmonize.cli.app import main
 from harmonize.errors import DiscoveryError, ManifestError
 from harmonize.gate import TRUSTED_ROOTS_ENV, confine, confine_template
 from harmonize.loader.cache import VolumeCache, build_cache
@@ -26,33 +24,12 @@ from harmonize.plugin.descriptor import load_descriptor
 from harmonize.testing.normalized import make_normalized_dataset
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    """Run the real entry point; return its exit code and stdout + stderr, whitespace folded."""
-    argv = sys.argv
-    sys.argv = ["harmonize", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        sys.argv = argv
-    out = capsys.readouterr()
-    return code, " ".join((out.out + out.err).split())
-
-
 def lines(manifest: Path) -> list[dict]:
     return [json.loads(line) for line in manifest.read_text().splitlines()]
 
 
 def write_lines(manifest: Path, rows: list[dict]) -> None:
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes (relative POSIX names)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture()
@@ -73,10 +50,10 @@ def poisoned(setup: dict[str, Path], field: str, value: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("case_id", ["../../../victim", "/abs/victim", ".hidden", "a/b"])
-def test_cache_refuses_an_unsafe_case_id_and_builds_the_rest(setup, capsys, case_id):
+def test_cache_refuses_an_unsafe_case_id_and_builds_the_rest(setup, cli, case_id, tree):
     rows = poisoned(setup, "case_id", case_id)
     cache = setup["tmp"] / "work" / "cache"
-    code, text = cli(capsys, "cache", "--manifest", setup["manifest"], "--cache-dir", cache)
+    code, text = cli("cache", "--manifest", setup["manifest"], "--cache-dir", cache)
     assert code == 1
     assert f"line 1: unsafe case_id {case_id!r}" in text and "ds.jsonl" in text
     assert "Next step" in text and "2 built" in text
@@ -85,13 +62,13 @@ def test_cache_refuses_an_unsafe_case_id_and_builds_the_rest(setup, capsys, case
     assert not list(setup["tmp"].glob("*.npy")) and not list((setup["tmp"] / "work").glob("*.npy"))
     # fixed input: the rerun builds the missing entry; the cache equals a clean build's
     write_lines(setup["manifest"], rows)
-    assert cli(capsys, "cache", "--manifest", setup["manifest"], "--cache-dir", cache)[0] == 0
+    assert cli("cache", "--manifest", setup["manifest"], "--cache-dir", cache)[0] == 0
     clean = setup["tmp"] / "clean"
-    assert cli(capsys, "cache", "--manifest", setup["manifest"], "--cache-dir", clean)[0] == 0
+    assert cli("cache", "--manifest", setup["manifest"], "--cache-dir", clean)[0] == 0
     assert tree(cache) == tree(clean)
 
 
-def test_loader_with_cache_refuses_an_unsafe_case_id(setup):
+def test_loader_with_cache_refuses_an_unsafe_case_id(setup, tree):
     poisoned(setup, "case_id", "../../../victim")
     with pytest.warns(RefusedRecordWarning, match=r"line 1: unsafe case_id '\.\./\.\./\.\./victim'"):
         dataset = HarmonizedDataset(setup["manifest"], patch_size=None,
@@ -103,10 +80,10 @@ def test_loader_with_cache_refuses_an_unsafe_case_id(setup):
 
 
 @pytest.mark.parametrize("dataset", ["../../dsvictim", "/tmp/dsvictim", ".."])
-def test_an_unsafe_dataset_field_is_refused_by_export_sat(setup, capsys, dataset):
+def test_an_unsafe_dataset_field_is_refused_by_export_sat(setup, cli, dataset, tree):
     rows = poisoned(setup, "dataset", dataset)
     out = setup["tmp"] / "work" / "export"
-    code, text = cli(capsys, "export", "sat", "--manifest", setup["manifest"], "--out", out)
+    code, text = cli("export", "sat", "--manifest", setup["manifest"], "--out", out)
     assert code == 1
     assert f"unsafe dataset {dataset!r}" in text and "line 1" in text
     outside = [p for p in setup["tmp"].rglob("*dsvictim*")]
@@ -114,9 +91,9 @@ def test_an_unsafe_dataset_field_is_refused_by_export_sat(setup, capsys, dataset
     written = tree(out)
     assert written and all(name.startswith(("jsonl/ds", "split_json/ds")) for name in written)
     write_lines(setup["manifest"], rows)
-    assert cli(capsys, "export", "sat", "--manifest", setup["manifest"], "--out", out)[0] == 0
+    assert cli("export", "sat", "--manifest", setup["manifest"], "--out", out)[0] == 0
     clean = setup["tmp"] / "work" / "clean"
-    assert cli(capsys, "export", "sat", "--manifest", setup["manifest"], "--out", clean)[0] == 0
+    assert cli("export", "sat", "--manifest", setup["manifest"], "--out", clean)[0] == 0
     assert tree(out) == tree(clean)
 
 
@@ -135,7 +112,7 @@ def test_a_cache_entry_never_deletes_files_it_did_not_write(setup):
 
 
 @pytest.mark.parametrize("path", ["../secret/img.nii.gz", "ABSOLUTE", "link/img.nii.gz"])
-def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, capsys, path):
+def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, cli, path):
     secret = setup["tmp"] / "work" / "secret"
     secret.mkdir()
     rows = lines(setup["manifest"])
@@ -145,7 +122,7 @@ def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, ca
     value = str(secret / "img.nii.gz") if path == "ABSOLUTE" else path
     write_lines(setup["manifest"], [{**rows[0], "image": value}, *rows[1:]])
 
-    code, text = cli(capsys, "validate", setup["manifest"])
+    code, text = cli("validate", setup["manifest"])
     assert code == 1 and f"image path {value!r} leads to" in text and "--trust-root" in text
 
     with pytest.raises(ManifestError, match="outside the manifest's folder"):
@@ -156,7 +133,7 @@ def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, ca
     assert dataset[1]["image"].shape[0] == 1
 
     out = setup["tmp"] / "work" / "nnunet"
-    code, text = cli(capsys, "export", "nnunet", "--manifest", setup["manifest"], "--out", out,
+    code, text = cli("export", "nnunet", "--manifest", setup["manifest"], "--out", out,
                      "--dataset-id", "501")
     assert code == 1 and "outside the manifest's folder" in text
     copied = [p.name for p in out.rglob("*.nii.gz")]
@@ -164,7 +141,7 @@ def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, ca
     assert len([n for n in copied if "_0000" in n]) == 2
 
     # the documented flag lets a trusted outside folder be read
-    code, _ = cli(capsys, "--trust-root", secret, "validate", setup["manifest"])
+    code, _ = cli("--trust-root", secret, "validate", setup["manifest"])
     os.environ.pop(TRUSTED_ROOTS_ENV, None)
     assert code == 0
 
@@ -178,12 +155,12 @@ def test_trusted_roots_from_the_environment(setup, monkeypatch):
     assert got == outside / "x.nii.gz"
 
 
-def test_a_source_manifest_reads_its_own_dataset_root(tmp_path, capsys):
+def test_a_source_manifest_reads_its_own_dataset_root(tmp_path, cli):
     from harmonize.plugins.fabricators.kits import make_kits23
 
     root = make_kits23(tmp_path / "data" / "kits23", n_cases=2, seed=3)
     out = tmp_path / "manifests"
-    assert cli(capsys, "manifest", "-d", "kits23", "--root", root, "--out", out)[0] == 0
+    assert cli("manifest", "-d", "kits23", "--root", root, "--out", out)[0] == 0
     assert lines(out / "kits23.jsonl")[0]["image"].startswith("../data/kits23/")
     dataset = HarmonizedDataset(out / "kits23.jsonl", patch_size=None)
     assert dataset[0]["image"].ndim == 4  # remembered as this user's root: read without a flag
@@ -246,10 +223,10 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_every_manifest_reader_refuses_the_record_and_does_the_rest(setup, capsys, command):
+def test_every_manifest_reader_refuses_the_record_and_does_the_rest(setup, cli, command, tree):
     rows = poisoned(setup, "case_id", "../../../victim")
     out = setup["tmp"] / "work" / "out"
-    code, text = cli(capsys, *COMMANDS[command](setup["manifest"], out))
+    code, text = cli(*COMMANDS[command](setup["manifest"], out))
     assert code == 1, text
     assert "line 1: unsafe case_id '../../../victim'" in text and "ds.jsonl" in text
     assert "refused" in text or command == "validate"  # validate lists it as a FAIL line
