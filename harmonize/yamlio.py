@@ -32,9 +32,50 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+#: Most nodes a document may hold once its aliases are expanded (an "alias bomb" of nested
+#: anchors is small as text and exponential when walked; real descriptors hold a few thousand).
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def expanded_size(node: yaml.Node, memo: dict[int, int | None] | None = None) -> int:
+    """Nodes of ``node`` with every alias expanded, counted in time linear in distinct nodes;
+    a node that contains itself (a recursive alias) raises ``yaml.YAMLError``."""
+    memo = {} if memo is None else memo
+    key = id(node)
+    if key in memo:
+        size = memo[key]
+        if size is None:
+            raise yaml.YAMLError(f"a recursive alias at {node.start_mark}".strip())
+        return size
+    memo[key] = None  # in progress
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    size = 1 + sum(expanded_size(child, memo) for child in children)
+    memo[key] = size
+    return size
+
+
 def load_yaml(text: str) -> Any:
-    """Parse YAML safely; duplicate keys raise ``yaml.YAMLError``."""
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+    """Parse YAML safely; duplicate keys, and a document larger than :data:`MAX_EXPANDED_NODES`
+    nodes once aliases are expanded, raise ``yaml.YAMLError`` (checked before constructing)."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = expanded_size(node)
+        if size > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(
+                f"the document expands to {size:,} nodes through its aliases (limit "
+                f"{MAX_EXPANDED_NODES:,}): an alias bomb, or anchors nested too deep")
+        return loader.construct_document(node)
+    except RecursionError:
+        raise yaml.YAMLError("the document is nested too deep to read") from None
+    finally:
+        loader.dispose()
 
 
 @cache

@@ -158,6 +158,10 @@ class HarmonizedDataset(Dataset):
                 warnings.warn(f"no record of {dataset} ({root}) has split {split!r}; it takes no part",
                               stacklevel=2)
         entries = [(r, root) for r, root in entries if split is None or r.split == split]
+        if not entries and split is None:
+            raise LoaderError("the manifest(s) hold no record",
+                              hint="check the manifest; `harmonize manifest` writes one record "
+                                   "per case")
         if not entries:
             raise LoaderError(f"no record with split {split!r} in the manifests",
                               hint="check the split name, or pass split=None")
