@@ -13,13 +13,17 @@ Plugins add names without editing that file: their ``harmonize_vocabulary`` hook
 :class:`Structure` objects, merged by :meth:`Vocabulary.extend` (a name or synonym defined twice is
 an error naming both sources). :func:`load_vocabulary` without a path returns the bundled file plus
 every installed plugin's structures.
+
+A structure may carry its DICOM codes (``codes:``, see :mod:`harmonize.labels.codes`), exposed by
+:meth:`Vocabulary.code`; two structures never share the same coded identity (type, modifier,
+region, region modifier), whether they come from the file or from plugins.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -29,6 +33,7 @@ from typing import Any
 import yaml
 
 from harmonize.errors import DescriptorError, LabelError, PluginError
+from harmonize.labels.codes import StructureCodes, parse_codes
 from harmonize.yamlio import load_yaml
 
 
@@ -46,13 +51,15 @@ class Structure:
 
     ``name`` must be new (not a name or synonym of any other source); ``synonyms`` are other
     spellings that resolve to it; ``parents`` are existing names (or names added with it) that
-    contain it, e.g. ``Structure("left adrenal gland", ("adrenal_gland_left",), ("adrenal gland",))``.
+    contain it, e.g. ``Structure("left adrenal gland", ("adrenal_gland_left",), ("adrenal gland",))``;
+    ``codes`` are its DICOM codes where they exist (:class:`~harmonize.labels.codes.StructureCodes`).
     """
 
     name: str
     synonyms: tuple[str, ...] = ()
     parents: tuple[str, ...] = ()
     description: str = ""
+    codes: StructureCodes | None = None
 
     def __post_init__(self) -> None:
         for attr in ("synonyms", "parents"):
@@ -64,19 +71,25 @@ class Structure:
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
             raise PluginError(f"structure name {self.name!r} must be a non-empty string "
                               "without outer spaces")
+        if self.codes is not None and not isinstance(self.codes, StructureCodes):
+            raise PluginError(f"structure {self.name!r}: codes must be StructureCodes, got "
+                              f"{type(self.codes).__name__}",
+                              hint="e.g. StructureCodes(category=Code(...), type=Code(...))")
 
 
 @dataclass(frozen=True)
 class Vocabulary:
     """Canonical names with synonyms and parents; immutable once loaded.
 
-    ``origins`` names where each canonical name was defined (:data:`BUNDLED` or a plugin).
+    ``origins`` names where each canonical name was defined (:data:`BUNDLED` or a plugin);
+    ``codes`` holds the DICOM codes of the names that have them.
     """
 
     parents: Mapping[str, tuple[str, ...]]
     lookup: Mapping[str, str]
     source: Path | None = None
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+    codes: Mapping[str, StructureCodes] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -84,6 +97,16 @@ class Vocabulary:
 
     def __contains__(self, name: object) -> bool:
         return name in self.parents
+
+    def code(self, name: str) -> StructureCodes | None:
+        """The DICOM codes of canonical ``name`` (a synonym is resolved first), or ``None`` when
+        it has none; :class:`LabelError` for a name that is not in the vocabulary."""
+        return self.codes.get(self.resolve(name))
+
+    def by_code(self, codes: StructureCodes) -> str | None:
+        """The canonical name coded as ``codes`` (same type, modifier, region and region
+        modifier; the category and meanings are not compared), or ``None``."""
+        return next((n for n, c in self.codes.items() if c.key == codes.key), None)
 
     def resolve(self, name: str, *, dataset: str | None = None, file: Path | None = None) -> str:
         """Canonical name for ``name`` (a canonical name or a synonym); LabelError otherwise."""
@@ -134,6 +157,7 @@ class Vocabulary:
         parents = dict(self.parents)
         lookup = dict(self.lookup)
         origins = {name: self.origin(name) for name in parents}
+        codes = dict(self.codes)
         for structure in structures:
             if not isinstance(structure, Structure):
                 raise PluginError(f"{source} returned {type(structure).__name__}, not a Structure",
@@ -146,6 +170,8 @@ class Vocabulary:
                     raise _conflict(key, owner, source, origins)
             parents[structure.name] = structure.parents
             origins[structure.name] = source
+            if structure.codes is not None:
+                codes[structure.name] = structure.codes
         for name, ps in parents.items():
             for parent in ps:
                 if parent not in parents:
@@ -156,7 +182,16 @@ class Vocabulary:
             return PluginError(f"{message} (structures from {source})")
 
         _check_acyclic(parents, fail)
-        return Vocabulary(parents=parents, lookup=lookup, source=self.source, origins=origins)
+        clash = _code_clash(codes)
+        if clash:
+            first, second = clash
+            raise PluginError(
+                f"structure {second!r} from {origins[second]} has the same codes as {first!r} "
+                f"from {origins[first]} ({codes[second]})",
+                hint="a left/right pair differs by its modifier; give it other codes or use "
+                     f"{first!r}")
+        return Vocabulary(parents=parents, lookup=lookup, source=self.source, origins=origins,
+                          codes=codes)
 
     def ancestors(self, name: str) -> list[str]:
         out: list[str] = []
@@ -187,14 +222,17 @@ def parse_vocabulary(data: Any, *, source: Path | None = None) -> Vocabulary:
         raise fail("the vocabulary must be a mapping of canonical names")
     parents: dict[str, tuple[str, ...]] = {}
     lookup: dict[str, str] = {}
+    codes: dict[str, StructureCodes] = {}
     for name, entry in data.items():
         entry = entry or {}
         if not isinstance(name, str) or not name or name != name.strip():
             raise fail(f"canonical name {name!r} must be a non-empty string without outer spaces")
-        unknown = set(entry) - {"synonyms", "parents", "description"}
+        unknown = set(entry) - {"synonyms", "parents", "description", "codes"}
         if unknown:
             raise fail(f"{name!r}: unknown key(s) {sorted(unknown)}")
         parents[name] = tuple(entry.get("parents", ()))
+        if "codes" in entry:
+            codes[name] = parse_codes(entry["codes"], fail=_prefixed(fail, f"{name!r}: "))
         for key in (name, *entry.get("synonyms", ())):
             norm = normalize_name(str(key))
             if norm in lookup and lookup[norm] != name:
@@ -205,7 +243,27 @@ def parse_vocabulary(data: Any, *, source: Path | None = None) -> Vocabulary:
             if parent not in parents:
                 raise fail(f"{name!r} has unknown parent {parent!r}")
     _check_acyclic(parents, fail)
-    return Vocabulary(parents=parents, lookup=lookup, source=source)
+    clash = _code_clash(codes)
+    if clash:
+        raise fail(f"{clash[0]!r} and {clash[1]!r} have the same codes ({codes[clash[1]]}); "
+                   "a left/right pair differs by its modifier")
+    return Vocabulary(parents=parents, lookup=lookup, source=source, codes=codes)
+
+
+def _prefixed(fail: Callable[[str], Exception], prefix: str) -> Callable[[str], Exception]:
+    return lambda message: fail(prefix + message)
+
+
+def _code_clash(codes: Mapping[str, StructureCodes]) -> tuple[str, str] | None:
+    """The first two names with the same coded identity (type, modifier, region, region
+    modifier), or ``None``: structures may share a type code only when a modifier or the region
+    tells them apart."""
+    seen: dict[tuple[tuple[str, str] | None, ...], str] = {}
+    for name, structure_codes in codes.items():
+        other = seen.setdefault(structure_codes.key, name)
+        if other != name:
+            return other, name
+    return None
 
 
 def _check_acyclic(parents: Mapping[str, Iterable[str]], fail: Any) -> None:

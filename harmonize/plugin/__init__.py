@@ -20,6 +20,7 @@ from harmonize.errors import (
     PluginError,
     ReadError,
 )
+from harmonize.labels.codes import Code, StructureCodes
 from harmonize.labels.vocabulary import Structure, normalize_name
 from harmonize.plugin.case import SPLITS, Case, Skipped, check_identifier
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix, walk_files
@@ -37,6 +38,8 @@ __all__ = [
     "DatasetPlugin",
     "LayoutDataset",
     "Structure",
+    "StructureCodes",
+    "Code",
     # what discovery yields
     "Case",
     "Skipped",

@@ -45,8 +45,10 @@ def harmonize_datasets() -> Iterable[DatasetPlugin]:  # type: ignore[empty-body]
 @hookspec
 def harmonize_vocabulary() -> Iterable[Structure]:  # type: ignore[empty-body]
     """Return or yield :class:`~harmonize.labels.vocabulary.Structure` objects: canonical names
-    (with synonyms and parents) this plugin's descriptors use and the bundled vocabulary lacks.
+    (with synonyms and parents, and DICOM codes where they exist: ``codes=StructureCodes(...)``)
+    this plugin's descriptors use and the bundled vocabulary lacks.
 
-    A name or synonym already defined (by the bundled vocabulary or another plugin) is an error
-    naming both sources, and the plugin's structures are left out. No I/O beyond small bundled files.
+    A name or synonym already defined (by the bundled vocabulary or another plugin), or codes
+    another structure already has, is an error naming both sources, and the plugin's structures
+    are left out. No I/O beyond small bundled files.
     """
