@@ -188,3 +188,25 @@ def test_plugin_structures_carry_codes_and_may_not_reuse_one():
         Structure("bad", codes={"type": "SCT 64033007 Kidney"})  # type: ignore[arg-type]
     with pytest.raises(PluginError, match="unknown coding scheme"):
         Code("SNOMED", "64033007", "Kidney")
+
+
+def test_structures_command_shows_codes():
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["structures", "kidney_left", "liver tumor", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["structures"]}
+    assert rows["left kidney"]["parents"] == ["kidney"]
+    assert rows["left kidney"]["codes"]["modifier"] == {
+        "scheme": "SCT", "value": "7771000", "meaning": "Left"}
+    assert rows["liver tumor"]["codes"]["region"]["meaning"] == "Liver"
+    table = runner.invoke(app, ["structures", "left kidney"])
+    assert "64033007" in table.stdout and "Left" in table.stdout
+    uncoded = json.loads(runner.invoke(app, ["structures", "--uncoded", "--format", "json"]).stdout)
+    assert "recist target lesion" in {row["name"] for row in uncoded["structures"]}
+    assert uncoded["coded"] == 0
+    unknown = runner.invoke(app, ["structures", "livver"])
+    assert unknown.exit_code == 2 and "did you mean" in unknown.output

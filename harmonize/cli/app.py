@@ -46,7 +46,8 @@ app = typer.Typer(
 
 #: Modules that add commands: each defines ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = ("harmonize.cli.demo", "harmonize.cli.run", "harmonize.cli.cache",
-                                        "harmonize.cli.qa", "harmonize.cli.export")
+                                        "harmonize.cli.qa", "harmonize.cli.export",
+                                        "harmonize.cli.structures")
 
 DescriptorOpt = Annotated[
     list[Path] | None,
