@@ -122,3 +122,22 @@ def test_readme_vocabulary_example_adds_names_a_descriptor_can_use(tmp_path, mon
     write_nifti(root / "labels/g1.nii.gz", label, np.eye(4))
     (record,) = check_plugin(catalog.get("acme-glands"), root).records
     assert record.labels == {"left acme gland": [1]}
+
+
+def test_readme_structure_codes_example_gives_plugin_structures_codes(tmp_path, monkeypatch):
+    from pydicom.sr.codedict import codes
+
+    from harmonize.labels.vocabulary import load_vocabulary
+    from harmonize.testing import install_entry_point
+
+    site = tmp_path / "site"
+    install_entry_point(site, "acme-parotid", "acme_parotid", block_containing("python", "acme_parotid"))
+    monkeypatch.syspath_prepend(str(site))
+    vocabulary = load_vocabulary()
+    left = vocabulary.code("left parotid gland")
+    assert left is not None and left.modifier is not None
+    assert (left.type.value, left.type.meaning) == (codes.SCT.ParotidGland.value, codes.SCT.ParotidGland.meaning)
+    assert (left.category.value, left.category.meaning) == (
+        codes.SCT.AnatomicalStructure.value, codes.SCT.AnatomicalStructure.meaning)
+    assert left.modifier.value == codes.SCT.Left.value
+    assert vocabulary.by_code(left) == "left parotid gland"
