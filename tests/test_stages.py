@@ -68,7 +68,7 @@ def test_version_1_manifests_still_read_and_validate(tmp_path, both):
     del line["stage"]
     old = tmp_path / "kits23.jsonl"
     old.write_text(json.dumps(line) + "\n")
-    [record] = read_manifest(old)
+    [record] = read_manifest(old, check_paths=False)  # moved: its relative paths lead nowhere
     assert (record.stage, record.schema_version) == ("source", SCHEMA_VERSION)
     assert validate_manifest(old) == []
 

@@ -33,7 +33,6 @@ from harmonize.manifest.build import (
 from harmonize.manifest.splits import check_ratios, find_leaks, split_counts
 from harmonize.plugin.catalog import Catalog, load_catalog
 from harmonize.plugin.discovery import discover
-from harmonize.read.case import record_files
 
 app = typer.Typer(
     help="Harmonize public medical imaging segmentation datasets: discover cases in their released "
@@ -270,11 +269,6 @@ def validate_command(
             continue
         problems.extend(str(exc) for exc in refused)
         records.extend(read)
-        for record in read:  # the path gate, as every reader applies it
-            try:
-                record_files(record, path.resolve().parent)
-            except HarmonizeError as exc:
-                problems.append(str(exc))
     leaks = [str(leak) for leak in find_leaks(records)]
     if format == "json":
         print_json({"records": len(records), "schema_problems": problems, "leaks": leaks})

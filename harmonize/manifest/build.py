@@ -28,7 +28,7 @@ from harmonize.manifest.records import (
 from harmonize.manifest.splits import assign_splits, splits_document
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import Discovery
-from harmonize.read.case import case_channels, present_values, read_case
+from harmonize.read.case import case_channels, present_values, read_case, record_files
 from harmonize.read.volume import Volume, read_header
 
 SPLITS_FILE = "splits.json"
@@ -205,14 +205,13 @@ def manifest_paths(out_dir: Path) -> list[Path]:
 
 def other_records(out_dir: Path, *, exclude: set[str]) -> list[ManifestRecord]:
     """Records of the manifests already in ``out_dir`` except the ``exclude`` datasets' own."""
-    return [
-        r for m in manifest_paths(out_dir) if m.stem not in exclude for r in read_manifest(m)
-    ]
+    return [r for m in manifest_paths(out_dir) if m.stem not in exclude
+            for r in read_manifest(m, check_paths=False)]
 
 
 def write_splits(out_dir: Path) -> dict[str, list[str]]:
     """(Re)write ``splits.json`` from every manifest in ``out_dir``."""
-    records = [r for m in manifest_paths(out_dir) for r in read_manifest(m)]
+    records = [r for m in manifest_paths(out_dir) for r in read_manifest(m, check_paths=False)]
     doc = splits_document(records)
     write_text_atomic(Path(out_dir) / SPLITS_FILE, json.dumps(doc, indent=1) + "\n")
     return doc
@@ -222,13 +221,16 @@ class RefusedRecordWarning(UserWarning):
     """A manifest record was refused by the id gate (its error is the warning's message)."""
 
 
-def read_manifest(path: Path, *, refused: list[ManifestError] | None = None
-                  ) -> list[ManifestRecord]:
+def read_manifest(path: Path, *, refused: list[ManifestError] | None = None,
+                  check_paths: bool = True) -> list[ManifestRecord]:
     """Read a manifest; a newer schema version or a broken line is a :class:`ManifestError`.
 
-    A record whose ``dataset`` or ``case_id`` is not a safe name (:func:`check_identifier`) is
-    refused and the rest is read: its error (naming manifest, line, field and value) goes to
-    ``refused`` when given, else is emitted as a :class:`RefusedRecordWarning`.
+    Every record passes the gate (:mod:`harmonize.gate`): a record whose ``dataset`` or
+    ``case_id`` is not a safe name, that is malformed, or (``check_paths``) whose image or mask
+    path leads outside the manifest's folder and every trusted root is refused and the rest is
+    read. Its error (naming manifest, line, field and value) goes to ``refused`` when given,
+    else is emitted as a :class:`RefusedRecordWarning`. ``check_paths=False`` is for readers
+    that open no file of the records (splits, duplicates by id).
     """
     path = Path(path)
     records = []
@@ -249,10 +251,10 @@ def read_manifest(path: Path, *, refused: list[ManifestError] | None = None
                         dataset=obj.get("dataset"), case=obj.get("case_id"), file=path,
                         hint="upgrade harmonize-med, or regenerate the manifest",
                     )
-                problem = _unsafe_id(obj, path, lineno)
-                if problem is None:
-                    records.append(ManifestRecord.from_json(obj))
-                elif refused is not None:
+                record, problem = _gate_record(obj, path, lineno, check_paths=check_paths)
+                if record is not None:
+                    records.append(record)
+                elif refused is not None and problem is not None:
                     refused.append(problem)
                 else:
                     warnings.warn(str(problem), RefusedRecordWarning, stacklevel=2)
@@ -262,9 +264,30 @@ def read_manifest(path: Path, *, refused: list[ManifestError] | None = None
         raise ManifestError(
             f"line {exc.lineno}: not valid JSON", file=path, hint="regenerate the manifest"
         ) from exc
-    except TypeError as exc:
-        raise ManifestError(f"malformed record: {exc}", file=path) from exc
     return records
+
+
+def _gate_record(obj: dict[str, Any], path: Path, lineno: int, *, check_paths: bool
+                 ) -> tuple[ManifestRecord | None, ManifestError | None]:
+    """The record of a manifest line, or the reason it is refused (unsafe id, malformed
+    fields, a path outside the manifest's folder and the trusted roots)."""
+    problem = _unsafe_id(obj, path, lineno)
+    if problem is not None:
+        return None, problem
+    try:
+        record = ManifestRecord.from_json(obj)
+    except (TypeError, ManifestError) as exc:
+        return None, ManifestError(
+            f"line {lineno}: malformed record ({exc}); the record was not read",
+            dataset=obj.get("dataset"), case=obj.get("case_id"), file=path,
+            hint="check it with `harmonize validate`, or regenerate the manifest")
+    if check_paths:
+        try:
+            record_files(record, path.resolve().parent)
+        except ManifestError as exc:
+            exc.message, exc.file = f"line {lineno}: {exc.message}", str(path)
+            return None, exc
+    return record, None
 
 
 def _unsafe_id(obj: dict[str, Any], path: Path, lineno: int) -> ManifestError | None:

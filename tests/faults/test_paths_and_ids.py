@@ -21,6 +21,7 @@ from harmonize.loader.cache import VolumeCache, build_cache
 from harmonize.loader.dataset import HarmonizedDataset
 from harmonize.manifest.build import RefusedRecordWarning, read_manifest
 from harmonize.plugin.descriptor import load_descriptor
+from harmonize.read.case import read_case as read_case_record
 from harmonize.testing.normalized import make_normalized_dataset
 
 
@@ -125,12 +126,13 @@ def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, cl
     code, text = cli("validate", setup["manifest"])
     assert code == 1 and f"image path {value!r} leads to" in text and "--trust-root" in text
 
+    with pytest.warns(RefusedRecordWarning, match=r"line 1: image path .* outside the manifest"):
+        dataset = HarmonizedDataset(setup["manifest"], patch_size=None)
+    assert [r.case_id for r in dataset.records] == [r["case_id"] for r in rows[1:]]
+    assert dataset[0]["image"].shape[0] == 1
+    record = read_manifest(setup["manifest"], check_paths=False)[0]
     with pytest.raises(ManifestError, match="outside the manifest's folder"):
-        HarmonizedDataset(setup["manifest"], patch_size=None)  # checked up front by default
-    dataset = HarmonizedDataset(setup["manifest"], patch_size=None, check_files=False)
-    with pytest.raises(ManifestError, match="outside the manifest's folder"):
-        dataset[0]
-    assert dataset[1]["image"].shape[0] == 1
+        read_case_record(record, base=base)  # the reading layer is the last gate
 
     out = setup["tmp"] / "work" / "nnunet"
     code, text = cli("export", "nnunet", "--manifest", setup["manifest"], "--out", out,
