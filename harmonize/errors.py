@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import asdict, dataclass
 from os import PathLike
 from typing import Any
+
+from harmonize.jsonio import printable
 
 
 class HarmonizeError(Exception):
@@ -39,7 +42,7 @@ class HarmonizeError(Exception):
             text += f" (file: {self.file})"
         if self.hint:
             text += f". Next step: {self.hint}"
-        return text
+        return printable(text)
 
     def to_dict(self) -> dict[str, Any]:
         return ErrorRecord.from_exception(self).to_dict()
@@ -83,6 +86,45 @@ class ManifestError(HarmonizeError):
     """A manifest or split file is invalid, inconsistent or from an unsupported schema version."""
 
     kind = "manifest"
+
+
+class OutputError(HarmonizeError):
+    """An output cannot be written: permission denied, read-only file system, disk full, a missing
+    folder, or a file where a folder should be. ``file`` is the output path that failed."""
+
+    kind = "output"
+
+
+#: errno -> (what went wrong, next step) for :func:`output_error`.
+OUTPUT_PROBLEMS: dict[int, tuple[str, str]] = {
+    errno.EACCES: ("permission denied", "make the folder writable for this user (see ls -ld) "
+                   "or choose another --out"),
+    errno.EPERM: ("operation not permitted", "make the folder writable for this user (see "
+                  "ls -ld) or choose another --out"),
+    errno.EROFS: ("read-only file system", "choose an --out on a writable file system"),
+    errno.ENOSPC: ("no space left on the device", "free space (df -h) or choose an --out on a "
+                   "larger disk, then rerun: finished cases are kept"),
+    errno.EDQUOT: ("disk quota exceeded", "free space within your quota or choose another "
+                   "--out, then rerun: finished cases are kept"),
+    errno.ENOENT: ("a folder on the path does not exist (deleted while writing?)",
+                   "create the folder or fix the path, then rerun"),
+    errno.EEXIST: ("a file is in the way where a folder is needed",
+                   "choose another --out, or move that file away"),
+    errno.ENOTDIR: ("a file is in the way where a folder is needed",
+                    "choose another --out, or move that file away"),
+    errno.EISDIR: ("a folder is in the way where a file is written",
+                   "move that folder away or choose another --out"),
+}
+
+
+def output_error(exc: OSError, path: str | PathLike[str], *, dataset: str | None = None,
+                 case: str | None = None) -> OutputError:
+    """An :class:`OutputError` naming ``path`` (the output that could not be written) for ``exc``."""
+    what, hint = OUTPUT_PROBLEMS.get(exc.errno or 0, (
+        f"cannot write ({exc.strerror or type(exc).__name__})",
+        "check the output folder (space, permissions) and rerun"))
+    return OutputError(f"cannot write output: {what}", dataset=dataset, case=case, file=path,
+                       hint=hint)
 
 
 @dataclass(frozen=True)

@@ -84,10 +84,18 @@ def test_case_that_now_fails_loses_its_stale_outputs(tmp_path: Path) -> None:
     run([Target("kits23", root)], out, workers=1, progress=False)
     image = root / "dataset" / "case_00001" / "imaging.nii.gz"
     image.write_bytes(image.read_bytes()[:200])
+    before = (out / "kits23.jsonl").read_bytes()
     result = run([Target("kits23", root)], out, workers=1, progress=False)
-    assert [e.case for e in result.errors] == ["case_00001"]
+    assert [(e.kind, e.case) for e in result.errors] == [("read", "case_00001"),
+                                                         ("manifest", None)]
     assert not (out / "kits23" / "case_00001").exists()
     assert [r.case_id for r in result.records] == ["case_00000"]
+    # the manifest would lose case_00001: it is kept until the user allows it to shrink
+    assert (out / "kits23.jsonl").read_bytes() == before
+    assert list(result.kept[0].gone) == ["case_00001"]
+    assert result.kept[0].gone["case_00001"].startswith("read: ")
+    result = run([Target("kits23", root)], out, workers=1, progress=False, allow_shrink=True)
+    assert [e.case for e in result.errors] == ["case_00001"] and result.kept == []
     lines = (out / "kits23.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["case_id"] == "case_00000"
 

@@ -203,6 +203,7 @@ def manifest_command(
     ratios: Annotated[tuple[float, float, float], typer.Option(help="train val test ratios.")] = (0.7, 0.1, 0.2),
     descriptor: DescriptorOpt = None,
     format: FormatOpt = "table",
+    allow_shrink: Annotated[bool, typer.Option("--allow-shrink", help="Replace OUT/<dataset>.jsonl even if cases it lists are missing now (default: keep it, exit 1 and list them).")] = False,
 ) -> None:
     """Write OUT/<dataset>.jsonl describing the source files, and OUT/splits.json."""
     try:
@@ -215,7 +216,8 @@ def manifest_command(
         with progress_bar(transient=True) as bar:
             task = bar.add_task(dataset, total=len(found.cases))
             result = build_manifest(plugin, found, out, seed=seed, ratios=ratios,
-                                    progress=lambda: bar.advance(task))
+                                    progress=lambda: bar.advance(task),
+                                    allow_shrink=allow_shrink)
     except HarmonizeError as exc:  # e.g. another manifest in OUT cannot be read
         raise fail(exc) from None
     counts = split_counts(result.records)
@@ -225,6 +227,7 @@ def manifest_command(
         "patients": len({r.patient_id for r in result.records}), "splits": dict(counts),
         "skipped": [s.to_dict() for s in found.skipped],
         "errors": [e.to_dict() for e in result.errors], "warnings": result.warnings,
+        "kept": result.kept.to_dict() if result.kept else None,
     }
     if format == "json":
         print_json(summary)
@@ -232,10 +235,13 @@ def manifest_command(
         print_problems(result.errors, found.skipped)
         for warning in result.warnings:
             err_console.print(f"[yellow]warning[/] {plain(warning)}", highlight=False)
+        if result.kept is not None:
+            for line in result.kept.lines():
+                err_console.print(line, highlight=False, markup=False)
         if result.path is None:
             err_console.print(
-                f"[bold red]not written[/]: discovery found no case, so {plain(out)}/{dataset}.jsonl "
-                "and splits.json were left as they were", highlight=False)
+                f"[bold red]not written[/]: {plain(out)}/{dataset}.jsonl and splits.json were "
+                "left as they were", highlight=False)
         else:
             console.print(
                 f"[bold green]wrote[/] {plain(result.path)}: {summary['cases']} cases, "
@@ -358,6 +364,11 @@ def main() -> None:
 
     warnings.showwarning = show_refused
     warnings.simplefilter("always", RefusedRecordWarning)
+    # a file name that is not UTF-8 never crashes output: its bytes print as \xHH
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         app()
     except SystemExit as exit_:

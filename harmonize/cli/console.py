@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from harmonize import jsonio
 from harmonize.errors import ErrorRecord
 
 if TYPE_CHECKING:
@@ -21,8 +21,9 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def plain(text: object) -> str:
     """``text`` safe to embed in a rich markup string: messages start with ``[dataset/case]``,
-    which rich would otherwise take for a style tag and silently drop."""
-    return escape(str(text))
+    which rich would otherwise take for a style tag and silently drop; non-UTF-8 bytes of file
+    names are shown as ``\\xHH`` (:func:`harmonize.jsonio.printable`)."""
+    return escape(jsonio.printable(text))
 
 
 def print_error(error: object, *, label: str = "error", style: str = "bold red") -> None:
@@ -31,8 +32,9 @@ def print_error(error: object, *, label: str = "error", style: str = "bold red")
 
 
 def print_json(data: Any) -> None:
-    """Machine-readable output on stdout (no colours, no wrapping)."""
-    sys.stdout.write(json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
+    """Machine-readable output on stdout (no colours, no wrapping; file names escaped as in
+    every JSON file, :mod:`harmonize.jsonio`)."""
+    sys.stdout.write(jsonio.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
 
 
 def print_problems(errors: Iterable[ErrorRecord], skipped: Iterable[Any] = ()) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from harmonize.cli.console import console, err_console, print_json
+from harmonize.cli.console import console, err_console, plain, print_json
 from harmonize.engine.config import is_number
 from harmonize.engine.presets import PRESETS
 from harmonize.errors import ErrorRecord, HarmonizeError
@@ -87,6 +87,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "errors": [e.to_dict() for e in result.errors],
         "skipped": [s.to_dict() for s in result.skipped],
         "warnings": result.warnings, "statistics": result.statistics,
+        "kept": [k.to_dict() for k in result.kept],
     }
 
 
@@ -133,13 +134,16 @@ def print_summary(result: RunResult) -> None:
             err_console.print(f"{label} ({len(items)}):", highlight=False)
         for line in problem_lines(items):
             err_console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
+    for shrink in result.kept:
+        for line in shrink.lines():
+            err_console.print(line, highlight=False, markup=False)
     for warning in result.warnings:
-        err_console.print(f"[yellow]warning[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning[/] {plain(warning)}", highlight=False)
     status = "[bold green]done[/]" if result.ok else "[bold red]finished with failures[/]"
     console.print(
         f"{status}: {len(result.done)} processed, {len(result.up_to_date)} up to date, "
         f"{len(result.errors)} failed, {len(result.skipped)} skipped; manifests, splits.json and "
-        f"errors.jsonl in {result.out}", highlight=False,
+        f"errors.jsonl in {plain(result.out)}", highlight=False,
     )
 
 
@@ -164,6 +168,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int | None, typer.Option(help="Seed of the split hash (default 0).")] = None,
         ratios: Annotated[tuple[float, float, float] | None, typer.Option(help="train val test ratios (default 0.7 0.1 0.2).")] = None,
         descriptor: Annotated[list[Path] | None, typer.Option("--descriptor", help="Extra YAML-only dataset descriptor(s).", exists=True)] = None,
+        allow_shrink: Annotated[bool, typer.Option("--allow-shrink", help="Replace a dataset's manifest even if cases it lists are missing from this run (default: keep it, exit 1 and list them).")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
         format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     ) -> None:
@@ -204,6 +209,7 @@ def register(app: typer.Typer) -> None:
                 scheduler = scheduler or cfg.scheduler
                 seed = cfg.seed if seed is None else seed
                 ratios = ratios or cfg.ratios
+                allow_shrink = allow_shrink or bool(cfg.allow_shrink)
                 extra_descriptors = [*cfg.descriptors, *extra_descriptors]
             else:
                 if not dataset or root is None:
@@ -221,7 +227,7 @@ def register(app: typer.Typer) -> None:
                 targets, out, build_settings(keys), workers=workers,
                 executor=executor or "local", scheduler=scheduler, seed=seed or 0,
                 ratios=ratios or (0.7, 0.1, 0.2), progress=progress,
-                descriptors=extra_descriptors,
+                descriptors=extra_descriptors, allow_shrink=allow_shrink,
             )
         except HarmonizeError as exc:
             err_console.print(f"[bold red]error[/] {exc}", highlight=False)

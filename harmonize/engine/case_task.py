@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harmonize import __version__
+from harmonize import __version__, jsonio
 from harmonize.engine.normalize import (
     Settings,
     fingerprint,
@@ -27,7 +28,7 @@ from harmonize.engine.normalize import (
     normalize_case,
     write_volume,
 )
-from harmonize.errors import ErrorRecord, LabelError, ReadError
+from harmonize.errors import ErrorRecord, LabelError, ReadError, output_error
 from harmonize.files import sha256_path, write_text_atomic
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.manifest.build import (
@@ -183,8 +184,7 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
         dataset_window=desc.ct_window, series_window=case.ct_window,
         dataset_stats=task.dataset_stats,
     )
-    case_dir.mkdir(parents=True, exist_ok=True)
-    write_volume(result.image, case_dir / IMAGE_FILE)
+    write_volume(result.image, case_dir / IMAGE_FILE)  # creates case_dir
     folder = f"{desc.id}/{case.case_id}"
     mask = None
     if result.label is not None:
@@ -234,15 +234,20 @@ def process_case(task: CaseTask) -> CaseOutcome:
         outputs = {name: (case_dir / name).stat().st_size for name in (IMAGE_FILE, MASK_FILE)
                    if (case_dir / name).is_file() and (name == IMAGE_FILE or record["mask"])}
         marker = {"format": PIPELINE_FORMAT, "key": key, "outputs": outputs, "record": record}
-        write_text_atomic(case_dir / MARKER_FILE, json.dumps(marker, allow_nan=False) + "\n")
+        write_text_atomic(case_dir / MARKER_FILE, jsonio.dumps(marker, allow_nan=False) + "\n")
         return CaseOutcome(dataset, case.case_id, "done", record=record)
     except Exception as exc:  # noqa: BLE001 - one case must not stop the run
         try:
             clear_case_dir(case_dir, outputs=True)
         except OSError:
             pass
+        failed: BaseException = exc
+        if isinstance(exc, OSError) and exc.filename is not None:
+            path = Path(os.fsdecode(exc.filename))
+            if path == task.out or task.out in path.parents:  # e.g. a case folder not writable
+                failed = output_error(exc, path, dataset=dataset, case=case.case_id)
         return CaseOutcome(dataset, case.case_id, "failed",
-                           error=case_error(exc, dataset, case))
+                           error=case_error(failed, dataset, case))
 
 
 def sample_case(task: CaseTask) -> CaseOutcome:

@@ -10,6 +10,7 @@ and in each dataset's entry::
     seed: 0
     ratios: [0.7, 0.1, 0.2]
     descriptors: [my_datasets/]     # extra YAML-only dataset descriptors
+    allow_shrink: false             # true: a manifest may lose cases (--allow-shrink)
     settings:                       # run-wide; every key optional
       preset: null                  # a name from registry/presets.yaml, e.g. sat
       spacing: [1.5, 1.5, 3]        # or native (default), or one number for isotropic
@@ -99,6 +100,7 @@ class RunConfig:
     seed: int | None = None
     ratios: tuple[float, float, float] | None = None
     descriptors: list[Path] = field(default_factory=list)
+    allow_shrink: bool | None = None
     source: Path | None = None
 
 
@@ -256,7 +258,7 @@ def parse_config(data: Any, *, source: Path) -> RunConfig:
     base = source.parent
     config = RunConfig(targets=[], source=source, workers=data.get("workers"),
                        executor=data.get("executor"), scheduler=data.get("scheduler"),
-                       seed=data.get("seed"))
+                       seed=data.get("seed"), allow_shrink=data.get("allow_shrink"))
     if data.get("out") is not None:
         config.out = _path(data["out"], base)
     if data.get("ratios") is not None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from harmonize import jsonio
 from harmonize.engine.case_task import (
     CaseOutcome,
     CaseTask,
@@ -45,8 +46,8 @@ from harmonize.engine.normalize import (
     Settings,
     dataset_statistics,
 )
-from harmonize.errors import ErrorRecord
-from harmonize.files import write_text_atomic
+from harmonize.errors import ErrorRecord, OutputError
+from harmonize.files import writable_folder, write_text_atomic
 from harmonize.labels.vocabulary import load_vocabulary
 from harmonize.manifest.build import (
     dumps,
@@ -55,6 +56,7 @@ from harmonize.manifest.build import (
     write_manifest,
     write_splits,
 )
+from harmonize.manifest.guard import Shrink, check_shrink, nothing_to_write, skipped_record
 from harmonize.manifest.records import ManifestRecord
 from harmonize.manifest.splits import DEFAULT_RATIOS, assign_splits, check_ratios
 from harmonize.plugin.catalog import Catalog, load_catalog
@@ -84,6 +86,7 @@ class RunResult:
     manifests: dict[str, Path] = field(default_factory=dict)
     statistics: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    kept: list[Shrink] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,10 +104,6 @@ class RunResult:
 def needs_statistics(settings: Settings, modality: str) -> bool:
     """True if the settings take CT intensity parameters from a dataset statistics pass."""
     return modality == "CT" and settings.needs_dataset_stats
-
-
-def _skipped_record(dataset: str, item: Any) -> ErrorRecord:
-    return ErrorRecord("skipped", dataset, item.case_id, str(item.path), item.reason, item.hint)
 
 
 class _Progress:
@@ -160,7 +159,7 @@ def _statistics_pass(
     stats = dataset_statistics([samples[c] for c in sorted(samples)])
     stats = json.loads(json.dumps(stats, allow_nan=False, default=float))
     document = {"dataset": dataset, "cases": sorted(samples), "statistics": stats}
-    write_text_atomic(out / f"{dataset}{STATS_SUFFIX}", json.dumps(document, indent=1) + "\n")
+    write_text_atomic(out / f"{dataset}{STATS_SUFFIX}", jsonio.dumps(document, indent=1) + "\n")
     result.statistics[dataset] = stats
     return stats, failed
 
@@ -178,6 +177,7 @@ def run(
     progress: bool = True,
     descriptors: Sequence[Path] = (),
     catalog: Catalog | None = None,
+    allow_shrink: bool = False,
 ) -> RunResult:
     """Normalize every case of every target into ``out``; write manifests, splits and errors.
 
@@ -187,8 +187,13 @@ def run(
     (:mod:`harmonize.engine.executors`). ``seed`` and ``ratios`` place patients in splits.
 
     A failing case becomes an :class:`ErrorRecord` in ``RunResult.errors`` and ``out/errors.jsonl``
-    and the run goes on. Raises only for problems that stop the run before any case is touched:
-    an unknown dataset id, a dataset given twice, bad ratios, an executor that cannot start.
+    and the run goes on (a disk-full or permission failure too: ``kind="output"``). A dataset
+    manifest that would lose cases of the one in ``out`` is not written (nor ``splits.json``)
+    unless ``allow_shrink``: ``RunResult.kept`` says which cases are gone and why
+    (:mod:`harmonize.manifest.guard`); a dataset with no record writes no manifest. Raises only
+    for problems that stop the run before any case is touched: an unknown dataset id, a dataset
+    given twice, bad ratios, an executor that cannot start, an ``out`` that cannot be written
+    (:class:`~harmonize.errors.OutputError`).
     """
     settings = settings if settings is not None else Settings()
     ratios = check_ratios(ratios)
@@ -200,6 +205,8 @@ def run(
                           hint="give each dataset once, with one root")
     catalog = catalog if catalog is not None else load_catalog(descriptors=descriptors)
     plugins = [catalog.get(t.dataset) for t in targets]
+    writable_folder(out)
+    (out / ERRORS_FILE).unlink(missing_ok=True)  # a run that does not finish leaves none stale
     result = RunResult(out=out)
     vocabulary = load_vocabulary()
     jobs: list[tuple[DatasetPlugin, list[CaseTask], bool]] = []
@@ -208,12 +215,11 @@ def run(
         # with another working directory find the files
         found = discover(plugin, target.root.resolve())
         result.errors.extend(found.errors)
-        result.skipped.extend(_skipped_record(plugin.dataset_id, s) for s in found.skipped)
+        result.skipped.extend(skipped_record(plugin.dataset_id, s) for s in found.skipped)
         case_settings = target.settings(settings)
         tasks = [CaseTask(plugin, case, out, case_settings, vocabulary=vocabulary)
                  for case in found.cases]
         jobs.append((plugin, tasks, bool(found.errors) and not found.cases))
-    out.mkdir(parents=True, exist_ok=True)
     pool = make_executor(executor, workers=workers, scheduler=scheduler)
     outcomes: list[CaseOutcome] = []
     try:
@@ -246,17 +252,47 @@ def run(
         result.records, seed=seed, ratios=ratios,
         fixed=other_records(out, exclude={t.dataset for t in targets}),
     )
-    for plugin, _, discovery_failed in jobs:
-        dataset = plugin.dataset_id
+    _write_outputs(result, [(p.dataset_id, failed) for p, _, failed in jobs], allow_shrink)
+    return result
+
+
+def _write_outputs(result: RunResult, datasets: list[tuple[str, bool]], allow_shrink: bool) -> None:
+    """Write each dataset's manifest (unless discovery failed, it has no record, or it would lose
+    cases), ``splits.json`` if a manifest changed, and ``errors.jsonl``; a write that fails
+    (disk full) becomes an error record."""
+    out, written = result.out, False
+    for dataset, discovery_failed in datasets:
         if discovery_failed:
             continue  # keep a previous manifest rather than replace it by an empty one
         path = out / f"{dataset}.jsonl"
-        write_manifest(path, [r for r in result.records if r.dataset == dataset])
-        result.manifests[dataset] = path
-    write_splits(out)
+        records = [r for r in result.records if r.dataset == dataset]
+        problems = [e for e in [*result.errors, *result.skipped] if e.dataset == dataset]
+        shrink = check_shrink(path, [r.case_id for r in records], problems, dataset=dataset,
+                              allow_shrink=allow_shrink)
+        if shrink is not None:
+            result.kept.append(shrink)
+            result.errors.append(shrink.error())
+        elif not records and not any(e.dataset == dataset for e in result.errors):
+            skipped = sum(1 for e in problems if e.kind == "skipped")
+            result.errors.append(nothing_to_write(dataset, path, skipped))
+        if shrink is not None or not records:
+            continue
+        try:
+            write_manifest(path, records)
+            result.manifests[dataset] = path
+            written = True
+        except OutputError as exc:
+            result.errors.append(ErrorRecord.from_exception(exc, dataset=dataset))
+    try:
+        if written:
+            write_splits(out)
+    except OutputError as exc:
+        result.errors.append(ErrorRecord.from_exception(exc))
     lines = [dumps(e.to_dict()) + "\n" for e in [*result.errors, *result.skipped]]
-    write_text_atomic(out / ERRORS_FILE, "".join(lines))
-    return result
+    try:
+        write_text_atomic(out / ERRORS_FILE, "".join(lines))
+    except OutputError as exc:
+        result.errors.append(ErrorRecord.from_exception(exc))
 
 
 def _collect(result: RunResult, outcomes: list[CaseOutcome]) -> None:

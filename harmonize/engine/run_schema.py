@@ -147,6 +147,10 @@ RUN_SCHEMA: dict[str, Any] = {
                       "description": "Dask scheduler address such as tcp://host:8786 (default: "
                       "a local Dask cluster)."},
         "seed": {"type": ["integer", "null"], "description": "Seed of the split hash (--seed)."},
+        "allow_shrink": {"type": ["boolean", "null"],
+                         "description": "true: replace a dataset's manifest even if cases it lists "
+                         "are missing from this run (--allow-shrink); default false: keep it and "
+                         "exit 1 naming the missing cases."},
         "ratios": {**_numbers(3, "", minimum=0), "type": ["array", "null"],
                    "description": "train, val, test ratios (non-negative, summing to 1)."},
         "descriptors": {

@@ -19,12 +19,11 @@ Datasets whose channels cannot be aligned (several channels without names) canno
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harmonize import __version__
+from harmonize import __version__, jsonio
 from harmonize.export import Entry, ExportError, load_entries, output_path, read_case
 from harmonize.files import write_text_atomic
 from harmonize.labels.channels import (
@@ -138,5 +137,5 @@ def export_monai(manifests: Sequence[Path] | Path, out: Path, base_dir: Path | N
         raise ExportError("the datalist must be a .json file", file=out,
                           hint="pass --out datalist.json")
     doc = build_datalist(load_entries(manifests), base_dir, channels)
-    write_text_atomic(out, json.dumps(doc, indent=1) + "\n")
+    write_text_atomic(out, jsonio.dumps(doc, indent=1) + "\n")
     return doc

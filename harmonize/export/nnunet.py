@@ -28,7 +28,6 @@ itself; its normalizations are invariant to the engine's linear intensity mappin
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from harmonize import __version__
+from harmonize import __version__, jsonio
 from harmonize.errors import ErrorRecord
 from harmonize.export import (
     Entry,
@@ -268,13 +267,13 @@ def export_nnunet(
         labels, order = plain_labels(scheme), None
     result.dataset_json = dataset_json(entries, {str(c): n for c, n in enumerate(names)}, labels,
                                        order, scheme, len(result.training))
-    write_text_atomic(folder / "dataset.json", json.dumps(result.dataset_json, indent=1) + "\n")
+    write_text_atomic(folder / "dataset.json", jsonio.dumps(result.dataset_json, indent=1) + "\n")
     train = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "train")
     val = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "val")
     splits_file = folder / "splits_final.json"
     if val and train:
         result.splits = [{"train": train, "val": val}]
-        write_text_atomic(splits_file, json.dumps(result.splits, indent=1) + "\n")
+        write_text_atomic(splits_file, jsonio.dumps(result.splits, indent=1) + "\n")
     else:
         splits_file.unlink(missing_ok=True)
         result.warnings.append(

@@ -38,7 +38,6 @@ such as "kidney includes tumor and cyst" are added in per-dataset loader code). 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from harmonize import jsonio
 from harmonize._moved import moved_names
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.export import (
@@ -213,12 +213,12 @@ def export_sat(
         advance()
     for name, lines in by_dataset.items():
         path = out / "jsonl" / f"{name}.jsonl"
-        write_text_atomic(path, "".join(json.dumps(line, ensure_ascii=False) + "\n"
+        write_text_atomic(path, "".join(jsonio.dumps(line, ensure_ascii=False) + "\n"
                                         for line in lines))
         result.jsonl[name] = path
         doc = {k: sorted(v) for k, v in splits.get(name, {"train": set(), "test": set()}).items()}
         split_path = out / "split_json" / f"{name}.json"
-        write_text_atomic(split_path, json.dumps(doc) + "\n")
+        write_text_atomic(split_path, jsonio.dumps(doc) + "\n")
         result.split_json[name] = split_path
         result.lines += len(lines)
     return result

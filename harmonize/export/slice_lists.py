@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harmonize import __version__
+from harmonize import __version__, jsonio
 from harmonize.export import Entry
 from harmonize.export.png import PALETTE
 from harmonize.files import write_text_atomic
@@ -93,7 +92,7 @@ CSV_HEADER = ["key", "dataset", "case_id", "slice", "split", "image", "mask", "f
 
 def write_lists(out: Path, result: SliceExport) -> None:
     """splits.json, <split>.txt (case keys) and <split>_slices.csv."""
-    write_text_atomic(out / "splits" / "splits.json", json.dumps(result.splits, indent=1) + "\n")
+    write_text_atomic(out / "splits" / "splits.json", jsonio.dumps(result.splits, indent=1) + "\n")
     classes = class_columns(result.cases)
     for split, keys in result.splits.items():
         write_text_atomic(out / "splits" / f"{split}.txt", "".join(f"{k}\n" for k in keys))
@@ -140,5 +139,5 @@ def write_summary(out: Path, entries: Sequence[Entry], result: SliceExport,
         "errors": [e.to_dict() for e in result.errors], "warnings": result.warnings,
     }
     write_text_atomic(out / "metadata" / "dataset_summary.json",
-                      json.dumps(summary, indent=1) + "\n")
+                      jsonio.dumps(summary, indent=1) + "\n")
     return summary

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from harmonize import jsonio
 from harmonize.errors import ErrorRecord
 from harmonize.export import (
     Entry,
@@ -215,7 +216,7 @@ def export_case(task: SliceTask) -> dict[str, Any]:
         "image": [p.as_posix() for p in entry.image_paths()],
         "mask": None if entry.mask_path() is None else entry.mask_path().as_posix(),  # type: ignore[union-attr]
     }
-    write_text_atomic(marker, json.dumps(info) + "\n")
+    write_text_atomic(marker, jsonio.dumps(info) + "\n")
     info["skipped"] = False
     return info
 

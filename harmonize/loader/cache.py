@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from harmonize import jsonio
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.files import atomic_path, write_text_atomic
 from harmonize.gate import check_identifier
@@ -262,7 +263,7 @@ class VolumeCache:
             with atomic_path(folder / names["foreground"]) as tmp:
                 # numpy's stub checks **arrays against savez's allow_pickle: bool keyword too
                 np.savez(tmp, **foreground.to_arrays())  # type: ignore[arg-type]
-        write_text_atomic(folder / names["meta"], json.dumps(meta, indent=1) + "\n")
+        write_text_atomic(folder / names["meta"], jsonio.dumps(meta, indent=1) + "\n")
         keep = set(names.values())
         for old in folder.iterdir():  # only earlier entries of this cache, never other files
             if old.name not in keep and _ENTRY_FILE.fullmatch(old.name):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -12,11 +11,13 @@ from typing import Any
 
 import jsonlines
 
+from harmonize import jsonio
 from harmonize.errors import ErrorRecord, ManifestError
-from harmonize.files import sha256_path, write_text_atomic
+from harmonize.files import sha256_path, writable_folder, write_text_atomic
 from harmonize.gate import check_identifier, remember_root
 from harmonize.labels.rules import class_values
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
+from harmonize.manifest.guard import Shrink, check_shrink, nothing_to_write, skipped_record
 from harmonize.manifest.lesions import instance_fields
 from harmonize.manifest.records import (
     MANIFEST_SCHEMA,
@@ -135,7 +136,9 @@ def record_for_case(
 
 @dataclass
 class ManifestResult:
-    """Records written for one dataset, and every case that did not make it (with the reason)."""
+    """Records written for one dataset, and every case that did not make it (with the reason).
+
+    ``kept`` is set when the manifest on disk was kept because the new one would lose cases."""
 
     dataset: str
     path: Path | None
@@ -143,6 +146,7 @@ class ManifestResult:
     discovery: Discovery | None = None
     errors: list[ErrorRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    kept: Shrink | None = None
 
 
 def build_manifest(
@@ -153,13 +157,17 @@ def build_manifest(
     seed: int = 0,
     ratios: Sequence[float] = (0.7, 0.1, 0.2),
     progress: Any = None,
+    allow_shrink: bool = False,
 ) -> ManifestResult:
     """Describe every discovered case, assign splits and write ``<out_dir>/<dataset>.jsonl``.
 
-    A case that fails becomes an :class:`ErrorRecord`; the others are written. When discovery
-    failed and found no case (wrong or empty root), nothing is written and ``path`` stays ``None``:
-    an existing manifest of the dataset is kept rather than replaced by an empty one. Reading the
-    other manifests in ``out_dir`` (their splits are followed) may raise :class:`ManifestError`.
+    A case that fails becomes an :class:`ErrorRecord`; the others are written. Nothing is written
+    and ``path`` stays ``None`` (an existing manifest and ``splits.json`` are kept) when no case
+    yields a record (an ``errors`` entry says so) or when the manifest on disk lists cases the new
+    one lacks and ``allow_shrink`` is false (``kept`` and an ``errors`` entry say which and why,
+    :mod:`harmonize.manifest.guard`). Raises :class:`~harmonize.errors.OutputError` when
+    ``out_dir`` cannot be written, and :class:`ManifestError` when another manifest in it cannot
+    be read (their splits are followed).
     The dataset root becomes a trusted root of this user (:func:`harmonize.gate.remember_root`),
     so consumers of the manifest may read the files it points at outside ``out_dir``.
     """
@@ -169,7 +177,7 @@ def build_manifest(
                             errors=list(discovery.errors))
     if discovery.errors and not discovery.cases:
         return result
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(out_dir)
     vocabulary = load_vocabulary()
     for case in discovery.cases:
         try:
@@ -178,9 +186,20 @@ def build_manifest(
             result.errors.append(ErrorRecord.from_exception(exc, dataset=dataset, case=case.case_id))
         if progress is not None:
             progress()
+    path = out_dir / f"{dataset}.jsonl"
+    problems = [*result.errors, *(skipped_record(dataset, s) for s in discovery.skipped)]
+    result.kept = check_shrink(path, [r.case_id for r in result.records], problems,
+                               dataset=dataset, allow_shrink=allow_shrink)
+    if result.kept is not None:
+        result.errors.append(result.kept.error())
+        return result
+    if not result.records:
+        if not result.errors:
+            result.errors.append(nothing_to_write(dataset, path, len(discovery.skipped)))
+        return result
     result.warnings = assign_splits(result.records, seed=seed, ratios=ratios,
                                     fixed=other_records(out_dir, exclude={dataset}))
-    result.path = out_dir / f"{dataset}.jsonl"
+    result.path = path
     write_manifest(result.path, result.records)
     remember_root(discovery.root)  # the manifest's paths point there: trust it for this user
     write_splits(out_dir)
@@ -189,7 +208,7 @@ def build_manifest(
 
 def dumps(record: ManifestRecord | dict[str, Any]) -> str:
     data = record.to_json() if isinstance(record, ManifestRecord) else record
-    return json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return jsonio.dumps(data, ensure_ascii=False, allow_nan=False)
 
 
 def write_manifest(path: Path, records: Iterable[ManifestRecord]) -> None:
@@ -213,7 +232,7 @@ def write_splits(out_dir: Path) -> dict[str, list[str]]:
     """(Re)write ``splits.json`` from every manifest in ``out_dir``."""
     records = [r for m in manifest_paths(out_dir) for r in read_manifest(m, check_paths=False)]
     doc = splits_document(records)
-    write_text_atomic(Path(out_dir) / SPLITS_FILE, json.dumps(doc, indent=1) + "\n")
+    write_text_atomic(Path(out_dir) / SPLITS_FILE, jsonio.dumps(doc, indent=1) + "\n")
     return doc
 
 

@@ -16,12 +16,12 @@ Charts are drawn with matplotlib's Agg canvas (no display, no pyplot global stat
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harmonize import jsonio
 from harmonize.files import atomic_path, write_text_atomic
 from harmonize.qa.inspect import AXES, FLAG_CODES, THRESHOLDS, Panels
 from harmonize.qa.summary import QAReport
@@ -265,6 +265,6 @@ def write_report(report: QAReport, out: Path) -> dict[str, Any]:
             files["datasets"][dataset] = entry
     doc = report.to_dict()
     doc["files"] = {**files, "index": "index.html"}
-    write_text_atomic(out / "qa.json", json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    write_text_atomic(out / "qa.json", jsonio.dumps(doc, indent=1, allow_nan=False) + "\n")
     write_text_atomic(out / "index.html", render_html(report, files))
     return doc["files"]

@@ -102,6 +102,8 @@ def _stack(series: Series, indices: list[int]) -> np.ndarray:
     """Decoded slices ``indices`` as an (X = columns, Y = rows, Z) array; slices rescaled to
     different dtypes widen the whole array once (integer stays integer when all are)."""
     rows, cols = int(series.headers[0].Rows), int(series.headers[0].Columns)
+    # no size ratio here: 4 bytes a voxel is an upper bound, not the stored type, and slices are
+    # decoded one file at a time
     check_declared_size((cols, rows, len(indices)), 4, file=series.folder)
     data: np.ndarray | None = None
     for z, k in enumerate(indices):

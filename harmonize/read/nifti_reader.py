@@ -115,7 +115,8 @@ def _read_nifti(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
             # vox_offset below the header + extension flag (e.g. 0) means "right after it",
             # as nibabel's header check sets it
             offset = max(int(header.get_data_offset()), int(header.sizeof_hdr) + 4)
-            check_declared_size(shape, dtype.itemsize, file=path)
+            check_declared_size(shape, dtype.itemsize, file=path,
+                                stored_bytes=path.stat().st_size)
             _skip(fh, offset - int(header.sizeof_hdr), path)  # extension block, padding
             raw = np.empty(shape, dtype=dtype, order="F")
             _read_into(fh, raw, path)

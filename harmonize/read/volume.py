@@ -253,14 +253,20 @@ def _check_data(data: np.ndarray, path: Path, kind: Kind, allow_channels: bool) 
     return data
 
 
+#: SimpleITK formats that hold header and voxels in one file (the size ratio applies to them).
+SINGLE_FILE_SUFFIXES = (".nrrd", ".mha")
+
+
 def _read_with_sitk(path: Path, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
     try:
         info = _sitk_info(str(path))
         one = sitk.GetArrayFromImage(sitk.Image([1] * info.GetDimension(), info.GetPixelID()))
+        # detached headers (.mhd, .nhdr) keep their voxels in another file: no ratio for them
+        stored = path.stat().st_size if path.suffix.lower() in SINGLE_FILE_SUFFIXES else None
         check_declared_size((*info.GetSize(), info.GetNumberOfComponents()),
-                            one.dtype.itemsize, file=path)
+                            one.dtype.itemsize, file=path, stored_bytes=stored)
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise ReadError(f"cannot read {kind}: {exc}", file=path,
