@@ -27,6 +27,7 @@ import numpy as np
 
 from harmonize.errors import HarmonizeError, ReadError
 from harmonize.gate import confine
+from harmonize.jsonio import unescape_name
 from harmonize.labels.channels import load_channels
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
@@ -85,12 +86,14 @@ def case_channels(plugin: DatasetPlugin, case: Case) -> list[str]:
 def record_files(record: ManifestRecord, base: Path) -> tuple[list[Path], Path | None]:
     """Image paths (one per entry of ``image``) and mask path of a record whose paths are
     relative to ``base`` (the manifest's folder), each through the path gate
-    (:func:`harmonize.gate.confine`: inside ``base`` or a trusted root, else a ManifestError)."""
+    (:func:`harmonize.gate.confine`: inside ``base`` or a trusted root, else a ManifestError).
+    Non-UTF-8 bytes escaped by :mod:`harmonize.jsonio` are unescaped first."""
     base = Path(base)
     images = [record.image] if isinstance(record.image, str) else list(record.image)
     dataset, case = record.dataset, record.case_id
-    paths = [confine(p, base, what="image path", dataset=dataset, case=case) for p in images]
-    mask = (confine(record.mask, base, what="mask path", dataset=dataset, case=case)
+    paths = [confine(unescape_name(p), base, what="image path", dataset=dataset, case=case)
+             for p in images]
+    mask = (confine(unescape_name(record.mask), base, what="mask path", dataset=dataset, case=case)
             if record.mask else None)
     return paths, mask
 

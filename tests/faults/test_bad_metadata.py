@@ -101,10 +101,12 @@ def test_yaml_anchors_within_the_limit_still_work():
 
 def test_a_descriptor_with_an_unknown_key_names_file_and_key(tmp_path):
     path = tmp_path / "typo.yaml"
-    path.write_text("id: typo\nmodality: CT\nlabels: {background: 0, liver: 1}\nlables: {}\n")
+    path.write_text("id: typo\nname: Typo\nmodality: CT\nvalues: {0: background, 1: liver}\n"
+                    "classes: {liver: 1}\nlayuot: []\n")
     with pytest.raises(DescriptorError) as info:
         load_descriptor(path)
-    assert "typo.yaml" in str(info.value) and "lables" in str(info.value)
+    assert "typo.yaml" in str(info.value) and "'layuot': unknown key" in str(info.value)
+    assert "missing required key" not in str(info.value)
 
 
 def test_a_descriptor_that_is_not_a_mapping(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harmonize.errors import DiscoveryError, ManifestError
+from harmonize.errors import DescriptorError, DiscoveryError, ManifestError
 from harmonize.gate import TRUSTED_ROOTS_ENV, confine, confine_template
 from harmonize.loader.cache import VolumeCache, build_cache
 from harmonize.loader.dataset import HarmonizedDataset
@@ -171,13 +171,17 @@ def test_a_source_manifest_reads_its_own_dataset_root(tmp_path, cli):
 def test_a_descriptor_template_with_a_format_spec_is_refused_at_load(tmp_path):
     desc = tmp_path / "evil.yaml"
     desc.write_text(
-        "id: evil\nmodality: CT\nlabels: {background: 0, liver: 1}\n"
+        "id: evil\nname: Evil\nmodality: CT\nvalues: {0: background, 1: liver}\n"
+        "classes: {liver: 1}\n"
         "layout:\n  - images: 'imgs/*.nii.gz'\n    label: '.{case:.0}./outside/{case}.nii.gz'\n"
     )
-    with pytest.raises(Exception) as info:
+    with pytest.raises(DescriptorError) as info:
         load_descriptor(desc)
     text = str(info.value)
-    assert "evil.yaml" in text and "layout" in text and "label" in text
+    assert "evil.yaml" in text and "layout" in text and "{case:.0}" in text
+    assert "unknown key" not in text and "missing required key" not in text  # only the template
+    desc.write_text(desc.read_text().replace(".{case:.0}./outside/{case}", "labels/{case}"))
+    assert load_descriptor(desc).layout[0].label == "labels/{case}.nii.gz"
 
 
 @pytest.mark.parametrize("formatted", ["../outside/x.nii.gz", "/etc/x.nii.gz", "a/../../x.nii.gz"])
@@ -241,3 +245,30 @@ def test_every_manifest_reader_refuses_the_record_and_does_the_rest(setup, cli, 
     if command not in ("validate", "duplicates"):  # the other records were processed
         assert any(rows[1]["case_id"] in name or rows[1]["case_id"].encode() in data
                    for name, data in done.items())
+
+
+def test_a_source_manifest_with_a_non_utf8_file_name_reads_back(tmp_path, cli):
+    import nibabel as nib
+    import numpy as np
+
+    root = tmp_path / "odd"
+    for folder in ("imgs", "labels"):
+        (root / folder).mkdir(parents=True)
+    name = b"case1_\xff.nii.gz"
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    volume = np.arange(8 * 8 * 4, dtype=np.int16).reshape(8, 8, 4) - 100
+    mask = (volume > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(volume, affine), os.fsdecode(os.fsencode(root / "imgs") + b"/" + name))
+    nib.save(nib.Nifti1Image(mask, affine), os.fsdecode(os.fsencode(root / "labels") + b"/" + name))
+    desc = tmp_path / "odd.yaml"
+    desc.write_text("id: odd\nname: Odd\nmodality: CT\nct_window: [-100, 200]\n"
+                    "values: {0: background, 1: liver}\nclasses: {liver: 1}\n"
+                    "case_id: '(?P<id>case\\d+)'\n"
+                    "layout:\n  - images: 'imgs/*.nii.gz'\n    label: 'labels/{name}'\n")
+    out = tmp_path / "m"
+    code, text = cli("manifest", "-d", "odd", "--descriptor", desc, "--root", root, "--out", out)
+    assert code == 0, text
+    line = (out / "odd.jsonl").read_bytes().decode("utf-8")  # valid UTF-8, the byte escaped
+    assert "case1_\\\\xff.nii.gz" in line
+    sample = HarmonizedDataset(out / "odd.jsonl", patch_size=None)[0]
+    assert sample["image"].shape[1:] == volume.shape
