@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -25,6 +26,7 @@ from harmonize.export.verify import POINTS, verify_export
 from harmonize.manifest.build import build_manifest, read_manifest, write_manifest
 from harmonize.plugin.catalog import load_catalog
 from harmonize.plugin.discovery import discover
+from harmonize.read.case import record_files
 
 runner = CliRunner()
 
@@ -256,10 +258,13 @@ def test_split_mode_kits23_2d_and_missing_splits(data: dict[str, Path], tmp_path
     result = export_slices([data["source"]], tmp_path / "seedsplit", split_mode="kits23-2d")
     assert result.splits == seeded_case_splits(["case_00000", "case_00001", "case_00002"], 42)
     records = read_manifest(data["source"])
-    for record in records:
-        record.split = None
     bare = tmp_path / "bare" / "kits23.jsonl"
     bare.parent.mkdir()
+    for record in records:  # no split; paths relative to the new manifest's folder
+        record.split = None
+        images, mask = record_files(record, data["source"].parent)
+        record.image = [os.path.relpath(p, bare.parent) for p in images]
+        record.mask = os.path.relpath(mask, bare.parent) if mask else None
     write_manifest(bare, records)
     with pytest.raises(ExportError, match="record has no split"):
         export_slices([bare], tmp_path / "nosplit")
