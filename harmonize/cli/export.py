@@ -21,9 +21,11 @@ from harmonize.export.slice_splits import seeded_split_modes
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-_SPLIT_MODE_HELP = "manifest (the records' splits) or a seeded case split of " \
-    "registry/presets.yaml: " + "; ".join(f"{m.name} ({m.summary})"
-                                          for m in seeded_split_modes().values()) + "."
+_SPLIT_MODE_HELP = "default (a dataset's published split where registry/presets.yaml names " \
+    "one, else the manifest's), manifest (the records' splits) or a seeded case split: " + \
+    "; ".join(f"{m.name} ({m.summary}" + (f"; default for {', '.join(m.datasets)}" if m.datasets
+                                           else "") + ")"
+              for m in seeded_split_modes().values()) + "."
 
 ManifestOpt = Annotated[
     list[Path],
@@ -92,7 +94,7 @@ def slices_command(
     window: Annotated[tuple[float, float], typer.Option(
         help="CT window in HU, mapped to 0..65535.", metavar="LO HI")] = (-200.0, 300.0),
     split_mode: Annotated[str, typer.Option(
-        help=_SPLIT_MODE_HELP)] = "manifest",
+        help=_SPLIT_MODE_HELP)] = "default",
     channel: Annotated[str, typer.Option(help="Channel of multi-channel images (index or name).")] = "0",
     percentiles: Annotated[tuple[float, float], typer.Option(
         help="Window of non-CT images: these percentiles of each case.", metavar="LO HI")] = (0.5, 99.5),
@@ -102,8 +104,9 @@ def slices_command(
     progress: ProgressOpt = True,
     format: FormatOpt = "table",
 ) -> None:
-    """Axial PNG slices (16-bit images, 8-bit masks, colour masks, overlays), splits and
-    per-slice CSVs; RAS+, no resampling. Check with `harmonize export verify`."""
+    """Axial PNG slices in the KiTS23-2D layout (16-bit images, 8-bit masks, colour masks and
+    overlays with contours), splits, per-slice CSVs and README.md; RAS+, no resampling. Check
+    with `harmonize export verify`."""
     from harmonize.export.slices import SliceOptions, export_slices
 
     bar = LazyProgress("slices", progress)
@@ -119,10 +122,11 @@ def slices_command(
     slices = sum(info["slices"] for info in result.cases.values())
     counts = {s: len(k) for s, k in result.splits.items()}
     _report({"out": str(out), "cases": len(result.cases), "slices": slices, "splits": counts,
-             "resumed": len(result.skipped), "removed_stale": result.removed},
+             "split_mode": result.split_mode, "resumed": len(result.skipped),
+             "removed_stale": result.removed},
             result.errors, result.warnings, format,
             f"[bold green]wrote[/] {out}: {len(result.cases)} cases, {slices} slices, splits "
-            f"{counts}, {len(result.skipped)} resumed; {len(result.errors)} errors. "
+            f"{counts} ({result.split_mode}), {len(result.skipped)} resumed; {len(result.errors)} errors. "
             f"Check it: harmonize export verify --out {out}")
 
 

@@ -1,7 +1,21 @@
 """16-bit grey PNG slices, label masks, visible masks and overlays (the 2D slices export's pictures).
 
-Masks keep their label values as 8-bit PNG grey levels; :data:`PALETTE` colours them for the
-visible masks and overlays (the first three as the published 2D slice layout the export reproduces colours them).
+Every picture is made the way the published KiTS23-2D conversion makes it (its description:
+``convert_3d_to_2d_correct.py`` for images and masks, ``generate_overlays.py`` for
+``masks_visible`` and ``overlays``), so a KiTS23 export equals the published one pixel for pixel:
+
+* images: ``(clip(x, lo, hi) - lo) / (hi - lo) * 65535`` in float64, then **truncated** to
+  uint16 (``astype``), not rounded;
+* visible masks: each label value, ascending, is filled with its :data:`PALETTE` colour and its
+  outer contours (OpenCV ``findContours`` external, simple chain) are drawn over it in the same
+  colour, 3 pixels thick, so a structure is outlined one pixel beyond its mask;
+* overlays: the image as 8-bit (``uint8(float32(image) / 65535 * 255)``, truncated), blended
+  60 % grey + 40 % colour (OpenCV ``addWeighted``, rounded) where the mask is > 0, then the
+  same outer contours 2 pixels thick.
+
+Contours and the blend use OpenCV (``opencv-python-headless``, the ``slices`` extra), the library
+the published conversion draws them with; without it :func:`visible` and :func:`overlay` raise
+an :class:`~harmonize.export.ExportError` saying what to install.
 """
 
 from __future__ import annotations
@@ -9,13 +23,13 @@ from __future__ import annotations
 import colorsys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
-from harmonize.engine.intensity import clip_scale
 from harmonize.files import atomic_path
 
-#: The seed's colours for values 1, 2, 3 (green, red, yellow; e.g. kidney, tumor, cyst).
+#: The published colours for values 1, 2, 3 (green, red, yellow: KiTS23's kidney, tumor, cyst).
 SEED_COLOURS = ((0, 255, 0), (255, 0, 0), (255, 255, 0))
 
 
@@ -25,6 +39,10 @@ _EXTRA_COLOURS = ((0, 0, 255), (255, 0, 255), (0, 255, 255), (255, 128, 0), (128
 
 
 PNG_COMPRESS_LEVEL = 1
+#: Contour thickness in pixels: masks_visible, overlays (as the published generate_overlays.py).
+VISIBLE_CONTOUR, OVERLAY_CONTOUR = 3, 2
+#: Overlay weights: grey image, colour (addWeighted(grey, 0.6, colour, 0.4, 0)).
+OVERLAY_GREY, OVERLAY_COLOUR = 0.6, 0.4
 
 
 def palette() -> np.ndarray:
@@ -42,27 +60,75 @@ def palette() -> np.ndarray:
 PALETTE = palette()
 
 
+def opencv() -> ModuleType:
+    """The ``cv2`` module, or an :class:`~harmonize.export.ExportError` naming the package."""
+    try:
+        import cv2
+    except ImportError as exc:
+        from harmonize.export import ExportError
+
+        raise ExportError(
+            f"the 2D slices export draws contours with OpenCV, which cannot be imported ({exc})",
+            hint="pip install 'harmonize-med[slices]' (or opencv-python-headless)",
+        ) from None
+    return cv2
+
+
 def to_uint16(data: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """Clip to ``window`` and map it linearly to 0..65535 (the engine's clip-and-scale, then
-    rounding to nearest)."""
+    """Clip to ``window = (lo, hi)`` and map it linearly to 0..65535, truncating: the published
+    ``(normalized * 65535).astype(np.uint16)`` with ``normalized = (clip - lo) / (hi - lo)``, all
+    in float64 (so a value maps to ``floor``, and only ``hi`` gives 65535)."""
     lo, hi = float(window[0]), float(window[1])
-    unit = clip_scale(data, (lo, hi), lo, hi - lo)
-    return np.rint(unit.astype(np.float64) * 65535.0).astype(np.uint16)
+    clipped = np.clip(np.asarray(data, dtype=np.float64), lo, hi)
+    normalized = (clipped - lo) / (hi - lo)
+    return (normalized * 65535).astype(np.uint16)
+
+
+def _contours(cv2: ModuleType, mask: np.ndarray, value: int) -> Sequence[np.ndarray]:
+    """Outer contours of ``mask == value`` (external only: holes are not outlined)."""
+    region = (mask == value).astype(np.uint8)
+    found, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return list(found)
+
+
+def _values(mask: np.ndarray) -> list[int]:
+    """The non-zero values present in ``mask``, ascending."""
+    return [int(v) for v in np.unique(mask) if v]
 
 
 def visible(mask: np.ndarray) -> np.ndarray:
-    """RGB uint8 image of a uint8 mask with :data:`PALETTE`."""
-    return PALETTE[mask]
+    """RGB uint8 picture of a uint8 mask: black background; for each present value, ascending,
+    fill with :data:`PALETTE` then draw its outer contours :data:`VISIBLE_CONTOUR` pixels thick
+    in the same colour (a later value's fill and contour go over an earlier one's outline)."""
+    cv2 = opencv()
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    out = np.zeros(mask.shape + (3,), dtype=np.uint8)
+    for value in _values(mask):
+        colour = tuple(int(c) for c in PALETTE[value])
+        out[mask == value] = colour
+        cv2.drawContours(out, _contours(cv2, mask, value), -1, colour, thickness=VISIBLE_CONTOUR)
+    return out
 
 
 def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """60 % CT (``image // 257`` as 8-bit) + 40 % colour where ``mask > 0``, integer rounding."""
-    gray = (image // 257).astype(np.uint16)
-    out = np.repeat(gray[..., None], 3, axis=-1)
-    colour = PALETTE[mask].astype(np.uint16)
-    blended = (6 * out + 4 * colour + 5) // 10
-    out = np.where((mask > 0)[..., None], blended, out)
-    return out.astype(np.uint8)
+    """RGB uint8: the uint16 ``image`` as 8-bit grey (``uint8(float32(image) / 65535 * 255)``),
+    where ``mask > 0`` blended 60 % grey + 40 % :data:`PALETTE` colour (``addWeighted``, rounded),
+    then every present value's outer contours :data:`OVERLAY_CONTOUR` pixels thick, ascending."""
+    cv2 = opencv()
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    grey = (np.asarray(image).astype(np.float32) / 65535.0 * 255).astype(np.uint8)
+    out = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=-1))
+    values = _values(mask)
+    if not values:
+        return out
+    colour = np.ascontiguousarray(PALETTE[mask])
+    blended = cv2.addWeighted(out, OVERLAY_GREY, colour, OVERLAY_COLOUR, 0)
+    inside = mask > 0
+    out[inside] = blended[inside]
+    for value in values:
+        cv2.drawContours(out, _contours(cv2, mask, value), -1, tuple(int(c) for c in PALETTE[value]),
+                         thickness=OVERLAY_CONTOUR)
+    return out
 
 
 def write_png(path: Path, array: np.ndarray) -> None:

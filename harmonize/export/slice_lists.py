@@ -1,4 +1,10 @@
-"""The 2D slices export's names and lists: file naming, ``slices.csv``, per-split lists, ``summary.json``."""
+"""The 2D slices export's names and lists: file naming, the per-split slice CSVs and case lists,
+``splits.json`` and ``metadata/dataset_summary.json``.
+
+Each ``splits/<split>_slices.csv`` starts with ``filename`` (the slice's file name, the same in
+``images/``, ``masks/``, ``masks_visible/`` and ``overlays/``: the column the published KiTS23-2D
+PyTorch example reads), then :data:`CSV_HEADER`'s other columns, then one 1/0 column per class.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from harmonize import __version__, jsonio
 from harmonize.export import Entry
-from harmonize.export.png import PALETTE
+from harmonize.export.png import (
+    OVERLAY_COLOUR,
+    OVERLAY_CONTOUR,
+    OVERLAY_GREY,
+    PALETTE,
+    VISIBLE_CONTOUR,
+)
 from harmonize.files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -20,7 +32,7 @@ if TYPE_CHECKING:
 FORMAT = "harmonize-slices"
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: truncated images, contours, filename column, README.md
 
 
 FOLDERS = ("images", "masks", "masks_visible", "overlays")
@@ -66,12 +78,12 @@ def class_columns(cases: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def slice_rows(info: dict[str, Any], split: str, classes: list[str]) -> list[list[Any]]:
-    """CSV rows of one case: presence is 1/0 per class, empty when the class is not annotated
-    in this case (or the case has no mask)."""
+    """CSV rows of one case (columns of :data:`CSV_HEADER`, then ``classes``): presence is 1/0
+    per class, empty when the class is not annotated in this case (or the case has no mask)."""
     rows = []
     for z, present in info["rows"]:
         name = slice_name(info["key"], z, info["width"])
-        row: list[Any] = [info["key"], info["dataset"], info["case_id"], z, split,
+        row: list[Any] = [name, info["key"], info["dataset"], info["case_id"], z, split,
                           f"images/{name}"]
         if present is None:
             row += ["", "", ""] + [""] * len(classes)
@@ -86,8 +98,11 @@ def slice_rows(info: dict[str, Any], split: str, classes: list[str]) -> list[lis
     return rows
 
 
-CSV_HEADER = ["key", "dataset", "case_id", "slice", "split", "image", "mask", "foreground",
-              "values"]
+#: The fixed CSV columns, in order (class columns follow): the file name, the case (export key,
+#: dataset, case id), the slice index, the split, the image and mask paths relative to the export,
+#: whether the mask has any non-zero value, and those values (``;``-separated).
+CSV_HEADER = ["filename", "key", "dataset", "case_id", "slice", "split", "image", "mask",
+              "foreground", "values"]
 
 
 def write_lists(out: Path, result: SliceExport) -> None:
@@ -127,10 +142,14 @@ def write_summary(out: Path, entries: Sequence[Entry], result: SliceExport,
         "orientation": "RAS", "axis": "axial: third axis of the RAS+ volume (inferior -> superior)",
         "pixel_layout": "PNG row i, column j of slice z = voxel (i, j, z) of the RAS+ volume",
         "image": {"dtype": "uint16", "mode": "I;16", "ct_window": list(options.window),
+                  "mapping": "uint16 truncation of (clip(x, lo, hi) - lo) / (hi - lo) * 65535",
                   "other_modalities": {"percentiles": list(options.percentiles)},
                   "channel": options.channel},
         "mask": {"dtype": "uint8", "values": values},
-        "overlay": {"ct": 0.6, "colour": 0.4, "ct_8bit": "image // 257"},
+        "masks_visible": {"fill": "palette", "contours": "external", "thickness": VISIBLE_CONTOUR},
+        "overlay": {"ct": OVERLAY_GREY, "colour": OVERLAY_COLOUR,
+                    "ct_8bit": "uint8(float32(image) / 65535 * 255)", "contours": "external",
+                    "thickness": OVERLAY_CONTOUR},
         "palette": {str(v): PALETTE[v].tolist() for v in values},
         "split_mode": split_mode, "splits": counts,
         "cases": len(cases), "slices": sum(info["slices"] for info in cases.values()),

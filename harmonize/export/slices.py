@@ -1,24 +1,35 @@
-"""2D slice export: a published 2D slice dataset's converter (the seed) generalised to any manifest.
+"""2D slice export: the published KiTS23-2D conversion, generalised to any manifest.
 
 Layout under ``out`` (``<key>`` is the case id, or ``<dataset>_<case id>`` for several datasets)::
 
-    images/<key>_slice_ZZZ.png         16-bit grayscale: window [lo, hi] mapped linearly to 0..65535
+    images/<key>_slice_ZZZ.png         16-bit grayscale: window [lo, hi] mapped linearly to
+                                       0..65535 and truncated, as published
     masks/<key>_slice_ZZZ.png          8-bit grayscale: the dataset's own label values
-    masks_visible/<key>_slice_ZZZ.png  RGB: value 1 green, 2 red, 3 yellow (as the seed
-                                       colours them), further values from a fixed palette, 0 black
-    overlays/<key>_slice_ZZZ.png       RGB: 60 % CT (8-bit) + 40 % colour where the mask is > 0
+    masks_visible/<key>_slice_ZZZ.png  RGB: value 1 green, 2 red, 3 yellow (as published),
+                                       further values from a fixed palette, 0 black; each
+                                       value's outer contours drawn 3 pixels thick
+    overlays/<key>_slice_ZZZ.png       RGB: 60 % CT (8-bit) + 40 % colour where the mask is > 0,
+                                       outer contours 2 pixels thick
     splits/splits.json, splits/{train,val,test}.txt, splits/{train,val,test}_slices.csv
+                                       (first column ``filename``)
     metadata/dataset_summary.json, metadata/cases/<key>.json (per case: shape, window, slices)
+    README.md                          what the folder holds: classes, counts, splits, mappings
 
-Geometry: the volume is brought to RAS+ by closest canonical (no resampling) and cut along its
-third (superior) axis; PNG row ``i``, column ``j`` of slice ``z`` is voxel ``(i, j, z)``: the
-array slice itself, no rotation, so a PNG equals the volume pixel for pixel. ``ZZZ`` is zero
-padded to 3 digits, more when a case has 1000 slices or more.
+The pixel rules are in :mod:`harmonize.export.png`: for a KiTS23 source manifest every PNG equals
+the published conversion's pixel for pixel. Geometry: the volume is brought to RAS+ by closest
+canonical (no resampling) and cut along its third (superior) axis; PNG row ``i``, column ``j`` of
+slice ``z`` is voxel ``(i, j, z)``: the array slice itself, no rotation. ``ZZZ`` is zero padded
+to 3 digits, more when a case has 1000 slices or more.
 
 Intensity: CT uses the window in HU (default [-200, 300]); other modalities use each case's
 0.5/99.5 percentiles. A normalized manifest (``harmonize run``) is first brought back to source
-units with the record's ``intensity`` parameters; when the engine clipped to a narrower range
-than the export window the export refuses (the pixels outside are gone).
+units with the record's ``intensity`` parameters (float round-off can move a pixel whose exact
+value is an integer by one); when the engine clipped to a narrower range than the export window
+the export refuses (the pixels outside are gone).
+
+Splits: ``split_mode="default"`` takes the published split of a dataset whose registry entry names
+one (KiTS23: ``random.seed(42)`` 70/10/20 of the sorted case ids), else the manifest's splits
+(:mod:`harmonize.export.slice_splits`).
 
 Mask values above 255 cannot go into an 8-bit PNG and are refused. Multi-channel images export
 one channel (``channel``, default the first). Cases without a mask get images only.
@@ -50,7 +61,7 @@ from harmonize.export import (
     run_cases,
     source_intensity,
 )
-from harmonize.export.png import PALETTE, overlay, to_uint16, visible, write_png
+from harmonize.export.png import PALETTE, opencv, overlay, to_uint16, visible, write_png
 from harmonize.export.slice_lists import (
     FOLDERS,
     FORMAT_VERSION,
@@ -60,7 +71,8 @@ from harmonize.export.slice_lists import (
     write_lists,
     write_summary,
 )
-from harmonize.export.slice_splits import case_splits
+from harmonize.export.slice_splits import DEFAULT_MODE, case_splits, resolve_split_mode
+from harmonize.export.slices_readme import write_readme
 from harmonize.files import write_text_atomic
 from harmonize.labels.channels import load_channels, record_channels
 from harmonize.manifest.records import SPLITS
@@ -235,6 +247,7 @@ class SliceExport:
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    split_mode: str = DEFAULT_MODE
 
     @property
     def ok(self) -> bool:
@@ -246,7 +259,7 @@ def export_slices(
     out: Path,
     options: SliceOptions | None = None,
     *,
-    split_mode: str = "manifest",
+    split_mode: str = DEFAULT_MODE,
     skip_existing: bool = False,
     workers: int | None = 1,
     progress: Callable[[int], Callable[[], None]] | None = None,
@@ -254,16 +267,20 @@ def export_slices(
     """Export every record of ``manifests`` as axial PNG slices under ``out`` (see module doc).
 
     A failing case becomes an :class:`ErrorRecord` and is left out of the split lists; the others
-    are written. ``split_mode`` is ``manifest`` or a seeded mode named in the registry (see
-    :mod:`harmonize.export.slice_splits`). ``progress(total)`` returns a callback called once per
-    finished case.
+    are written. ``split_mode`` is ``default`` (the datasets' published split where the registry
+    names one, else the manifest's), ``manifest`` or a seeded mode named in the registry (see
+    :mod:`harmonize.export.slice_splits`); the mode used is ``result.split_mode``.
+    ``progress(total)`` returns a callback called once per finished case. Raises
+    :class:`ExportError` before writing anything when OpenCV (contours) is missing.
     """
 
     options = options or SliceOptions()
     out = Path(out)
     entries = load_entries(manifests)
-    split_of, warnings = case_splits(entries, split_mode)
-    result = SliceExport(out=out, warnings=warnings)
+    opencv()  # fail once, up front, rather than once per case
+    mode = resolve_split_mode(split_mode, sorted({e.dataset for e in entries}))
+    split_of, warnings = case_splits(entries, mode)
+    result = SliceExport(out=out, warnings=warnings, split_mode=mode)
     for folder in (*FOLDERS, "splits", "metadata/cases"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     tasks = [SliceTask(e, out, options, skip_existing) for e in entries]
@@ -275,7 +292,8 @@ def export_slices(
     result.removed = remove_stale(out, result.cases)
     result.splits = {s: sorted(k for k in result.cases if split_of[k] == s) for s in SPLITS}
     write_lists(out, result)
-    write_summary(out, entries, result, options, split_mode)
+    write_summary(out, entries, result, options, mode)
+    write_readme(out, entries, result, options, mode, split_mode)
     return result
 
 

@@ -10,9 +10,11 @@ The points are the seed converter's checks:
 ``dtypes``          images 16-bit gray (uint16), masks 8-bit gray (uint8), colour PNGs RGB
 ``label_values``    mask values are within the record's label values (and 0), and the CSV's
                     per-slice values match the masks
-``overlay_colours`` masks_visible is the palette of the mask; overlays are 60 % CT + 40 % colour
+``overlay_colours`` masks_visible is the mask's palette fill with its contours; overlays are
+                    60 % CT + 40 % colour with contours (:mod:`harmonize.export.png`)
 ``slice_range``     each case has slices 0..Z-1, zero padded to 3 digits or more
-``splits``          splits are disjoint and splits.json, <split>.txt and the CSVs agree
+``splits``          splits are disjoint and splits.json, <split>.txt and the CSVs agree; each
+                    CSV row's ``filename`` is its slice's file name
 ``round_trip``      each PNG equals the windowed volume (and its mask) pixel for pixel; needs the
                     manifest (``manifest`` argument, else the path recorded in the summary)
 """
@@ -31,7 +33,7 @@ import numpy as np
 
 from harmonize.errors import HarmonizeError
 from harmonize.export import Entry, ExportError, load_entries, read_case, source_intensity
-from harmonize.export.png import PALETTE, overlay, read_png, to_uint16
+from harmonize.export.png import overlay, read_png, to_uint16, visible
 from harmonize.export.slice_lists import CSV_HEADER, FOLDERS, SLICE_NAME, index_width, slice_name
 from harmonize.manifest.records import SPLITS
 
@@ -41,7 +43,7 @@ POINTS = {
     "shapes": "PNG shapes equal the volume's axial slices",
     "dtypes": "uint16 images, uint8 masks, RGB colour PNGs",
     "label_values": "mask values within the allowed label values",
-    "overlay_colours": "masks_visible palette and 60/40 overlay colours",
+    "overlay_colours": "masks_visible colours and contours, 60/40 overlays with contours",
     "slice_range": "slice indices 0..Z-1, zero padded",
     "splits": "case-level splits disjoint and consistent",
     "round_trip": "PNG equals the windowed volume pixel for pixel",
@@ -130,7 +132,13 @@ def _check_splits(out: Path, cases: dict[str, dict[str, Any]], point: Point) -> 
             point.problems.append(f"splits/{split}.txt is missing")
         elif sorted(lines) != sorted(keys):
             point.problems.append(f"splits/{split}.txt differs from splits.json[{split!r}]")
-        stray = sorted({row["key"] for row in _csv_rows(out, split)} - set(keys))
+        rows = _csv_rows(out, split)
+        stray = sorted({row.get("key", "") for row in rows} - set(keys))
+        misnamed = [row.get("filename") for row in rows
+                    if row.get("filename") != Path(row.get("image") or "").name]
+        if misnamed:
+            point.problems.append(f"splits/{split}_slices.csv: {len(misnamed)} row(s) whose "
+                                  f"filename is not their image's file name, e.g. {misnamed[0]!r}")
         if stray:
             point.problems.append(f"splits/{split}_slices.csv has rows of cases outside "
                                   f"{split}: {stray[:3]}")
@@ -315,9 +323,9 @@ def _check_pixels(name: str, pngs: dict[str, tuple[np.ndarray, str]], shape: tup
     if ok_mask and "masks_visible" in pngs:
         points["overlay_colours"].checked += 1
         colours = pngs["masks_visible"][0]
-        if colours.shape != mask.shape + (3,) or not np.array_equal(colours, PALETTE[mask]):
+        if colours.shape != mask.shape + (3,) or not np.array_equal(colours, visible(mask)):
             points["overlay_colours"].problems.append(f"masks_visible/{name}: not the palette "
-                                                      "colours of the mask")
+                                                      "colours and contours of the mask")
     if ok_mask and "overlays" in pngs and "images" in pngs:
         points["overlay_colours"].checked += 1
         image = pngs["images"][0]
