@@ -314,3 +314,17 @@ def test_cli_slices_and_verify(data: dict[str, Path], tmp_path: Path) -> None:
     (out / "masks" / "case_00002_slice_001.png").unlink()
     failed = runner.invoke(app, ["export", "verify", "--out", str(out), "--no-progress"])
     assert failed.exit_code == 1 and "FAIL" in failed.stdout
+
+
+def test_verify_fails_a_csv_row_whose_filename_is_not_its_slice(exported: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    split = next(s for s in ("train", "val", "test")
+                 if len((broken / "splits" / f"{s}_slices.csv").read_text().splitlines()) > 1)
+    path = broken / "splits" / f"{split}_slices.csv"
+    lines = path.read_text().splitlines()
+    name = lines[1].split(",")[0]
+    lines[1] = lines[1].replace(name, "renamed.png", 1)
+    path.write_text("\n".join(lines) + "\n")
+    problems = verify_export(broken).points["splits"].problems
+    assert any("filename is not their image's file name" in p for p in problems), problems

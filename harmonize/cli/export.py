@@ -104,7 +104,7 @@ def slices_command(
     progress: ProgressOpt = True,
     format: FormatOpt = "table",
 ) -> None:
-    """Axial PNG slices in the KiTS23-2D layout (16-bit images, 8-bit masks, colour masks and
+    """Axial PNG slices in the published 2D slice layout (16-bit images, 8-bit masks, colour masks and
     overlays with contours), splits, per-slice CSVs and README.md; RAS+, no resampling. Check
     with `harmonize export verify`."""
     from harmonize.export.slices import SliceOptions, export_slices

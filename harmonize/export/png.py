@@ -1,8 +1,9 @@
 """16-bit grey PNG slices, label masks, visible masks and overlays (the 2D slices export's pictures).
 
-Every picture is made the way the published KiTS23-2D conversion makes it (its description:
+Every picture is made the way the published 2D slice conversion (the seed) makes it (its
 ``convert_3d_to_2d_correct.py`` for images and masks, ``generate_overlays.py`` for
-``masks_visible`` and ``overlays``), so a KiTS23 export equals the published one pixel for pixel:
+``masks_visible`` and ``overlays``), so an export of the seed's dataset equals the published one
+pixel for pixel:
 
 * images: ``(clip(x, lo, hi) - lo) / (hi - lo) * 65535`` in float64, then **truncated** to
   uint16 (``astype``), not rounded;
@@ -29,7 +30,7 @@ import numpy as np
 
 from harmonize.files import atomic_path
 
-#: The published colours for values 1, 2, 3 (green, red, yellow: KiTS23's kidney, tumor, cyst).
+#: The seed's colours for values 1, 2, 3 (green, red, yellow; e.g. kidney, tumor, cyst).
 SEED_COLOURS = ((0, 255, 0), (255, 0, 0), (255, 255, 0))
 
 

@@ -2,7 +2,7 @@
 ``splits.json`` and ``metadata/dataset_summary.json``.
 
 Each ``splits/<split>_slices.csv`` starts with ``filename`` (the slice's file name, the same in
-``images/``, ``masks/``, ``masks_visible/`` and ``overlays/``: the column the published KiTS23-2D
+``images/``, ``masks/``, ``masks_visible/`` and ``overlays/``: the column the seed's published
 PyTorch example reads), then :data:`CSV_HEADER`'s other columns, then one 1/0 column per class.
 """
 

@@ -3,8 +3,8 @@
 Three modes:
 
 * ``default`` (built in, the default): the seeded mode whose ``datasets`` list names every
-  exported record's dataset (a dataset's published 2D split, e.g. the registry gives KiTS23 the
-  KiTS23-2D ``random.seed(42)`` split), otherwise ``manifest``; :func:`resolve_split_mode`;
+  exported record's dataset (a dataset's published 2D split, e.g. the seed's ``random.seed(42)``
+  split for the seed's dataset), otherwise ``manifest``; :func:`resolve_split_mode`;
 * ``manifest`` (built in): the split recorded on each record; a record without one
   is an :class:`~harmonize.export.ExportError`.
 * a *seeded case split* (:func:`seeded_case_splits`): ``random.Random(seed)`` shuffles the sorted

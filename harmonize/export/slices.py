@@ -1,4 +1,4 @@
-"""2D slice export: the published KiTS23-2D conversion, generalised to any manifest.
+"""2D slice export: a published 2D slice dataset's conversion (the seed), generalised to any manifest.
 
 Layout under ``out`` (``<key>`` is the case id, or ``<dataset>_<case id>`` for several datasets)::
 
@@ -15,8 +15,8 @@ Layout under ``out`` (``<key>`` is the case id, or ``<dataset>_<case id>`` for s
     metadata/dataset_summary.json, metadata/cases/<key>.json (per case: shape, window, slices)
     README.md                          what the folder holds: classes, counts, splits, mappings
 
-The pixel rules are in :mod:`harmonize.export.png`: for a KiTS23 source manifest every PNG equals
-the published conversion's pixel for pixel. Geometry: the volume is brought to RAS+ by closest
+The pixel rules are in :mod:`harmonize.export.png`: for a source manifest of the seed's dataset every
+PNG equals the published conversion's pixel for pixel. Geometry: the volume is brought to RAS+ by closest
 canonical (no resampling) and cut along its third (superior) axis; PNG row ``i``, column ``j`` of
 slice ``z`` is voxel ``(i, j, z)``: the array slice itself, no rotation. ``ZZZ`` is zero padded
 to 3 digits, more when a case has 1000 slices or more.
@@ -28,7 +28,7 @@ value is an integer by one); when the engine clipped to a narrower range than th
 the export refuses (the pixels outside are gone).
 
 Splits: ``split_mode="default"`` takes the published split of a dataset whose registry entry names
-one (KiTS23: ``random.seed(42)`` 70/10/20 of the sorted case ids), else the manifest's splits
+one (the seed's: ``random.seed(42)`` 70/10/20 of the sorted case ids), else the manifest's splits
 (:mod:`harmonize.export.slice_splits`).
 
 Mask values above 255 cannot go into an 8-bit PNG and are refused. Multi-channel images export

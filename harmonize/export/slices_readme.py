@@ -1,6 +1,6 @@
 """``README.md`` of a 2D slices export: what the folder holds, written from what was exported.
 
-It follows the sections of the published KiTS23-2D description (overview, directory structure,
+It follows the sections of the seed's published description (overview, directory structure,
 file names, label map, splits, mask files, conversion, PyTorch usage, citation and licence), filled
 in for the exported datasets: their classes (value -> most specific class name and colour, plus
 merged classes), counts per folder and split, the split rule, the CSV columns and the exact pixel
@@ -26,6 +26,7 @@ from harmonize.export.slice_lists import CSV_HEADER, class_columns
 from harmonize.export.slice_splits import MANIFEST_MODE, seeded_split_modes
 from harmonize.files import write_text_atomic
 from harmonize.manifest.records import SPLITS
+from harmonize.yamlio import load_registry
 
 if TYPE_CHECKING:
     from harmonize.export.slices import SliceExport, SliceOptions
@@ -39,6 +40,13 @@ def _colour(value: int) -> str:
     rgb = tuple(int(c) for c in PALETTE[value])
     name = COLOUR_NAMES.get(rgb)
     return f"{name} {rgb}" if name else str(rgb)
+
+
+def layout_name() -> str:
+    """The name of the published layout, from ``registry/presets.yaml`` (``slice_layout``)."""
+    layout = load_registry("presets.yaml").get("slice_layout")
+    name = layout.get("name") if isinstance(layout, dict) else None
+    return str(name) if name else "a published 2D slice dataset"
 
 
 def _descriptor(dataset: str) -> Any:
@@ -93,11 +101,11 @@ def readme_text(entries: Sequence[Entry], result: SliceExport, options: SliceOpt
     shapes = sorted({f"{info['shape'][0]} × {info['shape'][1]}" for info in cases.values()})
     modality = sorted({info["modality"] for info in cases.values()})
     lo, hi = options.window
-    title = ", ".join(datasets)
+    title, layout = ", ".join(datasets), layout_name()
     lines = [
         f"# {title}: 2D axial slices", "",
         f"Written by `harmonize export slices` from {len(cases)} case(s) of {title}, in the layout "
-        "of the published KiTS23-2D dataset (same folders, file names, CSVs, pixel mappings and "
+        f"of the published {layout} dataset (same folders, file names, CSVs, pixel mappings and "
         "colours).", "",
         "## Overview", "", "| Property | Value |", "|---|---|",
         f"| Datasets | {title} |", f"| Modality | {', '.join(modality)} |",
@@ -145,10 +153,12 @@ def readme_text(entries: Sequence[Entry], result: SliceExport, options: SliceOpt
         "img_16bit = (normalized * 65535).astype(np.uint16)   # truncated, as published",
         "slice_img = img_16bit[:, :, z]                      # PNG row i, column j = voxel (i, j, z)",
         "```", "",
-        "Masks are the RAS+ label volume's slices, unchanged. Check the folder with "
+        "Masks are the RAS+ label volume's slices, unchanged. Non-CT images use each case's "
+        "percentiles as `vmin, vmax`; a normalized manifest (`harmonize run`) has its recorded "
+        "intensity mapping undone first. Check the folder with "
         "`harmonize export verify --out <this folder>`.", "",
         "## Usage (PyTorch)", "",
-        "The KiTS23-2D description's PyTorch example runs unchanged on this folder: it reads "
+        f"The {layout} description's PyTorch example runs unchanged on this folder: it reads "
         "`splits/train_slices.csv`'s `filename` column and loads `images/<filename>` (uint16, "
         "divided by 65535) and `masks/<filename>` (label values).", "",
         "## Citation and licence", "",
