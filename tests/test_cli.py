@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
@@ -29,6 +32,47 @@ def test_plugins_lists_builtins_with_labels_and_licence():
     assert "CC BY-NC-SA" in kits["licence"] and kits["cases"] == 489
     table = runner.invoke(app, ["plugins"])
     assert "kits23" in table.stdout
+
+
+def plugins_in_a_terminal(*args: str, columns: int = 80) -> list[str]:
+    """``harmonize plugins`` as a user's 80-column terminal shows it (a new process: rich reads
+    COLUMNS when the console is made)."""
+    env = {**os.environ, "COLUMNS": str(columns), "PYTHONIOENCODING": "utf-8"}
+    env.pop("HARMONIZE_DESCRIPTORS", None)
+    done = subprocess.run([sys.executable, "-m", "harmonize", "plugins", *args], env=env,
+                          capture_output=True, text=True, encoding="utf-8", check=True)
+    return done.stdout.splitlines()
+
+
+def test_plugins_fits_an_80_column_terminal_one_line_per_dataset():
+    ids = json.loads(runner.invoke(app, ["plugins", "--format", "json"]).stdout)["datasets"]
+    lines = plugins_in_a_terminal()
+    too_wide = [line for line in lines if len(line) > 80]
+    assert not too_wide, too_wide
+    assert len(lines) <= len(ids) + 5, lines  # a title, a header, one line per dataset
+    for row in ids:  # each dataset's line: id, modality, cases, label count, source
+        (line,) = [x for x in lines if x.split() and x.split()[0] == row["id"]]
+        cells = line.split()
+        assert cells[1] == row["modality"] and cells[2] == str(row["cases"])
+        assert cells[3] == str(len(row["labels"])) and cells[4] == row["source"]
+
+
+def test_plugins_labels_lists_every_label_within_80_columns():
+    rows = json.loads(runner.invoke(app, ["plugins", "--format", "json"]).stdout)["datasets"]
+    lines = plugins_in_a_terminal("--labels")
+    assert max(len(line) for line in lines) <= 80
+    text = " ".join(" ".join(line.split()) for line in lines)
+    widest = max(rows, key=lambda row: len(row["labels"]))
+    assert f"{widest['id']} ({len(widest['labels'])})" in text
+    # the label column, rejoined across wrapped lines, holds every label in order
+    start = [k for k, line in enumerate(lines) if line.startswith(f"{widest['id']} (")][0]
+    width = lines[start].index(widest["labels"][0])
+    body: list[str] = []
+    for line in lines[start:]:
+        if body and line[:width].strip():
+            break  # the next dataset
+        body.append(line[width:].strip())
+    assert " ".join(body) == ", ".join(widest["labels"])
 
 
 def test_discover_lists_cases_and_skips(kits23_root):

@@ -84,70 +84,28 @@ def _main(
 
 
 @app.command("plugins")
-def plugins_command(descriptor: DescriptorOpt = None, format: CatalogueFormatOpt = "table") -> None:
-    """List every registered dataset plugin: id, name, source, modality, labels, licence."""
+def plugins_command(
+    descriptor: DescriptorOpt = None,
+    format: CatalogueFormatOpt = "table",
+    labels: Annotated[bool, typer.Option(
+        "--labels", help="Show every dataset's label names instead of the compact table.")] = False,
+) -> None:
+    """List every registered dataset: one line each (id, modality, cases, number of labels,
+    source, licence); --labels lists the label names, --format json gives every field."""
+    from harmonize.cli.catalogue import catalogue_markdown, catalogue_rows, print_catalogue
+
     catalog = get_catalog(descriptor)
-    rows: list[dict[str, Any]] = []  # JSON rows: strings, counts, label lists, None
-    broken: list[HarmonizeError] = []  # plugins whose descriptor cannot be loaded
-    for dataset_id, plugin in catalog.datasets.items():
-        try:
-            desc = plugin.descriptor
-        except HarmonizeError as exc:
-            print_error(exc)
-            broken.append(exc)
-            continue
-        rows.append({
-            "id": dataset_id, "name": desc.name, "source": plugin.source,
-            "modality": desc.modality, "region": desc.region, "cases": desc.cases,
-            "labels": plugin.label_names, "licence": desc.licence, "citation": desc.citation,
-            "homepage": desc.homepage, "expected_root": desc.expected_root,
-            "download": desc.download,
-        })
+    rows, broken = catalogue_rows(catalog)
+    for exc in broken:
+        print_error(exc)
     if format == "json":
         print_json({"datasets": rows, "errors": [e.to_dict() for e in [*catalog.errors, *broken]]})
     elif format == "markdown":
         sys.stdout.write(catalogue_markdown(rows))
     else:
-        from rich.table import Table
-
-        table = Table(title=f"{len(rows)} datasets (--format json for names, citations, homepages)",
-                      title_justify="left")
-        for col in ("id", "modality", "cases", "source"):
-            table.add_column(col, no_wrap=True)
-        table.add_column("labels", overflow="fold", ratio=3)
-        table.add_column("licence", overflow="fold", ratio=1)
-        for row in rows:
-            table.add_row(row["id"], row["modality"], str(row["cases"] or ""), row["source"],
-                          ", ".join(row["labels"]), row["licence"])
-        console.print(table)
+        print_catalogue(console, rows, labels=labels)
     if catalog.errors or broken:
         raise typer.Exit(1)
-
-
-def short_list(names: list[str], limit: int = 12) -> str:
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def catalogue_markdown(rows: list[dict]) -> str:
-    """The dataset catalogue as a Markdown table (README's table is this output, checked by a test)."""
-
-    def cell(text: object) -> str:
-        return str(text or "").replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| id | modality | region | cases | labels | licence | expected folder | download |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        home = f"[{row['homepage']}]({row['homepage']})" if row["homepage"] else ""
-        download = f"`{cell(row['download'])}`" if row["download"] else home
-        lines.append(
-            f"| `{row['id']}` | {row['modality']} | {cell(row['region'])} | {row['cases'] or ''} | "
-            f"{cell(short_list(row['labels']))} | {cell(row['licence'])} | "
-            f"`{cell(row['expected_root'])}` | {download} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 @app.command("discover")

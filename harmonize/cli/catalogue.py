@@ -1,0 +1,113 @@
+"""The dataset catalogue of ``harmonize plugins``: one row per registered dataset, shown as a
+compact table (one line per dataset, fits an 80-column terminal), a table of label lists
+(``--labels``), JSON (``--format json``: every field) or Markdown (README's catalogue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harmonize.errors import HarmonizeError
+from harmonize.plugin.catalog import Catalog
+
+#: Width of the licence column in a narrow terminal (the other columns keep their width).
+MIN_LICENCE = 12
+#: Widest source column (built-in plugins say ``built-in``; a package ``<name> <version>``).
+MAX_SOURCE = 24
+#: Longest label list shown in a Markdown row before "(+N more)".
+MARKDOWN_LABELS = 12
+
+
+def catalogue_rows(catalog: Catalog) -> tuple[list[dict[str, Any]], list[HarmonizeError]]:
+    """One JSON-ready row per dataset (strings, counts, label lists, ``None``), and the errors of
+    plugins whose descriptor cannot be loaded (those datasets get no row)."""
+    rows: list[dict[str, Any]] = []
+    broken: list[HarmonizeError] = []
+    for dataset_id, plugin in catalog.datasets.items():
+        try:
+            desc = plugin.descriptor
+        except HarmonizeError as exc:
+            broken.append(exc)
+            continue
+        rows.append({
+            "id": dataset_id, "name": desc.name, "source": plugin.source,
+            "modality": desc.modality, "region": desc.region, "cases": desc.cases,
+            "labels": plugin.label_names, "licence": desc.licence, "citation": desc.citation,
+            "homepage": desc.homepage, "expected_root": desc.expected_root,
+            "download": desc.download,
+        })
+    return rows, broken
+
+
+def compact_table(rows: list[dict[str, Any]], width: int) -> Table:
+    """One line per dataset: id, modality, cases, the number of labels, source and licence,
+    ``width`` characters wide at most (at least 80 is assumed readable).
+
+    Every cell is one line: the licence gets the width the other columns leave (at least
+    :data:`MIN_LICENCE`) and is cut with an ellipsis; a source longer than :data:`MAX_SOURCE`
+    (a third-party distribution and version) is cut the same way.
+    """
+    cells = [[row["id"], row["modality"], str(row["cases"] or ""), str(len(row["labels"])),
+              row["source"]] for row in rows]
+    headers = ["id", "modality", "cases", "labels", "source"]
+    widths = [max([len(h), *(len(c[k]) for c in cells)]) for k, h in enumerate(headers)]
+    widths[-1] = min(widths[-1], MAX_SOURCE)
+    gaps = 2 * len(headers)  # one space either side of each inner column edge
+    licence = max(MIN_LICENCE, width - sum(widths) - gaps)
+    table = Table(title=f"{len(rows)} datasets (--labels: label lists; --format json: "
+                        "everything)",
+                  title_justify="left", box=None, pad_edge=False, header_style="bold")
+    for header, size in zip(headers, widths, strict=True):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=size,
+                         max_width=size, justify="right" if header in ("cases", "labels")
+                         else "left")
+    table.add_column("licence", no_wrap=True, overflow="ellipsis", max_width=licence)
+    for row, cell in zip(rows, cells, strict=True):
+        table.add_row(*cell, row["licence"])
+    return table
+
+
+def labels_table(rows: list[dict[str, Any]]) -> Table:
+    """Every dataset's canonical label names, wrapped at word boundaries (``--labels``)."""
+    table = Table(title=f"{len(rows)} datasets and their labels (canonical names)",
+                  title_justify="left", box=None, pad_edge=False, header_style="bold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("labels", ratio=1)
+    for row in rows:
+        table.add_row(f"{row['id']} ({len(row['labels'])})", ", ".join(row["labels"]))
+    return table
+
+
+def print_catalogue(console: Console, rows: list[dict[str, Any]], *, labels: bool = False) -> None:
+    """The human-readable catalogue: :func:`compact_table`, or :func:`labels_table` with
+    ``labels``."""
+    console.print(labels_table(rows) if labels else compact_table(rows, console.width))
+
+
+def short_list(names: list[str], limit: int = MARKDOWN_LABELS) -> str:
+    """The first ``limit`` names, then ``(+N more)``."""
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def catalogue_markdown(rows: list[dict[str, Any]]) -> str:
+    """The dataset catalogue as a Markdown table (README's table is this output, checked by a test)."""
+
+    def cell(text: object) -> str:
+        return str(text or "").replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| id | modality | region | cases | labels | licence | expected folder | download |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        home = f"[{row['homepage']}]({row['homepage']})" if row["homepage"] else ""
+        download = f"`{cell(row['download'])}`" if row["download"] else home
+        lines.append(
+            f"| `{row['id']}` | {row['modality']} | {cell(row['region'])} | {row['cases'] or ''} | "
+            f"{cell(short_list(row['labels']))} | {cell(row['licence'])} | "
+            f"`{cell(row['expected_root'])}` | {download} |"
+        )
+    return "\n".join(lines) + "\n"
