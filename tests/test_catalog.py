@@ -152,6 +152,35 @@ def test_unknown_dataset_lists_known_ones(catalog):
         catalog.get("kits24")
 
 
+@pytest.mark.parametrize(("typed", "best"), [("kits32", "kits23"), ("KiTS23", "kits23"),
+                                             ("msd-livr", "msd-liver"), ("totalsegmentor", "totalsegmentator")])
+def test_misspelt_dataset_id_gets_did_you_mean(catalog, typed, best):
+    with pytest.raises(PluginError) as error:
+        catalog.get(typed)
+    message = error.value.message
+    assert message.startswith(f"unknown dataset {typed!r} (did you mean {best!r}"), message
+    assert "Run `harmonize plugins`" in str(error.value)
+
+
+def test_unrelated_dataset_id_gets_no_guess(catalog):
+    with pytest.raises(PluginError) as error:
+        catalog.get("xyzzy")
+    assert "did you mean" not in str(error.value) and "kits23" in str(error.value)
+
+
+@pytest.mark.parametrize("command", [["discover"], ["manifest", "-o", "OUT"], ["run", "-o", "OUT"]])
+def test_every_command_taking_a_dataset_id_says_did_you_mean(tmp_path, command):
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    result = CliRunner().invoke(app, [*args, "-d", "kits32", "-r", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "unknown dataset 'kits32' (did you mean 'kits23'" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_shows_entry_point_plugin_source(site):
     install_fake_distribution(site, "harmonize-acme", "acme_plugin", ACME_PLUGIN)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}

@@ -12,6 +12,7 @@ conflict (:mod:`harmonize.plugin.structures`).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import pkgutil
@@ -125,18 +126,33 @@ class Catalog:
     errors: list[PluginError]
 
     def get(self, dataset_id: str) -> DatasetPlugin:
+        """The plugin of ``dataset_id``. An unknown id is a :class:`PluginError` that names the
+        closest known ids ("did you mean"), every known id and any plugin that failed to load
+        (its datasets may be the one asked for). Every command that takes a dataset id
+        (``discover``, ``manifest``, ``run``, ``demo``) looks it up here."""
         try:
             return self.datasets[dataset_id]
         except KeyError:
+            close = similar_ids(dataset_id, self.datasets)
+            names = ", ".join(repr(c) for c in close[:-1]) + (" or " if len(close) > 1 else "")
+            guess = f" (did you mean {names}{close[-1]!r}?)" if close else ""
             known = ", ".join(sorted(self.datasets)) or "none"
             broken = "; ".join(str(e) for e in self.errors)
             raise PluginError(
-                f"unknown dataset {dataset_id!r}",
+                f"unknown dataset {dataset_id!r}{guess}",
                 dataset=dataset_id,
                 hint=f"known datasets: {known}"
                 + (f". Plugin problems: {broken}" if broken else "")
                 + ". Run `harmonize plugins` to list them",
             ) from None
+
+
+def similar_ids(dataset_id: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` known ids closest to ``dataset_id`` (``difflib`` ratio at least 0.6, case
+    ignored), best first; an id that differs only in case is always the first."""
+    by_lower = {k.lower(): k for k in known}
+    matches = difflib.get_close_matches(dataset_id.lower(), list(by_lower), n=n, cutoff=0.6)
+    return [by_lower[m] for m in matches]
 
 
 def load_catalog(
