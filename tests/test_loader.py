@@ -326,3 +326,33 @@ def test_thread_loader_matches_dataloader(manifests, tmp_path):
         assert torch.equal(batch["mask"][0], whole[index]["mask"])
     with pytest.raises(LoaderError):
         ThreadLoader(ds, num_workers=0)
+
+
+def test_folders_of_manifests_load_as_validate_reads_them(tmp_path):
+    """A folder is every <dataset>.jsonl in it (errors.jsonl is a report), as `harmonize validate`
+    takes it; files and folders mix."""
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+
+    kits = kits_manifest(tmp_path / "a")
+    mr = mr_manifest(tmp_path / "b")
+    (kits.parent / "errors.jsonl").write_text('{"kind": "skipped", "dataset": "kits23"}\n')
+    assert CliRunner().invoke(app, ["validate", str(kits.parent), str(mr.parent)]).exit_code == 0
+
+    def case_ids(path: Path) -> list[str]:  # the manifest file itself, line by line
+        return [json.loads(line)["case_id"] for line in path.read_text().splitlines()]
+
+    folders = HarmonizedDataset([kits.parent, mr.parent], patch_size=None)
+    assert [r.case_id for r in folders.records] == case_ids(kits) + case_ids(mr)
+    one = HarmonizedDataset(str(kits.parent), patch_size=None)  # one folder, as a string
+    assert [r.case_id for r in one.records] == case_ids(kits)
+    mixed = HarmonizedDataset([kits.parent, mr], patch_size=None)
+    assert [r.case_id for r in mixed.records] == case_ids(kits) + case_ids(mr)
+    assert mixed[0]["image"].shape[1:] == HarmonizedDataset(kits, patch_size=None)[0]["image"].shape[1:]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LoaderError, match="no manifest") as error:
+        HarmonizedDataset([kits, empty], patch_size=None)
+    assert str(empty) in str(error.value)

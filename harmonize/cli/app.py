@@ -217,11 +217,11 @@ def validate_command(
 ) -> None:
     """Check manifests against the JSON Schema, their ids and paths against the gate (paths
     inside the manifest's folder or a trusted root), and splits for leakage across all of them."""
-    from harmonize.manifest.build import manifest_paths
+    from harmonize.manifest.build import expand_manifests
 
     problems: list[str] = []
     records = []
-    for path in [m for p in manifests for m in (manifest_paths(p) if p.is_dir() else [p])]:
+    for path in expand_manifests(manifests):
         file_problems = validate_manifest(path)
         problems.extend(file_problems)
         refused: list[ManifestError] = []
@@ -253,10 +253,10 @@ def duplicates_command(
 ) -> None:
     """Report the same image in several cases or datasets (content fingerprints) and patients
     linked across datasets; exit 1 if any such group sits in more than one split."""
-    from harmonize.manifest.build import manifest_paths
+    from harmonize.manifest.build import expand_manifests
     from harmonize.manifest.duplicates import find_duplicates
 
-    files = [m for p in manifests for m in (manifest_paths(p) if p.is_dir() else [p])]
+    files = expand_manifests(manifests)
     try:
         records = [r for path in files for r in read_manifest(path)]
     except HarmonizeError as exc:

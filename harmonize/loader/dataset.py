@@ -52,7 +52,7 @@ from harmonize.loader.classes import ParentRule, RecordClasses, record_classes, 
 from harmonize.loader.errors import LoaderError
 from harmonize.loader.patches import as_patch_size, random_start, start_around
 from harmonize.loader.sampling import DatasetMixSampler
-from harmonize.manifest.build import read_manifest
+from harmonize.manifest.build import expand_manifests, read_manifest
 from harmonize.manifest.records import SPLITS, ManifestRecord, require_stage
 from harmonize.read.case import missing_file_error, record_files
 
@@ -68,13 +68,17 @@ DEFAULT_FOREGROUND_FRACTION = 1 / 3
 
 
 def read_manifests(manifests: str | Path | Iterable[str | Path]) -> list[tuple[ManifestRecord, Path]]:
-    """Records of every manifest with the folder their paths are relative to."""
-    paths = [manifests] if isinstance(manifests, (str, Path)) else list(manifests)
-    if not paths:
-        raise LoaderError("no manifest given", hint="pass one or more <dataset>.jsonl files")
+    """Records of every manifest with the folder their paths are relative to. Files or folders,
+    as ``harmonize validate`` takes them (:func:`~harmonize.manifest.build.expand_manifests`);
+    none, or a folder without a manifest, is a :class:`LoaderError`."""
+    given = [manifests] if isinstance(manifests, (str, Path)) else list(manifests)
+    empty = [p for p in map(Path, given) if p.is_dir() and not expand_manifests([p])]
+    if not given or empty:
+        raise LoaderError("no manifest given" if not given else "no manifest (<dataset>.jsonl) "
+                          "in the folder", file=empty[0] if empty else None,
+                          hint="pass <dataset>.jsonl files or the --out folder that holds them")
     out: list[tuple[ManifestRecord, Path]] = []
-    for path in paths:
-        path = Path(path)
+    for path in expand_manifests(given):
         out.extend((record, path.resolve().parent) for record in read_manifest(path))
     return out
 
@@ -99,7 +103,8 @@ class HarmonizedDataset(Dataset):
     it). For a bare index the patch is seeded by ``(seed, epoch, index)``; see :meth:`set_epoch`.
 
     Args:
-        manifests: one or more ``<dataset>.jsonl`` (source-level or normalized).
+        manifests: one or more ``<dataset>.jsonl`` (source-level or normalized), or
+            folders of them (every manifest in the folder, as ``harmonize validate``).
         split: keep records of this split (``train``/``val``/``test``); None keeps all.
         classes: canonical names or synonyms; None = union of the manifests' classes (sorted).
         patch_size: int, three ints, or None for whole volumes (validation; use batch_size=1).

@@ -222,6 +222,12 @@ def manifest_paths(out_dir: Path) -> list[Path]:
     return [m for m in sorted(Path(out_dir).glob("*.jsonl")) if m.name != "errors.jsonl"]
 
 
+def expand_manifests(paths: Iterable[str | Path]) -> list[Path]:
+    """Manifest files and folders, as every command that reads several manifests takes them:
+    a file as given, a folder as its manifests (:func:`manifest_paths`, in name order)."""
+    return [m for p in map(Path, paths) for m in (manifest_paths(p) if p.is_dir() else [p])]
+
+
 def other_records(out_dir: Path, *, exclude: set[str]) -> list[ManifestRecord]:
     """Records of the manifests already in ``out_dir`` except the ``exclude`` datasets' own."""
     return [r for m in manifest_paths(out_dir) if m.stem not in exclude
