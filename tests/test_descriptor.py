@@ -71,8 +71,26 @@ def test_missing_required_key_and_duplicate_key(tmp_path):
         load_descriptor(write(tmp_path, "id: toy\nname: Toy\nmodality: CT\nvalues: {1: a}\n"))
     with pytest.raises(DescriptorError, match="duplicate key 'modality'"):
         load_descriptor(write(tmp_path, "id: toy\nmodality: CT\nmodality: MR\n"))
-    with pytest.raises(DescriptorError, match="cannot read descriptor"):
+    with pytest.raises(DescriptorError, match="not valid YAML") as info:
         load_descriptor(write(tmp_path, "id: [unclosed\n"))
+    assert "fix the YAML syntax" in str(info.value)
+
+
+def test_missing_or_unreadable_descriptor_file_says_so_not_fix_the_yaml(tmp_path):
+    missing = tmp_path / "plugin" / "acme.yaml"
+    with pytest.raises(DescriptorError) as info:
+        load_descriptor(missing)
+    text = str(info.value)
+    assert "descriptor file does not exist" in text and str(missing) in text
+    assert "package data" in text and "YAML syntax" not in text
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(DescriptorError, match="cannot read descriptor file") as info:
+        load_descriptor(tmp_path / "folder.yaml")
+    assert "YAML syntax" not in str(info.value)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: Jos\xe9\n".encode("latin-1"))
+    with pytest.raises(DescriptorError, match="cannot read descriptor file.*UTF-8"):
+        load_descriptor(latin)
 
 
 def test_unknown_canonical_name_is_an_error_naming_the_file(tmp_path):

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from harmonize.plugin.catalog import load_catalog
 from harmonize.testing import check_plugin, write_nifti
@@ -52,17 +53,9 @@ def test_readme_python_plugin_example_works_as_an_installed_entry_point(tmp_path
     site = tmp_path / "site"
     module = block_containing("python", "class AcmeLiver")
     install_entry_point(site, "acme-harmonize", "acme_harmonize", module, entry="acme")
-    descriptor = textwrap.dedent("""
-        id: acme-liver
-        name: ACME liver
-        modality: CT
-        licence: CC0
-        citation: ACME
-        homepage: https://example.org
-        values: {0: background, 1: liver}
-        classes: {liver: [1]}
-    """)
-    (site / "acme-liver.yaml").write_text(descriptor)
+    # the package's module and descriptor side by side (installed from a wheel in
+    # tests/test_third_party_wheel.py)
+    (site / "acme-liver.yaml").write_text(block_containing("yaml", "id: acme-liver"))
     entry = block_containing("toml", "entry-points.harmonize")
     assert 'acme = "acme_harmonize"' in entry
     monkeypatch.syspath_prepend(str(site))
@@ -77,6 +70,11 @@ def test_readme_python_plugin_example_works_as_an_installed_entry_point(tmp_path
     assert {r.patient_id for r in check.records} == {"p1"}
     assert len({r.split for r in check.records}) == 1
     assert "liver.nii.gz is missing" in check.discovery.skipped[0].reason
+    # the inline alternative README names: the same descriptor as a mapping, no file needed
+    (site / "acme-liver.yaml").unlink()
+    inline = type(plugin)(yaml.safe_load(block_containing("yaml", "id: acme-liver")))
+    assert inline.descriptor.classes == {"liver": (1,)} and inline.descriptor.source_file is None
+    assert len(check_plugin(inline, root).records) == 2
 
 
 def test_readme_catalogue_is_the_generated_one():

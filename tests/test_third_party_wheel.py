@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -130,6 +131,32 @@ def fabricate(root: Path) -> None:
         write_nifti(root / "labels" / f"{case}.nii.gz", label, affine)
 
 
+def build_wheel(project: Path, dist: Path) -> Path:
+    """``pip wheel --no-deps`` of ``project`` (offline: this environment's setuptools)."""
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(dist), str(project)], env=OFFLINE, cwd=project.parent)
+    (wheel,) = dist.glob("*.whl")
+    return wheel
+
+
+def fresh_venv(folder: Path, wheel: Path) -> tuple[Path, Path]:
+    """A new virtual environment with ``wheel`` installed (a normal, non-editable install);
+    returns its python and site-packages."""
+    venv.EnvBuilder(with_pip=False).create(folder)
+    python = folder / "bin" / "python"
+    fresh_site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
+                          ).stdout.strip())
+    # the new environment sees this one's packages (harmonize itself, numpy, torch ...)
+    here = sysconfig.get_path("purelib")
+    (fresh_site / "outer.pth").write_text(f"import site; site.addsitedir({here!r})\n")
+    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+         "--no-index", "-q", str(wheel)], env=OFFLINE)
+    return python, fresh_site
+
+
+OFFLINE = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
 def test_wheel_plugin_in_a_fresh_venv_is_discovered_read_normalized_and_loaded(tmp_path):
     project = tmp_path / "harmonize-acme"
     package = project / "harmonize_acme"
@@ -137,22 +164,9 @@ def test_wheel_plugin_in_a_fresh_venv_is_discovered_read_normalized_and_loaded(t
     (package / "__init__.py").write_text(textwrap.dedent(PLUGIN))
     (package / "acme-organs.yaml").write_text(textwrap.dedent(DESCRIPTOR))
     (project / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
-    dist = tmp_path / "dist"
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(project)], env=env, cwd=tmp_path)
-    (wheel,) = dist.glob("harmonize_acme-1.0-*.whl")
-
-    fresh = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=False).create(fresh)
-    python = fresh / "bin" / "python"
-    fresh_site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
-                          ).stdout.strip())
-    # the new environment sees this one's packages (harmonize itself, numpy, torch ...)
-    here = sysconfig.get_path("purelib")
-    (fresh_site / "outer.pth").write_text(f"import site; site.addsitedir({here!r})\n")
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", "-q", str(wheel)], env=env)
+    wheel = build_wheel(project, tmp_path / "dist")
+    assert wheel.name.startswith("harmonize_acme-1.0-")
+    python, fresh_site = fresh_venv(tmp_path / "venv", wheel)
     assert (fresh_site / "harmonize_acme" / "acme-organs.yaml").is_file()
 
     data = tmp_path / "acme-data"
@@ -200,3 +214,93 @@ def counts_of_case(root: Path, case: str) -> dict[int, int]:
 
     label = np.asarray(nib.load(root / "labels" / f"{case}.nii.gz").dataobj)
     return {v: int((label == v).sum()) for v in (1, 2)}
+
+
+README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def readme_file(language: str, first_line: str) -> str:
+    """The README code block of ``language`` whose first line is ``first_line`` (the file it
+    shows, as a comment)."""
+    blocks = [b for b in re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+              if b.splitlines()[0].strip() == first_line]
+    assert len(blocks) == 1, f"README has {len(blocks)} {language} blocks starting {first_line!r}"
+    return blocks[0]
+
+
+def readme_recipe(project: Path) -> None:
+    """The plugin package exactly as README's 'Add a dataset' shows it, file by file."""
+    files = {"acme_harmonize/__init__.py": readme_file("python", "# acme_harmonize/__init__.py"),
+             "acme_harmonize/acme-liver.yaml": readme_file("yaml", "# acme_harmonize/acme-liver.yaml"),
+             "pyproject.toml": readme_file("toml", "# pyproject.toml of the plugin package")}
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text, encoding="utf-8")
+
+
+def fabricate_acme_liver(root: Path) -> None:
+    """Cases of the README plugin's layout: ``<case>/ct.nii.gz`` + ``liver.nii.gz``; p2_a has no label."""
+    for case in ("p1_a", "p1_b", "p2_a"):
+        write_nifti(root / case / "ct.nii.gz", np.zeros((5, 5, 5), np.int16), np.eye(4))
+        if case != "p2_a":
+            write_nifti(root / case / "liver.nii.gz", np.ones((5, 5, 5), np.uint8), np.eye(4))
+
+
+def test_readme_plugin_recipe_works_after_pip_install_of_its_wheel(tmp_path):
+    project = tmp_path / "acme-harmonize"
+    readme_recipe(project)
+    wheel = build_wheel(project, tmp_path / "dist")
+    python, fresh_site = fresh_venv(tmp_path / "venv", wheel)
+    assert not (project / "acme_harmonize" / "__pycache__").exists()  # nothing ran from the source
+    assert (fresh_site / "acme_harmonize" / "acme-liver.yaml").is_file()
+
+    cli = [str(python), "-m", "harmonize"]
+    listed = json.loads(run([*cli, "plugins", "--format", "json"], cwd=tmp_path).stdout)
+    assert listed["errors"] == []
+    (acme,) = [d for d in listed["datasets"] if d["id"] == "acme-liver"]
+    assert acme["source"] == "acme-harmonize 0.1" and acme["labels"] == ["liver"]
+    data = tmp_path / "acme-data"
+    fabricate_acme_liver(data)
+    found = json.loads(run([*cli, "discover", "-d", "acme-liver", "-r", str(data), "--format", "json"],
+                           cwd=tmp_path).stdout)
+    assert [c["case_id"] for c in found["cases"]] == ["p1_a", "p1_b"]
+    assert "liver.nii.gz is missing" in found["skipped"][0]["reason"]
+
+
+OLD_PYPROJECT = '''
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "acme-harmonize"
+version = "0.1"
+
+[project.entry-points.harmonize]
+acme = "acme_harmonize"
+
+[tool.setuptools]
+py-modules = ["acme_harmonize"]
+'''
+
+
+def test_a_descriptor_left_out_of_the_wheel_is_reported_missing_not_as_bad_yaml(tmp_path):
+    """0.2's README recipe: one module with its YAML beside it. pip installs the module only, and
+    the plugin's descriptor file is then missing: the error must say so."""
+    project = tmp_path / "acme-harmonize"
+    readme_recipe(project)
+    (project / "acme_harmonize" / "__init__.py").rename(project / "acme_harmonize.py")
+    (project / "acme_harmonize" / "acme-liver.yaml").rename(project / "acme-liver.yaml")
+    (project / "acme_harmonize").rmdir()
+    (project / "pyproject.toml").write_text(OLD_PYPROJECT)
+    python, fresh_site = fresh_venv(tmp_path / "venv", build_wheel(project, tmp_path / "dist"))
+    assert (fresh_site / "acme_harmonize.py").is_file()
+    assert not (fresh_site / "acme-liver.yaml").exists()
+
+    done = subprocess.run([str(python), "-m", "harmonize", "plugins", "--format", "json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=180)
+    assert done.returncode == 1
+    (error,) = [e for e in json.loads(done.stdout)["errors"] if e["kind"] == "descriptor"]
+    assert error["message"] == "descriptor file does not exist"
+    assert error["file"] == str(fresh_site / "acme-liver.yaml")
+    assert "package data" in error["hint"] and "YAML syntax" not in done.stdout + done.stderr

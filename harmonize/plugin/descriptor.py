@@ -83,14 +83,29 @@ class Descriptor:
 
 
 def load_descriptor(path: Path) -> Descriptor:
-    """Read and validate one descriptor file."""
+    """Read and validate one descriptor file.
+
+    Each failure is a :class:`DescriptorError` naming the file and saying what went wrong: the
+    file does not exist (the usual cause: a plugin package that does not install its YAML as
+    package data), cannot be read (a folder, permissions), is not valid YAML, or breaks the format.
+    """
     path = Path(path)
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         raise DescriptorError(
-            f"cannot read descriptor: {exc}", file=path, hint="fix the YAML syntax"
-        ) from exc
+            "descriptor file does not exist", file=path,
+            hint="check the path; a plugin package must install its descriptor with its code "
+            "(package data, see README 'Add a dataset') or pass the descriptor to the plugin",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DescriptorError(f"cannot read descriptor file: {exc}", file=path,
+                              hint="pass a readable UTF-8 YAML file") from exc
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise DescriptorError(f"descriptor is not valid YAML: {exc}", file=path,
+                              hint="fix the YAML syntax") from exc
     return parse_descriptor(data, source=path)
 
 
