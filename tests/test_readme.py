@@ -47,6 +47,37 @@ def test_readme_yaml_descriptor_example_works(tmp_path):
     assert [(r.case_id, r.official_split) for r in check.records] == [("toy_001", "train"), ("toy_002", "test")]
 
 
+def test_readme_yaml_descriptor_example_runs_through_harmonize_run(tmp_path):
+    """A dataset written from README's example descriptor goes through `harmonize run` with the
+    default settings (CT needs the descriptor's ct_window)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+
+    descriptor = tmp_path / "toy-organs.yaml"
+    descriptor.write_text(block_containing("yaml", "id: toy-organs"))
+    affine = np.diag([0.8, 0.8, 3.0, 1.0])
+    root = tmp_path / "data"
+    hu = np.linspace(-1000, 1000, 6 * 6 * 4).reshape(6, 6, 4).astype(np.int16)
+    label = np.zeros((6, 6, 4), np.uint8)
+    label[1:3, 1:3, 1:3], label[3:5, 3:5, 1:3] = 1, 2
+    write_nifti(root / "imagesTr/toy_001_0000.nii.gz", hu, affine)
+    write_nifti(root / "labelsTr/toy_001.nii.gz", label, affine)
+    write_nifti(root / "imagesTs/toy_002_0000.nii.gz", hu, affine)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--descriptor", str(descriptor), "-d", "toy-organs",
+                                      "-r", str(root), "-o", str(out), "--workers", "1",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "errors.jsonl").read_text().strip()
+    records = [json.loads(line) for line in (out / "toy-organs.jsonl").read_text().splitlines()]
+    assert [(r["case_id"], r["official_split"]) for r in records] == [("toy_001", "train"), ("toy_002", "test")]
+    assert records[0]["labels"] == {"liver": [1], "spleen": [2]}
+    assert records[0]["intensity"]["clip"] == [-200.0, 300.0]  # the README's ct_window
+
+
 def test_readme_python_plugin_example_works_as_an_installed_entry_point(tmp_path, monkeypatch):
     from harmonize.testing import install_entry_point
 
