@@ -170,3 +170,36 @@ def test_readme_structure_codes_example_gives_plugin_structures_codes(tmp_path, 
         codes.SCT.AnatomicalStructure.value, codes.SCT.AnatomicalStructure.meaning)
     assert left.modifier.value == codes.SCT.Left.value
     assert vocabulary.by_code(left) == "left parotid gland"
+
+
+def test_readme_training_example_trains_with_the_partial_label_loss(tmp_path, monkeypatch):
+    """README's training loop, run as written on fabricated releases of the two datasets it names
+    (source manifests in out/), with a patch and an epoch count a test can afford."""
+    import torch
+
+    from harmonize.manifest.build import build_manifest
+    from harmonize.plugin.discovery import discover
+
+    example = block_containing("python", "PartialLabelLoss()")
+    runnable = example
+    for written, small in (("patch_size=(96, 96, 96)", "patch_size=(16, 16, 16)"),
+                           ("range(100)", "range(1)"), ("num_workers=2", "num_workers=0")):
+        assert runnable.count(written) == 1, f"README's training example no longer has {written}"
+        runnable = runnable.replace(written, small)
+    catalog = load_catalog(entry_points=False)
+    for dataset in ("kits23", "msd-liver"):
+        plugin = catalog.get(dataset)
+        root = plugin.fabricate(tmp_path / "data" / dataset, n_cases=4, seed=0)
+        build_manifest(plugin, discover(plugin, root), tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    namespace: dict = {}
+    exec(compile(runnable, "README.md", "exec"), namespace)  # noqa: S102 - README's own code
+    ds, model, optimizer = namespace["ds"], namespace["model"], namespace["optimizer"]
+    batch, loss = namespace["batch"], namespace["loss"]
+    assert sorted(set(ds.datasets)) == ["kits23", "msd-liver"] and len(ds.classes) == 4
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert (~batch["label_present"]).any()  # partial labels: no dataset annotates all four
+    steps = {int(state["step"]) for state in optimizer.state.values()}
+    assert steps == {len(namespace["loader"])} and steps != {0}  # one optimizer step per batch
+    assert all(p.grad is not None for p in model.parameters())
