@@ -298,7 +298,8 @@ def test_a_descriptor_left_out_of_the_wheel_is_reported_missing_not_as_bad_yaml(
     assert not (fresh_site / "acme-liver.yaml").exists()
 
     done = subprocess.run([str(python), "-m", "harmonize", "plugins", "--format", "json"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=180)
+                          capture_output=True, text=True, encoding="utf-8", cwd=tmp_path,
+                          timeout=180, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert done.returncode == 1
     (error,) = [e for e in json.loads(done.stdout)["errors"] if e["kind"] == "descriptor"]
     assert error["message"] == "descriptor file does not exist"
