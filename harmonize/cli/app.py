@@ -16,6 +16,7 @@ from harmonize import __version__
 from harmonize.cli.console import (
     console,
     err_console,
+    hold_folder_lock,
     plain,
     print_error,
     print_json,
@@ -167,6 +168,7 @@ def manifest_command(
     try:
         check_ratios(ratios)
         plugin = get_catalog(descriptor).get(dataset)
+        hold_folder_lock(out)
     except HarmonizeError as exc:
         raise fail(exc) from None
     found = discover(plugin, root)

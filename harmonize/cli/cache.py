@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from harmonize.cli.console import console, print_error, print_json, print_problems, progress_bar
+from harmonize.cli.console import (
+    console,
+    hold_folder_lock,
+    print_error,
+    print_json,
+    print_problems,
+    progress_bar,
+)
 from harmonize.errors import HarmonizeError
 from harmonize.loader.cache import DEFAULT_CACHE_DIRNAME, build_cache
 from harmonize.manifest.build import read_manifest
@@ -36,6 +43,10 @@ def register(app: typer.Typer) -> None:
             print_error(HarmonizeError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}"))
             raise typer.Exit(2)
         try:
+            folders = {cache_dir} if cache_dir else {m.resolve().parent / DEFAULT_CACHE_DIRNAME
+                                                     for m in manifest}
+            for folder in sorted(folders):
+                hold_folder_lock(folder)
             total = sum(1 for m in manifest for r in read_manifest(m) if split is None or r.split == split)
         except HarmonizeError as exc:
             print_error(exc)

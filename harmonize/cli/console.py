@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 from rich.console import Console
 from rich.markup import escape
 
@@ -71,3 +73,12 @@ def progress_bar(**kwargs: Any) -> Progress:
         console=err_console,
         **kwargs,
     )
+
+
+def hold_folder_lock(folder: Path) -> None:
+    """Hold ``folder``'s write lock (:mod:`harmonize.folder_lock`) until the command ends; raises
+    ``FolderLockedError`` (a :class:`~harmonize.errors.HarmonizeError`: exit 2) if another process
+    holds it."""
+    from harmonize.folder_lock import folder_lock
+
+    click.get_current_context().with_resource(folder_lock(folder))

@@ -10,6 +10,7 @@ import typer
 
 from harmonize.cli.console import (
     console,
+    hold_folder_lock,
     print_error,
     print_json,
     print_problems,
@@ -111,6 +112,7 @@ def slices_command(
 
     bar = LazyProgress("slices", progress)
     try:
+        hold_folder_lock(out)
         options = SliceOptions(window=window, percentiles=percentiles,
                                channel=int(channel) if channel.isdigit() else channel)
         result = export_slices(manifest, out, options, split_mode=split_mode,
@@ -185,12 +187,13 @@ def nnunet_command(
 ) -> None:
     """nnU-Net v2 raw dataset: imagesTr/labelsTr/imagesTs, dataset.json, splits_final.json."""
     from harmonize.export import load_entries
-    from harmonize.export.nnunet import export_nnunet
+    from harmonize.export.nnunet import dataset_folder, export_nnunet
 
     bar = LazyProgress("nnU-Net", progress)
     try:
         if name is None:
             name = "_".join(sorted({e.dataset for e in load_entries(manifest)})).replace(".", "_")
+        hold_folder_lock(out / dataset_folder(dataset_id, name))  # other ids may run at once
         result = export_nnunet(manifest, out, dataset_id=dataset_id, name=name, regions=regions,
                                channels=[c.strip() for c in channels.split(",")] if channels
                                else None, workers=workers, progress=bar)
@@ -256,6 +259,7 @@ def sat_command(
         names[key] = value
     bar = LazyProgress("SAT-DS", progress)
     try:
+        hold_folder_lock(out)
         result = export_sat(manifest, out, names=names, base_dir=base_dir, val_to=val_to,
                             progress=bar)
     except HarmonizeError as exc:
@@ -296,6 +300,7 @@ def import_sat_command(
     from harmonize.export.sat_import import import_sat
 
     try:
+        hold_folder_lock(out)
         result = import_sat(jsonl, dataset_id, out, labels_from=labels_from, base_dir=base_dir,
                             split_json=split_json, seed=seed, ratios=ratios)
     except HarmonizeError as exc:

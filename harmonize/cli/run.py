@@ -19,6 +19,7 @@ from rich.table import Table
 
 from harmonize.cli.console import console, err_console, plain, print_json
 from harmonize.engine.config import is_number
+from harmonize.engine.lifetime import Terminated, exit_code, sigterm_raises
 from harmonize.engine.presets import PRESETS
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.manifest.splits import split_counts
@@ -223,19 +224,22 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"unknown executor {executor!r}", hint="use local or dask")
             if format not in ("table", "json"):
                 raise ConfigError(f"unknown format {format!r}", hint="use table or json")
-            result = run(
-                targets, out, build_settings(keys), workers=workers,
-                executor=executor or "local", scheduler=scheduler, seed=seed or 0,
-                ratios=ratios or (0.7, 0.1, 0.2), progress=progress,
-                descriptors=extra_descriptors, allow_shrink=allow_shrink,
-            )
+            with sigterm_raises():
+                result = run(
+                    targets, out, build_settings(keys), workers=workers,
+                    executor=executor or "local", scheduler=scheduler, seed=seed or 0,
+                    ratios=ratios or (0.7, 0.1, 0.2), progress=progress,
+                    descriptors=extra_descriptors, allow_shrink=allow_shrink,
+                )
         except HarmonizeError as exc:
             err_console.print(f"[bold red]error[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: finished cases are kept (no half-written "
-                              "files); rerun the same command to do the rest", highlight=False)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            name = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            err_console.print(f"[yellow]interrupted[/] ({name}): workers stopped, finished cases "
+                              "are kept, no half-written file is left; rerun the same command to "
+                              "do the rest", highlight=False)
+            raise typer.Exit(exit_code(exc)) from None
         if format == "json":
             print_json(summary(result))
         else:

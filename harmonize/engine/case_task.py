@@ -29,7 +29,7 @@ from harmonize.engine.normalize import (
     write_volume,
 )
 from harmonize.errors import ErrorRecord, LabelError, ReadError, output_error
-from harmonize.files import sha256_path, write_text_atomic
+from harmonize.files import remove_stale_temps, sha256_path, write_text_atomic
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.manifest.build import (
     case_class_values,
@@ -142,17 +142,18 @@ def read_marker(case_dir: Path, key: str) -> dict[str, Any] | None:
 
 
 def clear_case_dir(case_dir: Path, *, outputs: bool) -> None:
-    """Remove the marker and leftover temporary files (and the outputs if ``outputs``)."""
+    """Remove the marker, the temporary files left by writers that are gone
+    (:func:`~harmonize.files.remove_stale_temps`; never another live process's), and the outputs
+    if ``outputs``."""
     if not case_dir.is_dir():
         return
     (case_dir / MARKER_FILE).unlink(missing_ok=True)
-    for path in case_dir.iterdir():
-        if path.is_file() and (path.name.startswith(".") or (
-            outputs and path.name in (IMAGE_FILE, MASK_FILE)
-        )):
-            path.unlink(missing_ok=True)
-    if outputs and not any(case_dir.iterdir()):
-        case_dir.rmdir()
+    remove_stale_temps(case_dir)
+    if outputs:
+        for name in (IMAGE_FILE, MASK_FILE):
+            (case_dir / name).unlink(missing_ok=True)
+        if not any(case_dir.iterdir()):
+            case_dir.rmdir()
 
 
 @functools.lru_cache(maxsize=1)

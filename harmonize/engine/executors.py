@@ -4,7 +4,9 @@ Every executor offers one operation, :meth:`Executor.imap_unordered`: apply a pi
 function to each item and yield ``(index, result)`` pairs as they finish. A worker that dies or a
 function that raises yields the exception *as the result*, so the caller can turn it into an error
 record for that one item and go on. Results never depend on the executor: the same function runs on
-the same items, only the place differs.
+the same items, only the place differs. :meth:`Executor.abort` stops at once (Ctrl-C, SIGTERM): pool
+workers are killed, not waited for. Pool workers die with their parent
+(:func:`~harmonize.engine.lifetime.die_with_parent`).
 
 Dask is an optional extra (``pip install 'harmonize-med[dask]'``) and is imported only when asked for.
 """
@@ -18,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from harmonize.engine.lifetime import die_with_parent
 from harmonize.errors import HarmonizeError
 
 DASK_EXTRA = "pip install 'harmonize-med[dask]'"
@@ -49,6 +52,10 @@ class Executor(Protocol):
         """Release workers (idempotent)."""
         ...
 
+    def abort(self) -> None:
+        """Stop now: drop queued items, end running ones without waiting, release workers."""
+        ...
+
 
 class SerialExecutor:
     """Runs everything in this process, in order (``workers=1``; easiest to debug)."""
@@ -65,6 +72,9 @@ class SerialExecutor:
                 yield index, exc
 
     def close(self) -> None:
+        return None
+
+    def abort(self) -> None:
         return None
 
 
@@ -87,7 +97,8 @@ class LocalExecutor:
     def start(self) -> None:
         """Start the worker processes now (before a progress bar thread starts)."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=die_with_parent,
+                                             initargs=(os.getpid(),))
             self._pool.submit(int).result()
             self._broken = False
 
@@ -147,6 +158,18 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def abort(self) -> None:
+        """Kill the workers (SIGKILL) and wait until they are gone."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:  # Python 3.14 has pool.kill_workers(); earlier, this
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=10)
+
 
 class DaskExecutor:
     """Runs items on a Dask ``distributed`` cluster.
@@ -204,6 +227,9 @@ class DaskExecutor:
     def close(self) -> None:
         while self._own:
             self._own.pop(0).close()
+
+    def abort(self) -> None:
+        self.close()  # closing the client cancels its futures; a local cluster stops its workers
 
 
 def import_distributed() -> Any:

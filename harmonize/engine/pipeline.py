@@ -47,7 +47,8 @@ from harmonize.engine.normalize import (
     dataset_statistics,
 )
 from harmonize.errors import ErrorRecord, OutputError
-from harmonize.files import writable_folder, write_text_atomic
+from harmonize.files import remove_stale_temps, writable_folder, write_text_atomic
+from harmonize.folder_lock import describe, folder_lock
 from harmonize.labels.vocabulary import load_vocabulary
 from harmonize.manifest.build import (
     dumps,
@@ -193,7 +194,10 @@ def run(
     (:mod:`harmonize.manifest.guard`); a dataset with no record writes no manifest. Raises only
     for problems that stop the run before any case is touched: an unknown dataset id, a dataset
     given twice, bad ratios, an executor that cannot start, an ``out`` that cannot be written
-    (:class:`~harmonize.errors.OutputError`).
+    (:class:`~harmonize.errors.OutputError`), and
+    :class:`~harmonize.folder_lock.FolderLockedError` when another process writes into ``out``
+    (``out/.harmonize.lock``, held until the run ends). On Ctrl-C or SIGTERM (``KeyboardInterrupt``)
+    the workers are killed and their temporary files removed before the exception goes on.
     """
     settings = settings if settings is not None else Settings()
     ratios = check_ratios(ratios)
@@ -206,7 +210,24 @@ def run(
     catalog = catalog if catalog is not None else load_catalog(descriptors=descriptors)
     plugins = [catalog.get(t.dataset) for t in targets]
     writable_folder(out)
-    (out / ERRORS_FILE).unlink(missing_ok=True)  # a run that does not finish leaves none stale
+    with folder_lock(out) as lock:
+        (out / ERRORS_FILE).unlink(missing_ok=True)  # a run that does not finish leaves none stale
+        remove_stale_temps(out)  # a killed run's manifest temp files
+        result = _run_locked(targets, plugins, out, settings, workers=workers, executor=executor,
+                             scheduler=scheduler, seed=seed, ratios=ratios, progress=progress,
+                             allow_shrink=allow_shrink)
+    if lock.stale is not None:
+        result.warnings.insert(0, f"took over the lock of {describe(lock.stale)}, which ended "
+                                  "without releasing it (killed?); its finished cases were kept")
+    return result
+
+
+def _run_locked(
+    targets: Sequence[Target], plugins: list[DatasetPlugin], out: Path, settings: Settings, *,
+    workers: int | None, executor: str | Executor, scheduler: str | None, seed: int,
+    ratios: Sequence[float], progress: bool, allow_shrink: bool,
+) -> RunResult:
+    """:func:`run` once ``out`` is locked: discover, process, write manifests, splits, errors."""
     result = RunResult(out=out)
     vocabulary = load_vocabulary()
     jobs: list[tuple[DatasetPlugin, list[CaseTask], bool]] = []
@@ -245,6 +266,12 @@ def run(
                                           error=case_error(outcome, task.plugin.dataset_id, task.case))
                 outcomes.append(outcome)
                 advance()
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: stop the workers now and remove their temp files
+        pool.abort()
+        for _, tasks, _ in jobs:
+            for task in tasks:
+                remove_stale_temps(out / task.plugin.dataset_id / task.case.case_id)
+        raise
     finally:
         pool.close()
     _collect(result, outcomes)

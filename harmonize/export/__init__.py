@@ -332,5 +332,8 @@ def run_cases(
             else:
                 yield task, outcome
             advance()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers now rather than wait for them
+        pool.abort()
+        raise
     finally:
         pool.close()

@@ -38,8 +38,10 @@ from typing import Any
 import numpy as np
 
 from harmonize import jsonio
+from harmonize.engine.lifetime import die_with_parent
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.files import atomic_path, write_text_atomic
+from harmonize.folder_lock import folder_lock
 from harmonize.gate import check_identifier
 from harmonize.loader.errors import LoaderError
 from harmonize.loader.patches import ForegroundIndex, NpyFile, crop
@@ -210,7 +212,7 @@ class VolumeCache:
         folder = self.folder(record, manifest_dir)
         names = self._names(key)
         if not (folder / names["meta"]).exists():
-            return self.build(record, manifest_dir, key), "built"
+            return self._build_locked(record, manifest_dir, key), "built"
         try:
             return self._open_entry(folder, names, key, verify=verify), "ok"
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
@@ -218,7 +220,14 @@ class VolumeCache:
                 f"[{record.dataset}/{record.case_id}] cache entry in {folder} is unusable "
                 f"({type(exc).__name__}: {exc}); rebuilding it", CacheWarning, stacklevel=3,
             )
-            return self.build(record, manifest_dir, key), "rebuilt"
+            return self._build_locked(record, manifest_dir, key), "rebuilt"
+
+    def _build_locked(self, record: ManifestRecord, manifest_dir: Path, key: str) -> CaseArrays:
+        """:meth:`build` under a shared lock of the cache folder: loaders build side by side, but
+        not while ``harmonize cache`` holds it (:class:`~harmonize.folder_lock.FolderLockedError`)."""
+        root = self.root if self.root is not None else Path(manifest_dir) / DEFAULT_CACHE_DIRNAME
+        with folder_lock(root, shared=True):
+            return self.build(record, manifest_dir, key)
 
     def _open_entry(self, folder: Path, names: dict[str, str], key: str, *, verify: bool) -> CaseArrays:
         meta = json.loads((folder / names["meta"]).read_text(encoding="utf-8"))
@@ -346,7 +355,8 @@ def build_cache(
             except Exception as exc:  # noqa: BLE001 - report and go on
                 done(record, exc)
         return report
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_ensure_one, cache_dir, r, f, verify): r for r, f in jobs}
         for future in as_completed(futures):
             error = future.exception()
