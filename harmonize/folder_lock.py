@@ -163,7 +163,7 @@ def folder_lock(folder: Path, *, shared: bool = False) -> Iterator[FolderLock]:
             record = {"pid": os.getpid(), "host": socket.gethostname(),
                       "started": process_start(os.getpid()),
                       "since": datetime.now().astimezone().isoformat(timespec="seconds"),
-                      "command": shlex.join(sys.argv)}
+                      "command": shlex.join(sys.orig_argv)}
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
             _HELD.add(folder)

@@ -155,6 +155,7 @@ def discover_command(
 
 @app.command("manifest")
 def manifest_command(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id.")],
     root: Annotated[Path, typer.Option("--root", "-r", help="Folder of the dataset as released.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <dataset>.jsonl and splits.json.")],
@@ -168,7 +169,7 @@ def manifest_command(
     try:
         check_ratios(ratios)
         plugin = get_catalog(descriptor).get(dataset)
-        hold_folder_lock(out)
+        hold_folder_lock(ctx, out)
     except HarmonizeError as exc:
         raise fail(exc) from None
     found = discover(plugin, root)

@@ -24,6 +24,7 @@ from harmonize.manifest.records import SPLITS
 def register(app: typer.Typer) -> None:
     @app.command("cache")
     def cache_command(
+        ctx: typer.Context,
         manifest: Annotated[list[Path], typer.Option("--manifest", "-m", exists=True, dir_okay=False,
                                                      help="Manifest(s) (.jsonl) to cache.")],
         cache_dir: Annotated[Path | None, typer.Option(
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
             folders = {cache_dir} if cache_dir else {m.resolve().parent / DEFAULT_CACHE_DIRNAME
                                                      for m in manifest}
             for folder in sorted(folders):
-                hold_folder_lock(folder)
+                hold_folder_lock(ctx, folder)
             total = sum(1 for m in manifest for r in read_manifest(m) if split is None or r.split == split)
         except HarmonizeError as exc:
             print_error(exc)

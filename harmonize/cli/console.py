@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -75,10 +75,10 @@ def progress_bar(**kwargs: Any) -> Progress:
     )
 
 
-def hold_folder_lock(folder: Path) -> None:
-    """Hold ``folder``'s write lock (:mod:`harmonize.folder_lock`) until the command ends; raises
-    ``FolderLockedError`` (a :class:`~harmonize.errors.HarmonizeError`: exit 2) if another process
-    holds it."""
+def hold_folder_lock(ctx: typer.Context, folder: Path) -> None:
+    """Hold ``folder``'s write lock (:mod:`harmonize.folder_lock`) until the command ``ctx`` ends;
+    raises ``FolderLockedError`` (a :class:`~harmonize.errors.HarmonizeError`: exit 2) if another
+    process holds it."""
     from harmonize.folder_lock import folder_lock
 
-    click.get_current_context().with_resource(folder_lock(folder))
+    ctx.with_resource(folder_lock(folder))

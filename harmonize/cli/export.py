@@ -90,6 +90,7 @@ import_app = typer.Typer(help="Import other tools' dataset lists as harmonize ma
 
 @export_app.command("slices")
 def slices_command(
+    ctx: typer.Context,
     manifest: ManifestOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     window: Annotated[tuple[float, float], typer.Option(
@@ -112,7 +113,7 @@ def slices_command(
 
     bar = LazyProgress("slices", progress)
     try:
-        hold_folder_lock(out)
+        hold_folder_lock(ctx, out)
         options = SliceOptions(window=window, percentiles=percentiles,
                                channel=int(channel) if channel.isdigit() else channel)
         result = export_slices(manifest, out, options, split_mode=split_mode,
@@ -172,6 +173,7 @@ def verify_command(
 
 @export_app.command("nnunet")
 def nnunet_command(
+    ctx: typer.Context,
     manifest: ManifestOpt,
     dataset_id: Annotated[int, typer.Option("--dataset-id", help="nnU-Net dataset id (1-999).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="nnUNet_raw folder.")],
@@ -193,7 +195,7 @@ def nnunet_command(
     try:
         if name is None:
             name = "_".join(sorted({e.dataset for e in load_entries(manifest)})).replace(".", "_")
-        hold_folder_lock(out / dataset_folder(dataset_id, name))  # other ids may run at once
+        hold_folder_lock(ctx, out / dataset_folder(dataset_id, name))  # other ids may run at once
         result = export_nnunet(manifest, out, dataset_id=dataset_id, name=name, regions=regions,
                                channels=[c.strip() for c in channels.split(",")] if channels
                                else None, workers=workers, progress=bar)
@@ -238,6 +240,7 @@ def monai_command(
 
 @export_app.command("sat")
 def sat_command(
+    ctx: typer.Context,
     manifest: ManifestOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (jsonl/, split_json/).")],
     sat_name: Annotated[list[str] | None, typer.Option(
@@ -259,7 +262,7 @@ def sat_command(
         names[key] = value
     bar = LazyProgress("SAT-DS", progress)
     try:
-        hold_folder_lock(out)
+        hold_folder_lock(ctx, out)
         result = export_sat(manifest, out, names=names, base_dir=base_dir, val_to=val_to,
                             progress=bar)
     except HarmonizeError as exc:
@@ -278,6 +281,7 @@ def sat_command(
 
 @import_app.command("sat")
 def import_sat_command(
+    ctx: typer.Context,
     jsonl: Annotated[Path, typer.Option("--jsonl", help="A SAT-DS JSONL (data/jsonl/<name>.jsonl).",
                                         exists=True, dir_okay=False)],
     dataset_id: Annotated[str, typer.Option("--dataset-id", help="Our dataset id (lowercase).")],
@@ -300,7 +304,7 @@ def import_sat_command(
     from harmonize.export.sat_import import import_sat
 
     try:
-        hold_folder_lock(out)
+        hold_folder_lock(ctx, out)
         result = import_sat(jsonl, dataset_id, out, labels_from=labels_from, base_dir=base_dir,
                             split_json=split_json, seed=seed, ratios=ratios)
     except HarmonizeError as exc:
