@@ -77,6 +77,15 @@ def holder_running(holder: dict[str, Any]) -> bool:
     return started is None or process_start(pid) in (None, started)
 
 
+def command_line() -> str:
+    """This process's command: ``harmonize ARGS`` for the console script and ``python -m
+    harmonize``, else the interpreter's whole command line."""
+    program = Path(sys.argv[0])
+    if program.name == "harmonize" or program.parts[-2:] == ("harmonize", "__main__.py"):
+        return shlex.join(["harmonize", *sys.argv[1:]])
+    return shlex.join(sys.orig_argv)
+
+
 def read_holder(path: Path) -> dict[str, Any] | None:
     """The holder record in a lock file, or None (empty, being written, or not ours)."""
     try:
@@ -163,7 +172,7 @@ def folder_lock(folder: Path, *, shared: bool = False) -> Iterator[FolderLock]:
             record = {"pid": os.getpid(), "host": socket.gethostname(),
                       "started": process_start(os.getpid()),
                       "since": datetime.now().astimezone().isoformat(timespec="seconds"),
-                      "command": shlex.join(sys.orig_argv)}
+                      "command": command_line()}
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
             _HELD.add(folder)
