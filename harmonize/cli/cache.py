@@ -16,7 +16,7 @@ from harmonize.cli.console import (
     progress_bar,
 )
 from harmonize.errors import HarmonizeError
-from harmonize.loader.cache import DEFAULT_CACHE_DIRNAME, build_cache
+from harmonize.loader.cache import DEFAULT_CACHE_DIRNAME, VolumeCache, build_cache
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import SPLITS
 
@@ -44,9 +44,7 @@ def register(app: typer.Typer) -> None:
             print_error(HarmonizeError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}"))
             raise typer.Exit(2)
         try:
-            folders = {cache_dir} if cache_dir else {m.resolve().parent / DEFAULT_CACHE_DIRNAME
-                                                     for m in manifest}
-            for folder in sorted(folders):
+            for folder in sorted({VolumeCache(cache_dir).base(m.resolve().parent) for m in manifest}):
                 hold_folder_lock(ctx, folder)
             total = sum(1 for m in manifest for r in read_manifest(m) if split is None or r.split == split)
         except HarmonizeError as exc:

@@ -40,7 +40,7 @@ import numpy as np
 from harmonize import jsonio
 from harmonize.engine.lifetime import die_with_parent
 from harmonize.errors import ErrorRecord, HarmonizeError
-from harmonize.files import atomic_path, write_text_atomic
+from harmonize.files import atomic_path, remove_stale_temps, write_text_atomic
 from harmonize.folder_lock import folder_lock
 from harmonize.gate import check_identifier
 from harmonize.loader.errors import LoaderError
@@ -167,12 +167,15 @@ class VolumeCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _lock=threading.Lock())
 
+    def base(self, manifest_dir: Path) -> Path:
+        """The cache folder of the records of a manifest in ``manifest_dir``."""
+        return self.root if self.root is not None else Path(manifest_dir) / DEFAULT_CACHE_DIRNAME
+
     def folder(self, record: ManifestRecord, manifest_dir: Path) -> Path:
         """The record's entry folder: ``<cache>/<dataset>/<case_id>``, ids through the id gate."""
-        base = self.root if self.root is not None else Path(manifest_dir) / DEFAULT_CACHE_DIRNAME
         for value, what in ((record.dataset, "dataset"), (record.case_id, "case_id")):
             check_identifier(value, what=what, dataset=record.dataset, error=LoaderError)
-        return base / record.dataset / record.case_id
+        return self.base(manifest_dir) / record.dataset / record.case_id
 
     def _names(self, key: str) -> dict[str, str]:
         """The entry's file names (all match :data:`_ENTRY_FILE`)."""
@@ -225,8 +228,7 @@ class VolumeCache:
     def _build_locked(self, record: ManifestRecord, manifest_dir: Path, key: str) -> CaseArrays:
         """:meth:`build` under a shared lock of the cache folder: loaders build side by side, but
         not while ``harmonize cache`` holds it (:class:`~harmonize.folder_lock.FolderLockedError`)."""
-        root = self.root if self.root is not None else Path(manifest_dir) / DEFAULT_CACHE_DIRNAME
-        with folder_lock(root, shared=True):
+        with folder_lock(self.base(manifest_dir), shared=True):
             return self.build(record, manifest_dir, key)
 
     def _open_entry(self, folder: Path, names: dict[str, str], key: str, *, verify: bool) -> CaseArrays:
@@ -277,6 +279,7 @@ class VolumeCache:
         for old in folder.iterdir():  # only earlier entries of this cache, never other files
             if old.name not in keep and _ENTRY_FILE.fullmatch(old.name):
                 old.unlink(missing_ok=True)
+        remove_stale_temps(folder)  # of a build that was killed
         return self._open_entry(folder, names, key, verify=False)
 
 

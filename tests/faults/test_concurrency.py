@@ -23,9 +23,7 @@ import nibabel as nib
 import psutil
 import pytest
 from harmonize.plugins.fabricators.kits import make_kits23
-from typer.testing import CliRunner
 
-from harmonize.cli.app import app
 from harmonize.engine.case_task import clear_case_dir
 from harmonize.engine.pipeline import Target, run
 from harmonize.files import HOST_TAG, atomic_path, remove_stale_temps
@@ -70,28 +68,17 @@ N_CASES = 3
 HELD_CASE = "case_00001"
 
 
-def tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return make_kits23(tmp_path / "kits23", n_cases=N_CASES, seed=31)
 
 
 @pytest.fixture
-def reference(tmp_path: Path, root: Path) -> dict[str, bytes]:
+def reference(tmp_path: Path, root: Path, tree) -> dict[str, bytes]:
     """The files of one clean, uninterrupted run."""
     out = tmp_path / "reference"
     assert run([Target("kits23", root)], out, workers=1, progress=False).ok
     return tree(out)
-
-
-def cli(*args: str) -> tuple[int, str]:
-    """``harmonize ARGS`` in this process: exit code and output (stdout and stderr)."""
-    res = CliRunner().invoke(app, list(args))
-    return res.exit_code, " ".join(res.output.split())
 
 
 def run_args(root: Path, out: Path, workers: int = 2) -> list[str]:
@@ -99,11 +86,17 @@ def run_args(root: Path, out: Path, workers: int = 2) -> list[str]:
             "--no-progress"]
 
 
-def rerun(root: Path, out: Path) -> dict[str, bytes]:
-    """Rerun into ``out`` in this process; it must succeed. Returns ``out``'s files."""
-    res = CliRunner().invoke(app, run_args(root, out, workers=1))
-    assert res.exit_code == 0, res.output
-    return tree(out)
+@pytest.fixture
+def rerun(cli, tree):
+    """``rerun(root, out)``: ``harmonize run`` again into ``out``; it must succeed. Returns
+    ``out``'s files."""
+
+    def again(root: Path, out: Path) -> dict[str, bytes]:
+        code, output = cli(*run_args(root, out, workers=1))
+        assert code == 0, output
+        return tree(out)
+
+    return again
 
 
 def wait_for(condition, what: str, timeout: float = 30.0) -> None:
@@ -198,7 +191,7 @@ def assert_names_holder(message: str, pid: int) -> None:
 
 @pytest.mark.parametrize("command", ["run", "manifest", "export sat"])
 def test_second_writer_into_a_locked_folder_exits_2_naming_the_holder(
-        tmp_path: Path, root: Path, reference: dict[str, bytes], processes: list,
+        tmp_path: Path, root: Path, reference: dict[str, bytes], processes: list, cli, rerun,
         command: str) -> None:
     out = tmp_path / "out"
     holder = hold(out, processes)
@@ -220,7 +213,7 @@ def test_second_writer_into_a_locked_folder_exits_2_naming_the_holder(
 
 
 def test_stale_lock_of_a_killed_process_is_taken_over(
-        tmp_path: Path, root: Path, reference: dict[str, bytes], processes: list) -> None:
+        tmp_path: Path, root: Path, reference: dict[str, bytes], processes: list, tree) -> None:
     out = tmp_path / "out"
     holder = hold(out, processes)
     holder.kill()  # kill -9: the kernel drops its flock; its holder record stays in the file
@@ -266,14 +259,14 @@ def _lockable(folder: Path) -> bool:
 
 
 def test_two_concurrent_runs_give_the_outputs_of_one_clean_run(
-        tmp_path: Path, root: Path, reference: dict[str, bytes]) -> None:
+        tmp_path: Path, root: Path, reference: dict[str, bytes], cli, rerun) -> None:
     out = tmp_path / "out"
     first = Gated(tmp_path, root, out)
     try:
         first.wait_until_writing()
-        second = CliRunner().invoke(app, run_args(root, out))
-        assert second.exit_code == 2, second.output
-        assert_names_holder(" ".join(second.output.split()), first.proc.pid)
+        code, output = cli(*run_args(root, out))
+        assert code == 2, output
+        assert_names_holder(output, first.proc.pid)
     finally:
         first.release()
     code, err = first.finish()
@@ -303,7 +296,7 @@ def test_cleanup_keeps_the_temp_file_of_another_live_process(tmp_path: Path) -> 
 
 
 def test_stale_temps_of_gone_writers_are_cleaned_and_live_ones_kept(
-        tmp_path: Path, root: Path, reference: dict[str, bytes]) -> None:
+        tmp_path: Path, root: Path, reference: dict[str, bytes], rerun) -> None:
     out = tmp_path / "out"
     assert run([Target("kits23", root)], out, workers=1, progress=False).ok
     dead = _dead_pid()
@@ -329,7 +322,7 @@ def _dead_pid() -> int:
 
 
 def test_kill_9_of_the_parent_ends_its_workers(
-        tmp_path: Path, root: Path, reference: dict[str, bytes]) -> None:
+        tmp_path: Path, root: Path, reference: dict[str, bytes], rerun) -> None:
     out = tmp_path / "out"
     gated = Gated(tmp_path, root, out)
     try:
@@ -355,7 +348,7 @@ def test_kill_9_of_the_parent_ends_its_workers(
     (signal.SIGTERM, 1, 143, "SIGTERM"),
 ])
 def test_sigterm_and_ctrl_c_stop_the_run_and_leave_no_process_or_partial_file(
-        tmp_path: Path, root: Path, reference: dict[str, bytes], sig: int, workers: int,
+        tmp_path: Path, root: Path, reference: dict[str, bytes], rerun, sig: int, workers: int,
         code: int, name: str) -> None:
     out = tmp_path / "out"
     gated = Gated(tmp_path, root, out, workers=workers)
@@ -381,7 +374,7 @@ def test_sigterm_and_ctrl_c_stop_the_run_and_leave_no_process_or_partial_file(
 
 
 def test_cache_folder_is_locked_for_builders(tmp_path: Path, root: Path, processes: list,
-                                             reference: dict[str, bytes]) -> None:
+                                             reference: dict[str, bytes], cli, tree) -> None:
     manifest = tmp_path / "reference" / "kits23.jsonl"
     record = read_manifest(manifest)[0]
     cache = tmp_path / "cache"
@@ -404,5 +397,4 @@ def test_cache_folder_is_locked_for_builders(tmp_path: Path, root: Path, process
     assert report.errors == [] and report.counts == {"ok": 1, "built": N_CASES - 1, "rebuilt": 0}
     clean = tmp_path / "clean-cache"
     build_cache([manifest], clean)
-    assert {k: v for k, v in tree(cache).items() if k != LOCK_FILE} == {
-        k: v for k, v in tree(clean).items() if k != LOCK_FILE}
+    assert tree(cache, exclude=(LOCK_FILE,)) == tree(clean, exclude=(LOCK_FILE,))
