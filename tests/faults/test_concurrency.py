@@ -45,7 +45,9 @@ def gated(target):
     with real(target) as tmp:
         yield tmp
         if Path(target).parent.name == os.environ["HOLD_CASE"]:
-            (gate / f"writing-{os.getpid()}").write_text(str(tmp))
+            note = gate / f".note-{os.getpid()}"
+            note.write_text(str(tmp))
+            os.replace(note, gate / f"writing-{os.getpid()}")  # whole when it appears
             while not (gate / "release").exists():
                 time.sleep(0.02)
 
