@@ -137,7 +137,8 @@ def _open_locked(path: Path, shared: bool) -> int | None:
 
 @contextmanager
 def folder_lock(folder: Path, *, shared: bool = False) -> Iterator[FolderLock]:
-    """Hold ``folder``'s lock (creating the folder) for the ``with`` block.
+    """Hold ``folder``'s lock for the ``with`` block, creating the folder (and removing it again
+    at the end if nothing was written into it: a command refused early leaves nothing behind).
 
     Raises :class:`FolderLockedError` at once if another process holds it, unless that process is
     this one or its parent (a pool worker of the holder). ``shared`` locks coexist with each other
@@ -148,6 +149,7 @@ def folder_lock(folder: Path, *, shared: bool = False) -> Iterator[FolderLock]:
     if folder in _HELD:
         yield FolderLock(path)
         return
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     try:
         fd = _open_locked(path, shared)
@@ -182,3 +184,8 @@ def folder_lock(folder: Path, *, shared: bool = False) -> Iterator[FolderLock]:
             _HELD.discard(folder)
             path.unlink(missing_ok=True)  # while still locked: see _open_locked
         os.close(fd)
+        for made in created:  # deepest first; stops at the first one something was written into
+            try:
+                made.rmdir()
+            except OSError:
+                break
