@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harmonize.errors import HarmonizeError
+from harmonize.errors import HarmonizeError, output_error
 from harmonize.files import pid_alive
 
 LOCK_FILE = ".harmonize.lock"
@@ -141,8 +141,8 @@ def folder_lock(folder: Path, *, shared: bool = False) -> Iterator[FolderLock]:
     at the end if nothing was written into it: a command refused early leaves nothing behind).
 
     Raises :class:`FolderLockedError` at once if another process holds it, unless that process is
-    this one or its parent (a pool worker of the holder). ``shared`` locks coexist with each other
-    and record no holder.
+    this one or its parent (a pool worker of the holder), and :class:`~harmonize.errors.OutputError`
+    if the folder cannot be written. ``shared`` locks coexist with each other and record no holder.
     """
     folder = Path(folder).resolve()
     path = folder / LOCK_FILE
@@ -150,12 +150,12 @@ def folder_lock(folder: Path, *, shared: bool = False) -> Iterator[FolderLock]:
         yield FolderLock(path)
         return
     created = [p for p in (folder, *folder.parents) if not p.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         fd = _open_locked(path, shared)
     except OSError as exc:
         if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            raise
+            raise output_error(exc, folder) from exc  # read-only, not permitted, a file: exit 2
         warnings.warn(f"{folder} cannot be locked ({exc.strerror}): make sure no other "
                       "harmonize process writes into it", FolderLockWarning, stacklevel=3)
         yield FolderLock(path)
