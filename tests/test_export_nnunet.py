@@ -1,15 +1,16 @@
-"""nnU-Net v2 raw export (`harmonize export nnunet`) on fabricated KiTS19/KiTS23 and BraTS 2021."""
+"""nnU-Net v2 raw export (`harmonize export nnunet`) on fabricated KiTS19/KiTS23, BraTS 2021 and
+MSD Task01."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from harmonize.plugins.fabricators.brats import make_brats2021
+import yaml
+from harmonize.plugins.fabricators.brats import make_brats2021, make_brats2023_gli
 from harmonize.plugins.fabricators.kits import make_kits, make_kits23
 from typer.testing import CliRunner
 
@@ -182,27 +183,10 @@ def test_normalized_manifest_exports_and_cli(data: dict[str, Path], tmp_path: Pa
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
     assert summary["folder"].endswith("Dataset502_kits23")
+    assert summary["splits_final"] is True and summary["folds"] >= 1  # 4 cases, any split
     folder = Path(summary["folder"])
     image = nib.load(next((folder / "imagesTr").iterdir()))
     assert "".join(nib.aff2axcodes(image.affine)) == "RAS"
-
-
-@pytest.mark.skipif(importlib.util.find_spec("nnunetv2") is None, reason="nnunetv2 not installed")
-def test_nnunet_accepts_the_export(data: dict[str, Path], tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("nnUNet_raw", str(tmp_path))
-    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
-    from nnunetv2.utilities.label_handling.label_handling import LabelManager
-
-    result = export_nnunet([data["kits"]], tmp_path, dataset_id=501, name="KiTS23", regions=True)
-    verify_dataset_integrity(str(result.folder), 1)  # raises on any broken rule
-    doc = result.dataset_json
-    manager = LabelManager(doc["labels"], regions_class_order=doc["regions_class_order"])
-    assert manager.has_regions and manager.all_labels == [0, 1, 2, 3]
-    for label in (1, 2, 3):  # a voxel of each label, as region probabilities, decodes back
-        onehot = np.array([[[[float(label in (r if isinstance(r, tuple) else (r,)))]]]
-                           for r in manager.foreground_regions])
-        assert int(manager.convert_probabilities_to_segmentation(onehot).item()) == label
 
 
 def test_mixed_modalities_never_get_ct_normalization(data: dict[str, Path]) -> None:
@@ -212,3 +196,171 @@ def test_mixed_modalities_never_get_ct_normalization(data: dict[str, Path]) -> N
     entries[1].record.dataset = "chaos-mr"
     with pytest.raises(ExportError, match="lacks channel"):  # never CT normalization on MR
         channel_names(entries)
+
+
+# ------------------------------------------------------------------ units nnU-Net expects (problem 1)
+
+REGISTRY = Path(__file__).resolve().parents[1] / "registry" / "datasets"
+#: canonical channel slots of an MR export and, per slot, the BraTS 2021 file suffix and the MSD
+#: Task01 4D channel (its dataset.json: 0 FLAIR, 1 T1w, 2 t1gd, 3 T2w)
+MR_SLOTS = [("T1", "t1", 1), ("T1 contrast-enhanced", "t1ce", 2), ("T2", "t2", 3),
+            ("FLAIR", "flair", 0)]
+
+
+@pytest.fixture(scope="module")
+def normalized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`harmonize run` (native spacing, default intensity: CT window -> [0, 1], MR percentile
+    z-score) on two CT and three MR datasets, and their source roots."""
+    from harmonize.plugins.fabricators.msd import make_msd_task
+
+    base = tmp_path_factory.mktemp("nnunet_norm")
+    roots = {
+        "kits23": make_kits23(base / "kits23", n_cases=3, seed=11),
+        "kits19": make_kits(base / "kits19", release="kits19", n_cases=2, first_case=0, seed=12),
+        "brats2021": make_brats2021(base / "brats", n_cases=2, n_validation=1, seed=13),
+        "brats2023-gli": make_brats2023_gli(base / "brats23", n_cases=2, n_validation=0,
+                                            second_timepoint=False, seed=15),
+        "msd-braintumour": make_msd_task(base / "msd", task="Task01_BrainTumour", n_train=2,
+                                         n_test=0, seed=14),
+    }
+    result = run([Target(d, r) for d, r in roots.items()], base / "norm", workers=1,
+                 progress=False)
+    assert not result.errors, result.errors
+    return {"norm": base / "norm", **{f"root:{d}": r for d, r in roots.items()}}
+
+
+def _canonical(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A source file's voxels (float64) and affine in RAS+ closest canonical (nibabel)."""
+    image = nib.as_closest_canonical(nib.load(path))
+    return np.asarray(image.dataobj, dtype=np.float64), image.affine
+
+
+def _exported(folder: Path) -> list[tuple[Path, str, str, int]]:
+    """(file, dataset, case id, channel) of every exported image."""
+    found = []
+    for sub in ("imagesTr", "imagesTs"):
+        for path in sorted((folder / sub).glob("*.nii.gz")):
+            stem = path.name[: -len(".nii.gz")]
+            key, channel = stem.rsplit("_", 1)
+            dataset = next(d for d in ("kits23", "kits19", "brats2021", "brats2023-gli",
+                                       "msd-braintumour") if key.startswith(d + "_"))
+            found.append((path, dataset, key[len(dataset) + 1:], int(channel)))
+    return found
+
+
+def _source_ct(normalized: dict[str, Path], dataset: str, case: str) -> Path:
+    return next(normalized[f"root:{dataset}"].rglob(f"{case}/imaging.nii.gz"))
+
+
+def test_normalized_ct_is_exported_in_hu(normalized: dict[str, Path], tmp_path: Path) -> None:
+    """Problem 1: after `harmonize run` the export copied CT mapped to [0, 1] under the name CT."""
+    norm = normalized["norm"]
+    result = export_nnunet([norm / "kits23.jsonl", norm / "kits19.jsonl"], tmp_path,
+                           dataset_id=510, name="CT")
+    assert result.ok, result.errors
+    assert result.dataset_json["channel_names"] == {"0": "CT"}
+    files = _exported(result.folder)
+    assert {d for _, d, _, _ in files} == {"kits23", "kits19"} and len(files) == 5
+    for path, dataset, case, _ in files:
+        lo, hi = yaml.safe_load((REGISTRY / f"{dataset}.yaml").read_text())["ct_window"]
+        source, affine = _canonical(_source_ct(normalized, dataset, case))
+        written = nib.load(path)
+        data = np.asarray(written.dataobj)
+        assert data.dtype == np.int16, path  # integer HU stay integers
+        assert np.array_equal(data, np.clip(source, lo, hi)), path  # HU, clipped to the window
+        assert np.allclose(written.affine, affine)
+    assert result.dataset_json["harmonize"]["intensity"] == {
+        d: {"CT": {"units": "HU", "undone": ["ct_window"], "clipped_to": [[-200.0, 300.0]]}}
+        for d in ("kits19", "kits23")}
+    assert [w for w in result.warnings if "clipped to the run's window" in w] == [
+        f"{d}: CT is exported in HU, clipped to the run's window(s) [-200, 300]; values outside "
+        "were lost in `harmonize run` (export the `harmonize manifest` source manifest for "
+        "unclipped HU)" for d in ("kits19", "kits23")]
+
+
+def test_normalized_mr_is_exported_in_source_units(normalized: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """MR: the per-image z-score is undone (nnU-Net z-scores itself, over the nonzero region),
+    channels in canonical order whatever the file order (MSD Task01 ships FLAIR first)."""
+    norm = normalized["norm"]
+    result = export_nnunet([norm / "brats2021.jsonl", norm / "msd-braintumour.jsonl"], tmp_path,
+                           dataset_id=511, name="MR")
+    assert result.ok, result.errors
+    assert list(result.dataset_json["channel_names"].values()) == [n for n, _, _ in MR_SLOTS]
+    files = _exported(result.folder)
+    assert {d for _, d, _, _ in files} == {"brats2021", "msd-braintumour"} and len(files) == 20
+    for path, dataset, case, channel in files:
+        _, suffix, msd_index = MR_SLOTS[channel]
+        if dataset == "brats2021":
+            source, affine = _canonical(next(normalized["root:brats2021"].rglob(
+                f"{case}/{case}_{suffix}.nii.gz")))
+        else:
+            volume, affine = _canonical(next(normalized["root:msd-braintumour"].rglob(
+                f"imagesTr/{case}.nii.gz")))
+            source = volume[..., msd_index]
+        lo, hi = np.percentile(source, (0.5, 99.5))  # the run's MR clip, computed here
+        written = nib.load(path)
+        assert np.allclose(np.asarray(written.dataobj, dtype=np.float64),
+                           np.clip(source, lo, hi), atol=1e-3), path
+        assert np.allclose(written.affine, affine)
+        assert (np.asarray(written.dataobj) == 0).sum() == (np.clip(source, lo, hi) == 0).sum()
+    assert result.dataset_json["harmonize"]["intensity"]["msd-braintumour"]["FLAIR"] == {
+        "units": "source", "undone": ["percentile_zscore"]}
+    assert not [w for w in result.warnings if "window" in w]
+
+
+# ------------------------------------------------------------------ splits_final.json (problem 2)
+
+
+def _split_manifest(tmp_path: Path, splits: list[str], patients: list[str] | None = None) -> Path:
+    from harmonize.testing.normalized import make_normalized_dataset
+
+    path = make_normalized_dataset(tmp_path / "m", "kits23", n_cases=len(splits),
+                                   shape=(8, 8, 4), splits=splits)
+    if patients is not None:
+        records = read_manifest(path)
+        for record, patient in zip(records, patients):
+            record.patient_id = patient
+        write_manifest(path, records)
+    return path
+
+
+def _check_folds(folds: list[dict[str, list[str]]], cases: list[str],
+                 patient_of: dict[str, str]) -> None:
+    """What nnU-Net needs and what a patient-level split means, checked from the file alone."""
+    for fold in folds:
+        assert set(fold) == {"train", "val"} and fold["train"] and fold["val"]
+        assert sorted(fold["train"] + fold["val"]) == sorted(cases)  # every case, once
+        assert not {patient_of[c] for c in fold["train"]} & {patient_of[c] for c in fold["val"]}
+    assert sorted(c for fold in folds for c in fold["val"]) == sorted(cases)  # vals partition
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_splits_final_for_few_training_cases(tmp_path: Path, n: int) -> None:
+    """Problem 2: no val case used to mean no splits_final.json, and nnU-Net's own 5-fold split
+    fails below 5 cases. Now: min(5, patients) patient-level folds."""
+    patients = [f"p{i // 2 if n == 7 else i}" for i in range(n)]  # n=7: pairs share a patient
+    result = export_nnunet([_split_manifest(tmp_path, ["train"] * n, patients)], tmp_path / "raw",
+                           dataset_id=520, name="Small")
+    written = json.loads((result.folder / "splits_final.json").read_text())
+    assert written == result.splits
+    cases = [f"kits23_{i:03d}" for i in range(n)]
+    _check_folds(written, cases, dict(zip(cases, patients)))
+    assert len(written) == min(5, len(set(patients)))
+    assert not [w for w in result.warnings if "split" in w]
+
+
+def test_splits_final_for_one_case_none_and_the_manifest_split(tmp_path: Path) -> None:
+    one = export_nnunet([_split_manifest(tmp_path / "1", ["train"])], tmp_path / "r1",
+                        dataset_id=521, name="One")
+    assert json.loads((one.folder / "splits_final.json").read_text()) == [
+        {"train": ["kits23_000"], "val": ["kits23_000"]}]  # nnU-Net trains; val = train
+    assert any("one patient" in w and "validates on the same" in w for w in one.warnings)
+    none = export_nnunet([_split_manifest(tmp_path / "0", ["test", "test"])], tmp_path / "r0",
+                         dataset_id=522, name="None")
+    assert not (none.folder / "splits_final.json").exists() and none.splits is None
+    assert any("no labelled train or val case" in w for w in none.warnings)
+    given = export_nnunet([_split_manifest(tmp_path / "m", ["train", "val", "train", "test"])],
+                          tmp_path / "rm", dataset_id=523, name="Given")
+    assert json.loads((given.folder / "splits_final.json").read_text()) == [
+        {"train": ["kits23_000", "kits23_002"], "val": ["kits23_001"]}]

@@ -205,12 +205,14 @@ def nnunet_command(
         bar.close()
     _report({"folder": str(result.folder), "training": len(result.training),
              "test": len(result.test), "labels": result.dataset_json.get("labels"),
-             "splits_final": result.splits is not None},
+             "splits_final": result.splits is not None,
+             "folds": len(result.splits) if result.splits else 0},
             result.errors, result.warnings, format,
             f"[bold green]wrote[/] {result.folder}: {len(result.training)} training, "
             f"{len(result.test)} test cases; labels {result.dataset_json.get('labels')}."
-            + (f" Copy splits_final.json to nnUNet_preprocessed/{result.folder.name}/ after "
-               "planning and train fold 0." if result.splits else ""))
+            + (f" splits_final.json has {len(result.splits)} fold(s); nnU-Net's planner copies "
+               f"it to nnUNet_preprocessed/{result.folder.name}/ (train with nnUNetv2_train "
+               f"{dataset_id} 3d_fullres 0)." if result.splits else ""))
 
 
 @export_app.command("monai")

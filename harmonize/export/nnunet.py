@@ -12,8 +12,9 @@ Follows nnU-Net's ``documentation/dataset_format.md``:
   channel missing, so datasets with different channels are refused, naming both, unless
   ``channels`` picks channels every dataset has (CT and MR datasets go to separate exports);
   ``labels``, ``numTraining``, ``file_ending``;
-* ``splits_final.json``: one fold ``[{"train": [...], "val": [...]}]`` from the manifest's
-  splits (copy it to ``nnUNet_preprocessed/DatasetXXX_Name/`` after planning and train fold 0).
+* ``splits_final.json``: folds nnU-Net accepts for any number of training cases
+  (:mod:`harmonize.export.nnunet_splits`: the manifests' train/val as fold 0, else up to 5
+  patient-level folds); nnU-Net's planner copies it to ``nnUNet_preprocessed/DatasetXXX_Name/``.
 
 Labels must be consecutive integers: mask values are remapped through
 :class:`harmonize.export.LabelScheme` (values 0/1/2/4 -> 0/1/2/3; several datasets share a label
@@ -21,9 +22,14 @@ when their classes share a name) and every label file is rewritten on its image'
 ``regions=True`` adds the record's merged classes as nnU-Net region tuples (e.g. kidney
 (1, 2, 3), kidney mass (2, 3) for values 1 kidney, 2 tumor, 3 cyst) with a ``regions_class_order`` that decodes every label exactly.
 
-Images keep their stored orientation and intensities (nnU-Net reorients nothing and normalizes
-itself; its normalizations are invariant to the engine's linear intensity mappings). A
-``.nii.gz`` single-channel image is copied byte for byte; anything else is converted.
+Images keep their stored orientation and grid, in the units nnU-Net normalizes from: a
+record's recorded intensity mapping (``harmonize run``'s CT window, MR/PET percentile z-score)
+is undone per channel (:func:`harmonize.export.source_intensity`), so CT is in HU (clipped to
+the run's window: :func:`intensity_notes` warns) and other channels in their source units
+(clipped to the run's percentiles; zero background is zero again, so nnU-Net's crop to nonzero
+and its masked z-score work as on the release). Undone values that are integers (within 1e-3,
+e.g. int16 HU windowed into float32) are written as int16, others as float32. A source
+record's single-channel ``.nii.gz`` is copied byte for byte; anything else is converted.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ from harmonize.export import (
     remap_values,
     run_cases,
 )
+from harmonize.export.nnunet_splits import nnunet_folds
+from harmonize.export.nnunet_units import in_source_units, intensity_notes, mapped
 from harmonize.files import atomic_path, write_text_atomic
 from harmonize.labels.channels import export_plan
 from harmonize.read.nifti_writer import write_volume
@@ -172,7 +180,7 @@ def _write_case(task: NnunetTask, written: list[Path]) -> list[str]:
     image_dir = folder / task.images_dir
     image: Volume | None = None
     if len(paths) == 1 and paths[0].name.lower().endswith(FILE_ENDING) and len(
-            entry.record.shape) == 3 and task.channel_order == (0,):
+            entry.record.shape) == 3 and task.channel_order == (0,) and not mapped(entry):
         target = image_dir / f"{entry.key}_0000{FILE_ENDING}"
         with atomic_path(target) as tmp:
             shutil.copyfile(paths[0], tmp)
@@ -183,7 +191,8 @@ def _write_case(task: NnunetTask, written: list[Path]) -> list[str]:
         channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
         for c, own in enumerate(task.channel_order):  # canonical order, not the file's
             target = image_dir / f"{entry.key}_{c:04d}{FILE_ENDING}"
-            write_volume(Volume(channels[own], image.affine, "image"), target)
+            values = in_source_units(channels[own], entry, own if data.ndim == 4 else None)
+            write_volume(Volume(values, image.affine, "image"), target)
             written.append(target)
     if task.labels_dir is not None:
         mask = read_mask(entry)
@@ -243,7 +252,9 @@ def export_nnunet(
     entries = load_entries(manifests)
     names, orders = channel_plan(entries, channels)
     scheme = LabelScheme.from_entries(entries)
-    result = NnunetExport(folder=folder, warnings=unannotated_warnings(entries, scheme))
+    notes, intensity_warnings = intensity_notes(entries, names, orders)
+    result = NnunetExport(folder=folder, warnings=unannotated_warnings(entries, scheme)
+                          + intensity_warnings)
     if folder.exists():
         for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
             if (folder / sub).is_dir():
@@ -267,18 +278,16 @@ def export_nnunet(
         labels, order = plain_labels(scheme), None
     result.dataset_json = dataset_json(entries, {str(c): n for c, n in enumerate(names)}, labels,
                                        order, scheme, len(result.training))
+    result.dataset_json["harmonize"]["intensity"] = notes
     write_text_atomic(folder / "dataset.json", jsonio.dumps(result.dataset_json, indent=1) + "\n")
-    train = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "train")
-    val = sorted(t.entry.key for t in ok if t.images_dir == "imagesTr" and t.entry.split == "val")
+    folds = nnunet_folds([t.entry for t in ok if t.images_dir == "imagesTr"])
+    result.warnings.extend(folds.warnings)
     splits_file = folder / "splits_final.json"
-    if val and train:
-        result.splits = [{"train": train, "val": val}]
+    if folds.folds is not None:
+        result.splits = folds.folds
         write_text_atomic(splits_file, jsonio.dumps(result.splits, indent=1) + "\n")
     else:
         splits_file.unlink(missing_ok=True)
-        result.warnings.append(
-            "no splits_final.json: the manifest has no " + ("val" if train else "train")
-            + " case with a mask, so nnU-Net will make its own 5-fold split")
     return result
 
 
