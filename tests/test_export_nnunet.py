@@ -1,9 +1,14 @@
 """nnU-Net v2 raw export (`harmonize export nnunet`) on fabricated KiTS19/KiTS23, BraTS 2021 and
-MSD Task01."""
+MSD Task01; the last test runs nnU-Net v2 itself (installed by the test, see `nnunet_site`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -364,3 +369,104 @@ def test_splits_final_for_one_case_none_and_the_manifest_split(tmp_path: Path) -
                           tmp_path / "rm", dataset_id=523, name="Given")
     assert json.loads((given.folder / "splits_final.json").read_text()) == [
         {"train": ["kits23_000", "kits23_002"], "val": ["kits23_001"]}]
+
+
+# ------------------------------------------------------------------ nnU-Net v2 itself
+
+NNUNET_REQUIREMENTS = Path(__file__).with_name("nnunet-requirements.txt")
+NNUNET_DRIVER = Path(__file__).with_name("nnunet_driver.py")
+
+
+@pytest.fixture(scope="session")
+def nnunet_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with nnU-Net v2 and exactly the modules its planning and split loading import
+    beyond the `test` extra (tests/nnunet-requirements.txt), installed with ``pip --no-deps
+    --target`` beside the running venv (``<venv>/harmonize-test-nnunet``) and reused while the
+    list is unchanged. Only the nnU-Net subprocess puts it on its path: the test venv (and its
+    pinned CPU torch) is never changed. Needs the package index (PyPI) the first time."""
+    wanted = hashlib.sha256(NNUNET_REQUIREMENTS.read_bytes()).hexdigest()
+    home = Path(sys.prefix)
+    target = (home if os.access(home, os.W_OK) else tmp_path_factory.mktemp("nnunet-site")
+              ) / "harmonize-test-nnunet"
+    stamp = target / ".requirements-sha256"
+    if stamp.is_file() and stamp.read_text() == wanted:
+        return target
+    staging = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
+         "--disable-pip-version-check", "--target", str(staging), "-r", str(NNUNET_REQUIREMENTS)],
+        capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, f"installing nnU-Net for the test failed:\n{done.stderr[-4000:]}"
+    (staging / stamp.name).write_text(wanted)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def _run_nnunet(site: Path, base: Path, args: dict) -> dict:
+    env = {**os.environ, "nnUNet_raw": str(base / "raw"),
+           "nnUNet_preprocessed": str(base / "preprocessed"),
+           "nnUNet_results": str(base / "results"), "nnUNet_def_n_proc": "1",
+           "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, str(NNUNET_DRIVER), json.dumps(args)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + "\n" + done.stderr[-6000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_nnunet_plans_and_preprocesses_the_export(normalized: dict[str, Path], tmp_path: Path,
+                                                  nnunet_site: Path) -> None:
+    """nnU-Net v2's own verify_dataset_integrity, fingerprint, planning and 3d_fullres
+    preprocessing on a CT export and an MR export of `harmonize run` output (two datasets
+    each; nnU-Net takes no CT next to MR in one dataset), and its trainer's do_split on a
+    two-case export without a val case."""
+    norm, raw = normalized["norm"], tmp_path / "raw"
+    ct = export_nnunet([norm / "kits23.jsonl", norm / "kits19.jsonl"], raw, dataset_id=501,
+                       name="CT", regions=True)
+    mr = export_nnunet([norm / "brats2021.jsonl", norm / "brats2023-gli.jsonl"], raw,
+                       dataset_id=502, name="MR")
+    small_root = make_kits23(tmp_path / "small", n_cases=2, seed=21)
+    small = export_nnunet([_manifest("kits23", small_root, tmp_path / "m_small",
+                                     {"case_00000": "train", "case_00001": "train"})],
+                          raw, dataset_id=503, name="Small")
+    assert ct.ok and mr.ok and small.ok
+    found = _run_nnunet(nnunet_site, tmp_path, {"datasets": [501, 502, 503], "samples": 100000,
+                                                "splits": {"503": [0, 1]}})
+    pre = tmp_path / "preprocessed"
+
+    # CT: nnU-Net's fingerprint sees HU (the source files' foreground values), not [0, 1]
+    fingerprint = json.loads((pre / "Dataset501_CT" / "dataset_fingerprint.json").read_text())
+    seen = fingerprint["foreground_intensity_properties_per_channel"]["0"]
+    per_case = []
+    for path, dataset, case, _ in _exported(ct.folder):
+        if path.parent.name == "imagesTr":
+            source, _ = _canonical(_source_ct(normalized, dataset, case))
+            label, _ = _canonical(next(normalized[f"root:{dataset}"].rglob(
+                f"{case}/segmentation.nii.gz")))
+            per_case.append(source[label > 0])
+    pooled = np.concatenate(per_case)
+    assert (seen["min"], seen["max"]) == (pooled.min(), pooled.max()) == (10.0, 180.0)
+    assert pooled.min() <= seen["percentile_00_5"] <= seen["percentile_99_5"] <= pooled.max()
+    assert abs(seen["mean"] - np.mean([c.mean() for c in per_case])) < 2.0  # equal per case
+    plans = json.loads((pre / "Dataset501_CT" / "nnUNetPlans.json").read_text())
+    fullres = plans["configurations"]["3d_fullres"]
+    assert fullres["normalization_schemes"] == ["CTNormalization"]
+    assert plans["foreground_intensity_properties_per_channel"]["0"] == seen
+
+    # MR: z-score per image, over the nonzero region: BraTS's zero background is zero again, so
+    # nnU-Net's crop to nonzero shrinks the images and it masks its z-score (z-scored images
+    # have no zero background and got neither)
+    plans = json.loads((pre / "Dataset502_MR" / "nnUNetPlans.json").read_text())
+    fullres = plans["configurations"]["3d_fullres"]
+    assert fullres["normalization_schemes"] == ["ZScoreNormalization"] * 4
+    assert fullres["use_mask_for_norm"] == [True] * 4
+    for name, result in (("Dataset501_CT", ct), ("Dataset502_MR", mr)):
+        cases = sorted((pre / name / fullres["data_identifier"]).glob("*.b2nd"))
+        assert len([c for c in cases if not c.name.endswith("_seg.b2nd")]) == len(result.training)
+
+    # a two-case export without a val case: nnU-Net's trainer reads its folds
+    assert (pre / "Dataset503_Small" / "splits_final.json").is_file()  # copied by the planner
+    assert small.splits is not None and len(small.splits) == 2
+    assert found["splits"]["503"] == {str(f): {"train": s["train"], "val": s["val"]}
+                                      for f, s in enumerate(small.splits)}
