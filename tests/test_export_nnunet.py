@@ -432,7 +432,7 @@ def test_nnunet_plans_and_preprocesses_the_export(normalized: dict[str, Path], t
                           raw, dataset_id=503, name="Small")
     assert ct.ok and mr.ok and small.ok
     found = _run_nnunet(nnunet_site, tmp_path, {"datasets": [501, 502, 503], "samples": 100000,
-                                                "splits": {"503": [0, 1]}})
+                                                "splits": {"503": [0, 1]}, "regions": [501]})
     pre = tmp_path / "preprocessed"
 
     # CT: nnU-Net's fingerprint sees HU (the source files' foreground values), not [0, 1]
@@ -464,6 +464,10 @@ def test_nnunet_plans_and_preprocesses_the_export(normalized: dict[str, Path], t
     for name, result in (("Dataset501_CT", ct), ("Dataset502_MR", mr)):
         cases = sorted((pre / name / fullres["data_identifier"]).glob("*.b2nd"))
         assert len([c for c in cases if not c.name.endswith("_seg.b2nd")]) == len(result.training)
+
+    # --regions: nnU-Net decodes every label back from its region scores
+    assert found["regions"]["501"] == {str(v): v for v in (1, 2, 3)}
+    assert ct.dataset_json["labels"]["kidney"] == [1, 2, 3]
 
     # a two-case export without a val case: nnU-Net's trainer reads its folds
     assert (pre / "Dataset503_Small" / "splits_final.json").is_file()  # copied by the planner
