@@ -18,6 +18,7 @@ the ``--root`` of every ``harmonize manifest`` this user ran (remembered in
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -64,11 +65,15 @@ def check_identifier(value: Any, *, what: str, dataset: str | None, file: Path |
 
 def remembered_roots_file() -> Path:
     """Where ``harmonize manifest`` remembers the dataset roots it read (one path per line)."""
-    override = os.environ.get(REMEMBERED_ROOTS_ENV)
-    if override:
-        return Path(override)
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config) / "harmonize" / "trusted-roots"
+    return Path(_remembered_roots_path())
+
+
+def _remembered_roots_path() -> str:
+    """``HARMONIZE_REMEMBERED_ROOTS``, else ``$XDG_CONFIG_HOME`` (or ``~/.config``)
+    ``/harmonize/trusted-roots``; a string, as the gate computes it per record."""
+    return os.environ.get(REMEMBERED_ROOTS_ENV) or os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"),
+        "harmonize", "trusted-roots")
 
 
 def remember_root(root: Path) -> None:
@@ -89,14 +94,22 @@ def remember_root(root: Path) -> None:
 
 def trusted_roots(extra: Iterable[str | Path] = ()) -> tuple[Path, ...]:
     """The trusted roots in force: ``extra``, ``HARMONIZE_TRUSTED_ROOTS`` and the remembered ones."""
-    named = [str(p) for p in extra]
-    named += [p for p in os.environ.get(TRUSTED_ROOTS_ENV, "").split(os.pathsep) if p]
-    try:
-        remembered = remembered_roots_file().read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeError):
-        remembered = []
-    named += [line.strip() for line in remembered if line.strip()]
-    return tuple(dict.fromkeys(Path(p).resolve() for p in named))
+    cached = _trusted_strings()
+    return tuple(dict.fromkeys([*(Path(p).resolve() for p in extra), *map(Path, cached)]))
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted(env: str, remembered_file: str, stamp: int | None) -> tuple[str, ...]:
+    """Roots named by the variable and the remembered file (cached per value and file mtime:
+    a manifest of 20,000 records outside its folder reads the file once)."""
+    named = [p for p in env.split(os.pathsep) if p]
+    if stamp is not None:
+        try:
+            remembered = Path(remembered_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeError):
+            remembered = []
+        named += [line.strip() for line in remembered if line.strip()]
+    return tuple(str(Path(p).resolve()) for p in named)
 
 
 def add_trusted_roots(roots: Iterable[str | Path]) -> None:
@@ -118,19 +131,39 @@ def confine(relative: str, base: Path, *, what: str, dataset: str | None = None,
     if not isinstance(relative, str) or not relative or "\0" in relative:
         raise ManifestError(f"{what} {relative!r} is not a path", dataset=dataset, case=case,
                             file=manifest, hint="fix or regenerate the manifest")
-    joined = Path(os.path.normpath(Path(base) / relative))
-    resolved = joined.resolve()
-    if resolved.is_relative_to(Path(base).resolve()) or any(
-            resolved.is_relative_to(folder)
-            for folder in (trusted_roots() if roots is None else roots)):
-        return joined
+    joined = os.path.normpath(os.path.join(base, relative))
+    resolved = os.path.realpath(joined)
+    base_real = _realpath_of_base(os.fspath(base))
+    if _inside(resolved, base_real) or any(
+            _inside(resolved, str(folder))
+            for folder in (_trusted_strings() if roots is None else roots)):
+        return Path(joined)
     raise ManifestError(
         f"{what} {relative!r} leads to {resolved}, outside the manifest's folder "
-        f"{Path(base).resolve()}; it was not read",
+        f"{base_real}; it was not read",
         dataset=dataset, case=case, file=manifest,
         hint=f"if you trust this manifest, name the folder that holds its data with "
              f"`harmonize --trust-root DIR` or {TRUSTED_ROOTS_ENV}=DIR",
     )
+
+
+#: A manifest's folder is resolved once per process, not once per record.
+_realpath_of_base = functools.lru_cache(maxsize=64)(os.path.realpath)
+
+
+def _trusted_strings() -> tuple[str, ...]:
+    """:func:`trusted_roots` as strings, from the cache (no ``Path`` objects per record)."""
+    path = _remembered_roots_path()
+    try:
+        stamp: int | None = os.stat(path).st_mtime_ns
+    except OSError:
+        stamp = None
+    return _trusted(os.environ.get(TRUSTED_ROOTS_ENV, ""), path, stamp)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether the resolved ``path`` is ``folder`` or under it (string test: this runs per record)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def confine_template(formatted: str, root: Path, *, template: str, dataset: str,
