@@ -171,7 +171,7 @@ def test_monai_lists_files_in_canonical_order(mixed, tmp_path):
     records = read_manifest(mixed["brats"])
     doc = export_monai([mixed["brats"]], tmp_path / "brats.json")
     item = doc["training"][0]
-    assert item["channels"] == EXPECTED
+    assert item["channels"].split(",") == EXPECTED
     assert [Path(p).name.rsplit("_", 1)[1] for p in item["image"]] == [
         "t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz", "flair.nii.gz"]
     assert len(records) == len(doc["training"])

@@ -225,7 +225,8 @@ def monai_command(
              "own channels, canonical order).")] = None,
     format: FormatOpt = "table",
 ) -> None:
-    """MONAI Decathlon-style datalist (training/validation/testing) of the records' files."""
+    """MONAI Decathlon-style datalist (training/validation/testing): one global label table,
+    masks remapped to it (written beside the datalist when their values differ), images as is."""
     from harmonize.export.monai import export_monai
 
     try:
@@ -234,8 +235,13 @@ def monai_command(
     except HarmonizeError as exc:
         raise _fail(exc) from None
     counts = {k: len(doc[k]) for k in ("training", "validation", "testing")}
-    _report({"out": str(out), **counts}, [], [], format,
-            f"[bold green]wrote[/] {out}: {counts}; load it with "
+    folder = (out.parent / f"{out.stem}_labels").resolve()
+    remapped = sum(1 for k in counts for item in doc[k] if "label" in item and (
+        Path(base_dir or "/") / item["label"]).resolve().parent == folder)
+    _report({"out": str(out), **counts, "labels": doc["labels"], "remapped_masks": remapped},
+            [], [], format,
+            f"[bold green]wrote[/] {out}: {counts}, {len(doc['labels']) - 1} labels, "
+            f"{remapped} mask(s) remapped to {folder}; load it with "
             f"monai.data.load_decathlon_datalist({str(out)!r}, data_list_key='training'"
             + (f", base_dir={str(base_dir)!r})" if base_dir else ")"))
 

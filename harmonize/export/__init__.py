@@ -269,6 +269,14 @@ class LabelScheme:
     def label_of(self, name: str) -> int:
         return self.names.index(name) + 1
 
+    def table(self) -> dict[str, int]:
+        """The global label table: ``background`` 0, then each export label by name (a name
+        seen twice gets `` (label k)``). nnU-Net's ``labels`` and the MONAI datalist's."""
+        labels = {"background": 0}
+        for label, name in enumerate(self.names, start=1):
+            labels[name if name not in labels else f"{name} (label {label})"] = label
+        return labels
+
     def remap(self, entry: Entry, data: np.ndarray, *, file: Path | None = None) -> np.ndarray:
         """``data`` with every value replaced by its export label (uint8, or uint16 above 255).
 

@@ -137,11 +137,8 @@ def _with_decodable_singles(regions: list[tuple[str, tuple[int, ...]]],
 
 
 def plain_labels(scheme: LabelScheme) -> dict[str, int]:
-    """nnU-Net ``labels`` without regions: background 0, then each export label by name."""
-    labels = {"background": 0}
-    for label, name in enumerate(scheme.names, start=1):
-        labels[name if name not in labels else f"{name} (label {label})"] = label
-    return labels
+    """nnU-Net ``labels`` without regions: :meth:`LabelScheme.table`."""
+    return scheme.table()
 
 
 # ----------------------------------------------------------------------------------- one case
