@@ -206,10 +206,12 @@ def normalize_case(
     if needs_resampling(ras_view, settings.spacing):
         assert settings.spacing is not None
         # resample from the stored array straight into the RAS grid (no reoriented copy)
-        image_ras, ops = resample_to_ras(image, settings.spacing, settings.interpolation)
+        image_ras, ops = resample_to_ras(image, settings.spacing, settings.interpolation,
+                                         settings.grid)
         operations.extend(ops)
         if label_ras is not None:
-            label_ras, label_op = resample(label_ras, settings.spacing, settings.interpolation)
+            label_ras, label_op = resample(label_ras, settings.spacing, settings.interpolation,
+                                           settings.grid)
             label_ras.affine = image_ras.affine  # same grid by construction; make it exact
             operations.append(label_op)
     else:

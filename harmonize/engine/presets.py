@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from harmonize.engine.intensity import CT_SCALINGS
+from harmonize.engine.resample import GRID_CONVENTIONS
 from harmonize.errors import DescriptorError, HarmonizeError
 from harmonize.yamlio import load_registry
 
@@ -43,6 +44,9 @@ class Settings:
       grid a read error; ``"resample"`` interpolates irregular slice gaps onto a regular grid and
       drops byte-identical duplicated slices (recorded in the operations; README "DICOM input").
       Left out of :meth:`to_dict` at its default, so earlier resume keys and manifests hold.
+    * ``grid``: the output-grid convention when resampling (:mod:`harmonize.engine.resample`):
+      ``"torchio"`` (default, TorchIO ``Resample``) or ``"monai"`` (MONAI ``Spacing``, the
+      ``sat`` preset). Left out of :meth:`to_dict` at its default.
     """
 
     spacing: tuple[float, float, float] | None = None
@@ -53,6 +57,7 @@ class Settings:
     intensity: Literal["auto", "raw"] = "auto"
     preset: str | None = None
     irregular_dicom: Literal["refuse", "resample"] = "refuse"
+    grid: Literal["torchio", "monai"] = "torchio"
 
     def __post_init__(self) -> None:
         def bad(message: str) -> HarmonizeError:
@@ -84,6 +89,8 @@ class Settings:
             object.__setattr__(self, "mr_percentiles", (lo, hi))
         if self.intensity not in ("auto", "raw"):
             raise bad(f"intensity must be 'auto' or 'raw', got {self.intensity!r}")
+        if self.grid not in GRID_CONVENTIONS:
+            raise bad(f"grid must be one of {GRID_CONVENTIONS}, got {self.grid!r}")
         if self.irregular_dicom not in ("refuse", "resample"):
             raise bad(f"irregular_dicom must be 'refuse' or 'resample', "
                       f"got {self.irregular_dicom!r}")
@@ -124,7 +131,7 @@ class Settings:
 
 
 #: Fields added after manifests v1: left out of :meth:`Settings.to_dict` at their default value.
-_OMITTED_AT_DEFAULT = ("irregular_dicom",)
+_OMITTED_AT_DEFAULT = ("irregular_dicom", "grid")
 
 
 @dataclass(frozen=True)

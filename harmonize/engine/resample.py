@@ -4,12 +4,19 @@ Reorientation is the closest canonical orientation (``nibabel.as_closest_canonic
 permuted and flipped, never interpolated, so the result is a view of the input voxels.
 
 Resampling uses SimpleITK's multi-threaded ``ResampleImageFilter`` in voxel-index space. The output
-grid follows TorchIO's ``Resample`` convention:
+grid follows one of two conventions (:data:`GRID_CONVENTIONS`), each computed with the same float
+operations as its source, so the shapes agree on real float spacings (e.g. 256 voxels of
+0.78124999999999989 mm to 1 mm: 199 voxels, as ``floor(199.99999999999997)``):
 
-* the new size per axis is ``floor(n * spacing / target)`` (at least 1; singleton axes stay 1),
-* the new grid is centred on the old one (same centre of the field of view), so its extent is
-  the same or slightly smaller and nothing is extrapolated,
-* the axes keep their directions (an oblique RAS-ish affine stays oblique).
+* ``"torchio"`` (default; TorchIO ``Resample``): ``floor(n * spacing / target)`` voxels per axis
+  (singleton axes stay 1), centred on the old grid (same centre of the field of view), so the
+  extent is the same or slightly smaller and nothing is extrapolated;
+* ``"monai"`` (MONAI ``Spacing(pixdim, diagonal=False)``, as SAT-DS uses it): the corner grid of
+  ``monai.data.utils.compute_shape_offset`` with ``scale_extent=False``: ``round((n - 1) * spacing
+  / target) + 1`` voxels starting at the first input voxel; samples beyond the last input voxel
+  take the border value (MONAI's ``padding_mode="border"``).
+
+In both the axes keep their directions (an oblique RAS-ish affine stays oblique).
 
 Images are interpolated linearly or with a cubic B-spline (into float32); label maps always with
 nearest neighbour (values and dtype kept). The ``Volume.kind`` decides, not the caller.
@@ -30,6 +37,9 @@ from harmonize.read.volume import Volume
 _RAS = np.eye(4)
 
 Interpolation = Literal["linear", "bspline"]
+GridConvention = Literal["torchio", "monai"]
+#: The output-grid conventions :func:`resample` and :func:`resample_to_ras` accept.
+GRID_CONVENTIONS: tuple[str, ...] = ("torchio", "monai")
 
 
 def ras_transform(affine: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
@@ -74,17 +84,70 @@ def target_grid(
 ) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
     """New shape, per-axis step (in old voxels) and start (old continuous index) of the grid.
 
-    TorchIO convention (see module doc): ``floor(n * s / t)`` voxels centred on the old grid.
+    TorchIO convention (``Resample.get_reference_image``): ``floor(n * s / t)`` voxels, the same
+    float expression as TorchIO (no tolerance, so a spacing stored as 0.78124999999999989 gives
+    what TorchIO gives), singleton axes stay 1, centred on the old grid.
     """
     n = np.asarray(shape[:3], dtype=float)
     s = np.asarray(spacing, dtype=float)
     t = np.asarray(target, dtype=float)
-    new = np.floor(n * s / t + 1e-6)
+    new = np.floor(n * s / t)
     new = np.maximum(new, 1)
     new[n == 1] = 1
     step = t / s
     start = (n - 1) / 2 - (new - 1) / 2 * step
     return tuple(int(v) for v in new), step, start  # type: ignore[return-value]
+
+
+def monai_grid(
+    shape: tuple[int, ...], affine: np.ndarray, target: tuple[float, ...]
+) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
+    """Like :func:`target_grid`, for MONAI's ``Spacing(pixdim=target, diagonal=False)``.
+
+    The same computation as ``monai.data.utils.zoom_affine`` + ``compute_shape_offset``
+    (``scale_extent=False``): the new affine keeps the rotation of ``affine`` with zooms
+    ``target``; the shape is ``round(ptp(corners) + 1)`` of the input voxel-centre corners in the
+    new index space; the origin is the corner that is lowest on every new axis (the first voxel
+    of a RAS+ volume), else the grids share their centre. The step is the diagonal of the
+    old-index-per-new-index matrix (exact for orthogonal, also oblique, affines).
+    """
+    affine = np.asarray(affine, dtype=float)
+    n = np.asarray(shape[:3], dtype=float)
+    rzs = affine[:3, :3]
+    zs = np.linalg.cholesky(rzs.T @ rzs).T
+    new_affine = np.eye(4)
+    new_affine[:3, :3] = rzs @ np.linalg.inv(zs) @ np.diag(
+        np.sign(np.diag(zs)) * np.abs(np.asarray(target, dtype=float)))
+    corners = np.asarray(np.meshgrid(*[(0.0, v - 1.0) for v in n], indexing="ij")).reshape(3, -1)
+    corners = np.concatenate((corners, np.ones_like(corners[:1])))
+    out = np.linalg.solve(new_affine, affine) @ corners
+    dist = out[:-1].copy()
+    new = np.round(np.ptp(out[:-1] / out[-1], axis=1) + 1.0)
+    world = affine @ corners
+    offset = None
+    for i in range(corners.shape[1]):
+        if np.allclose(np.min(dist - dist[:, i:i + 1], 1), 0.0, rtol=1e-3):
+            offset = world[:-1, i]
+            break
+    if offset is None:
+        offset = rzs @ (n / 2.0) + affine[:3, 3] - new_affine[:3, :3] @ (new / 2.0)
+    new_affine[:3, 3] = offset
+    index_to_old = np.linalg.solve(affine, new_affine)
+    return (tuple(int(v) for v in new), np.diag(index_to_old)[:3].copy(),  # type: ignore[return-value]
+            index_to_old[:3, 3].copy())
+
+
+def output_grid(
+    shape: tuple[int, ...], affine: np.ndarray, target: tuple[float, ...],
+    grid: GridConvention = "torchio",
+) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
+    """The output grid of ``grid`` convention for a volume of ``shape`` and ``affine``:
+    ``(new_shape, step, start)`` in the input's voxel-index space (see the module doc)."""
+    if grid == "torchio":
+        return target_grid(shape, tuple(voxel_sizes(affine)), target)
+    if grid == "monai":
+        return monai_grid(shape, affine, target)
+    raise ValueError(f"unknown grid convention {grid!r}; use one of {GRID_CONVENTIONS}")
 
 
 def needs_resampling(volume: Volume, target: tuple[float, float, float] | None,
@@ -100,12 +163,19 @@ def _sitk_resample(
     step: np.ndarray,
     direction: np.ndarray,
     interpolation: Interpolation,
+    border: bool = False,
 ) -> np.ndarray:
     """Sample ``volume.data`` (index space: unit spacing, origin 0, identity direction) on the
-    grid ``origin + direction @ (step * j)``; returns the (X, Y, Z[, C]) array of the new grid."""
+    grid ``origin + direction @ (step * j)``; returns the (X, Y, Z[, C]) array of the new grid.
+
+    Samples outside the input are 0, or with ``border`` the value at the nearest border position
+    (MONAI's ``padding_mode="border"``: the input is edge-padded just enough, only when the grid
+    reaches beyond it)."""
     import SimpleITK as sitk
 
     is_label = volume.kind == "label"
+    if is_label and border:
+        return _nearest_monai(volume.data, new_shape, origin, step, direction)
     if is_label:
         interpolator = sitk.sitkNearestNeighbor
     elif interpolation == "bspline":
@@ -124,6 +194,11 @@ def _sitk_resample(
     if not is_label:
         resampler.SetOutputPixelType(sitk.sitkFloat32)  # interpolation runs in double
     data = volume.data
+    pad = _border_padding(data.shape[:3], origin, step, direction, new_shape) if border else None
+    if pad is not None:
+        origin = np.asarray(origin, dtype=float) + [lo for lo, _ in pad]
+        resampler.SetOutputOrigin([float(v) for v in origin])
+        data = np.pad(data, pad + [(0, 0)] * (data.ndim - 3), mode="edge")
     channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
     outputs = []
     for channel in channels:
@@ -142,7 +217,56 @@ def _sitk_resample(
     return result
 
 
-def _resample_op(volume: Volume, spacing, target, shape, new_shape, interpolation) -> dict:
+def _nearest_monai(
+    data: np.ndarray, new_shape: tuple[int, int, int], origin: np.ndarray, step: np.ndarray,
+    direction: np.ndarray,
+) -> np.ndarray:
+    """Nearest neighbour as MONAI/PyTorch ``grid_sample`` does it: ties (x.5) round half to even,
+    positions outside the input take the border voxel. ``direction`` is a signed permutation
+    (the grid is separable), so this is one fancy-indexing gather; values and dtype are kept.
+    Ties are rounded in the output's (RAS) index space, where MONAI rounds them, so a flipped
+    axis is rounded from its far end."""
+    direction = np.asarray(direction, dtype=float)
+    index: list[np.ndarray] = [np.zeros(0, dtype=np.intp)] * 3
+    axes = []
+    for k in range(3):
+        axis = int(np.argmax(np.abs(direction[:, k])))
+        last = data.shape[axis] - 1
+        positions = origin[axis] + direction[axis, k] * step[k] * np.arange(new_shape[k])
+        if direction[axis, k] < 0:  # round where MONAI does: after the flip to RAS
+            index[axis] = last - np.clip(np.rint(last - positions), 0, last).astype(np.intp)
+        else:
+            index[axis] = np.clip(np.rint(positions), 0, last).astype(np.intp)
+        axes.append(axis)
+    gathered = data[np.ix_(*index)]
+    return np.ascontiguousarray(gathered.transpose(*axes, *range(3, data.ndim)))
+
+
+_GRID_RECORD = {
+    "torchio": "centred, floor(n*s/t) (TorchIO Resample convention)",
+    "monai": "first voxel kept, round((n-1)*s/t)+1, border padding (MONAI Spacing convention)",
+}
+
+
+def _border_padding(
+    shape: tuple[int, ...], origin: np.ndarray, step: np.ndarray, direction: np.ndarray,
+    new_shape: tuple[int, int, int],
+) -> list[tuple[int, int]] | None:
+    """Voxels to add before/after each input axis so every sample lies inside ``[0, n - 1]``;
+    ``None`` when none are needed."""
+    last = np.asarray(new_shape, dtype=float) - 1
+    corners = np.asarray(np.meshgrid(*[(0.0, v) for v in last], indexing="ij")).reshape(3, -1)
+    positions = np.asarray(origin, dtype=float)[:, None] + np.asarray(direction, dtype=float) @ (
+        np.asarray(step, dtype=float)[:, None] * corners)
+    low = np.ceil(np.maximum(0.0, -positions.min(axis=1)) - 1e-9)
+    high = np.ceil(np.maximum(0.0, positions.max(axis=1) - (np.asarray(shape) - 1)) - 1e-9)
+    if not (low.any() or high.any()):
+        return None
+    return [(int(lo), int(hi)) for lo, hi in zip(low, high, strict=True)]
+
+
+def _resample_op(volume: Volume, spacing, target, shape, new_shape, interpolation,
+                 grid: GridConvention) -> dict:
     return {
         "op": "resample",
         "kind": volume.kind,
@@ -151,7 +275,7 @@ def _resample_op(volume: Volume, spacing, target, shape, new_shape, interpolatio
         "from_shape": [int(v) for v in shape],
         "to_shape": [int(v) for v in new_shape],
         "interpolation": "nearest" if volume.kind == "label" else interpolation,
-        "grid": "centred, floor(n*s/t) (TorchIO Resample convention)",
+        "grid": _GRID_RECORD[grid],
     }
 
 
@@ -159,26 +283,30 @@ def resample(
     volume: Volume,
     target: tuple[float, float, float],
     interpolation: Interpolation = "linear",
+    grid: GridConvention = "torchio",
 ) -> tuple[Volume, dict[str, Any]]:
-    """Resample ``volume`` to ``target`` spacing (mm, in its own axis order).
+    """Resample ``volume`` to ``target`` spacing (mm, in its own axis order) on the output grid
+    of convention ``grid`` (module doc).
 
     Images: linear or B-spline (order 3) into float32. Labels: nearest neighbour, dtype kept.
     Returns the new volume and the operation record.
     """
     shape = volume.shape
-    new_shape, step, start = target_grid(shape, volume.spacing, target)
-    data = _sitk_resample(volume, new_shape, start, step, np.eye(3), interpolation)
+    new_shape, step, start = output_grid(shape, volume.affine, target, grid)
+    data = _sitk_resample(volume, new_shape, start, step, np.eye(3), interpolation,
+                          border=grid == "monai")
     index_to_old = np.eye(4)
     index_to_old[:3, :3] = np.diag(step)
     index_to_old[:3, 3] = start
     out = Volume(data=data, affine=volume.affine @ index_to_old, kind=volume.kind)
-    return out, _resample_op(volume, volume.spacing, target, shape, new_shape, interpolation)
+    return out, _resample_op(volume, volume.spacing, target, shape, new_shape, interpolation, grid)
 
 
 def resample_to_ras(
     volume: Volume,
     target: tuple[float, float, float],
     interpolation: Interpolation = "linear",
+    grid: GridConvention = "torchio",
 ) -> tuple[Volume, list[dict[str, Any]]]:
     """``resample(reorient_to_ras(volume)[0], target)`` in one step, reading the stored array.
 
@@ -192,10 +320,10 @@ def resample_to_ras(
     source, _ = ras_transform(volume.affine)
     ras_shape = tuple(volume.shape[source[k]] for k in range(3))
     ras_spacing = voxel_sizes(ras_affine)
-    new_shape, step, start = target_grid(ras_shape, tuple(ras_spacing), target)
+    new_shape, step, start = output_grid(ras_shape, ras_affine, target, grid)
     permutation, offset = to_source[:3, :3], to_source[:3, 3]
     data = _sitk_resample(volume, new_shape, permutation @ start + offset, step, permutation,
-                          interpolation)
+                          interpolation, border=grid == "monai")
     index_to_ras = np.eye(4)
     index_to_ras[:3, :3] = np.diag(step)
     index_to_ras[:3, 3] = start
@@ -203,7 +331,8 @@ def resample_to_ras(
     ops = []
     if not np.array_equal(to_source, np.eye(4)):
         ops.append({"op": "reorient", "from": volume.orientation, "to": out.orientation})
-    ops.append(_resample_op(volume, ras_spacing, target, ras_shape, new_shape, interpolation))
+    ops.append(_resample_op(volume, ras_spacing, target, ras_shape, new_shape, interpolation,
+                            grid))
     return out, ops
 
 
