@@ -161,3 +161,18 @@ def test_sat_preset_gives_sat_ds_grid_and_values(name, modality):
     np.testing.assert_allclose(out.image.affine, ref_affine, atol=1e-4)
     np.testing.assert_allclose(out.image.data, expected, atol=1e-4)
     np.testing.assert_array_equal(out.label.data, ref_label.astype(np.uint8))
+
+
+def test_grid_is_a_run_file_setting_and_sat_selects_monai():
+    from harmonize.engine.config import parse_settings
+    from harmonize.engine.presets import Settings
+
+    assert preset_settings("sat").grid == "monai"
+    assert preset_settings("clip-universal").grid == "torchio"
+    assert "grid" not in Settings().to_dict()  # default left out: earlier resume keys hold
+    data, affine = real_scan("example4d.nii.gz")
+    settings = Settings(**parse_settings({"spacing": [1, 1, 3], "grid": "monai"}))
+    out = normalize_case(Volume(data=data, affine=affine, kind="image"), None, modality="MR",
+                         settings=settings)
+    assert out.image.shape == monai_chain(data, affine, (1, 1, 3), "bilinear")[0].shape
+    assert "MONAI" in out.operations[-2]["grid"]

@@ -67,6 +67,13 @@ SETTING_SCHEMAS: dict[str, dict[str, Any]] = {
         "description": "Image interpolation when resampling; masks are always nearest "
         "neighbour.",
     },
+    "grid": {
+        "enum": _words("grid"),
+        "description": "Output grid when resampling: torchio (default): TorchIO Resample's "
+        "floor(n * spacing / target) voxels centred on the field of view; monai: MONAI Spacing's "
+        "round((n - 1) * spacing / target) + 1 voxels from the first voxel, border padding (the "
+        "sat preset).",
+    },
     "ct_window": {
         "description": "CT window: two numbers (low, high) in HU with low < high; dataset (default): the "
         "case's own window, else the descriptor's ct_window; foreground: the dataset's pooled "
