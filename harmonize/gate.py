@@ -92,10 +92,9 @@ def remember_root(root: Path) -> None:
         return
 
 
-def trusted_roots(extra: Iterable[str | Path] = ()) -> tuple[Path, ...]:
-    """The trusted roots in force: ``extra``, ``HARMONIZE_TRUSTED_ROOTS`` and the remembered ones."""
-    cached = _trusted_strings()
-    return tuple(dict.fromkeys([*(Path(p).resolve() for p in extra), *map(Path, cached)]))
+def trusted_roots() -> tuple[Path, ...]:
+    """The trusted roots in force: ``HARMONIZE_TRUSTED_ROOTS`` and the remembered ones, resolved."""
+    return tuple(map(Path, _trusted_strings()))
 
 
 @functools.lru_cache(maxsize=8)
@@ -120,8 +119,7 @@ def add_trusted_roots(roots: Iterable[str | Path]) -> None:
 
 
 def confine(relative: str, base: Path, *, what: str, dataset: str | None = None,
-            case: str | None = None, manifest: Path | None = None,
-            roots: Iterable[Path] | None = None) -> Path:
+            case: str | None = None) -> Path:
     """``base / relative``, if it resolves inside ``base`` or a trusted root; else a
     :class:`ManifestError` naming the field, its value, where it leads and what to do.
 
@@ -130,18 +128,16 @@ def confine(relative: str, base: Path, *, what: str, dataset: str | None = None,
     """
     if not isinstance(relative, str) or not relative or "\0" in relative:
         raise ManifestError(f"{what} {relative!r} is not a path", dataset=dataset, case=case,
-                            file=manifest, hint="fix or regenerate the manifest")
+                            hint="fix or regenerate the manifest")
     joined = os.path.normpath(os.path.join(base, relative))
     resolved = os.path.realpath(joined)
     base_real = _realpath_of_base(os.fspath(base))
-    if _inside(resolved, base_real) or any(
-            _inside(resolved, str(folder))
-            for folder in (_trusted_strings() if roots is None else roots)):
+    if _inside(resolved, base_real) or any(_inside(resolved, root) for root in _trusted_strings()):
         return Path(joined)
     raise ManifestError(
         f"{what} {relative!r} leads to {resolved}, outside the manifest's folder "
         f"{base_real}; it was not read",
-        dataset=dataset, case=case, file=manifest,
+        dataset=dataset, case=case,
         hint=f"if you trust this manifest, name the folder that holds its data with "
              f"`harmonize --trust-root DIR` or {TRUSTED_ROOTS_ENV}=DIR",
     )
@@ -152,7 +148,7 @@ _realpath_of_base = functools.lru_cache(maxsize=64)(os.path.realpath)
 
 
 def _trusted_strings() -> tuple[str, ...]:
-    """:func:`trusted_roots` as strings, from the cache (no ``Path`` objects per record)."""
+    """The trusted roots as resolved strings, from the cache (no ``Path`` objects per record)."""
     path = _remembered_roots_path()
     try:
         stamp: int | None = os.stat(path).st_mtime_ns
