@@ -40,7 +40,7 @@ from harmonize.manifest.build import (
 from harmonize.manifest.lesions import instance_fields
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.read.case import case_channels, present_values, read_case, rounded_affine
+from harmonize.read.case import case_channels, read_case, rounded_affine
 
 #: Bump when the meaning of outputs changes, so older ``done.json`` files are redone.
 PIPELINE_FORMAT = 1
@@ -175,9 +175,8 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
     image, label = data.image, data.label
     labels: dict[str, list[int]] = {}
     if has_label(plugin, case):
-        observed = present_values(label.data) if label is not None else None
         vocabulary = task.vocabulary if task.vocabulary is not None else load_vocabulary()
-        labels = case_class_values(plugin, case, vocabulary, observed)
+        labels = case_class_values(plugin, case, vocabulary, label)
     image_fingerprint = fingerprint(image)
     instances = instance_fields(plugin, case, image=image, label=label)
     result = normalize_case(

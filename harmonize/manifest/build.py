@@ -48,12 +48,19 @@ def has_label(plugin: DatasetPlugin, case: Case) -> bool:
 
 
 def case_class_values(
-    plugin: DatasetPlugin, case: Case, vocabulary: Vocabulary, observed: list[int] | None
+    plugin: DatasetPlugin, case: Case, vocabulary: Vocabulary, label: Volume | None
 ) -> dict[str, list[int]]:
-    """Canonical name -> mask values for a labelled case (undeclared observed values raise)."""
+    """Canonical name -> mask values for a labelled case whose label map (as read) is ``label``
+    (undeclared values raise). A label that carries its own class table (structure masks
+    combined by :func:`~harmonize.labels.overlap.combine_structures`) replaces the descriptor's
+    classes and :attr:`Case.labels`: its structures are the case's annotated classes."""
+    observed = present_values(label.data) if label is not None else None
+    read_classes = label.classes if label is not None else None
     return class_values(
-        plugin.descriptor, vocabulary, observed=observed, annotated=case.annotated,
-        case_labels=case.labels, case=case.case_id, file=case.label,
+        plugin.descriptor, vocabulary, observed=observed,
+        annotated=case.annotated if read_classes is None else None,
+        case_labels=case.labels if read_classes is None else read_classes,
+        case=case.case_id, file=case.label,
     )
 
 
@@ -102,8 +109,7 @@ def record_for_case(
         extra.update(instance_fields(plugin, case, image=data.image, label=data.label))
     labels: dict[str, list[int]] = {}
     if has_label(plugin, case):
-        observed = present_values(data.label.data) if data.label is not None else None
-        labels = case_class_values(plugin, case, vocabulary, observed)
+        labels = case_class_values(plugin, case, vocabulary, data.label)
     # the record's geometry is the first file's, or the plugin's reading of odd formats
     header = data.image if plugin.reads_images else read_header(case.images[0])
     source = source_section(case, manifest_dir)

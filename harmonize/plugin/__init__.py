@@ -21,6 +21,7 @@ from harmonize.errors import (
     ReadError,
 )
 from harmonize.labels.codes import Code, StructureCodes
+from harmonize.labels.overlap import combine_structures, structure_masks
 from harmonize.labels.vocabulary import Structure, normalize_name
 from harmonize.plugin.case import SPLITS, Case, Skipped, check_identifier
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix, walk_files
@@ -65,6 +66,9 @@ __all__ = [
     "Volume",
     "read_volume",
     "read_header",
+    # structure masks that may overlap -> one label map with its own class table
+    "combine_structures",
+    "structure_masks",
     # DICOM series (for plugins that paste 2D labels onto a series): the core's series model
     "regular_series",
     "read_dicom_header",

@@ -109,6 +109,11 @@ class DatasetPlugin:
         structure, instance masks ...). Return ``None`` (the default) to let the core read
         ``case.label``. A case is labelled when ``case.label`` is set (a file, or a folder this
         method reads); return ``None`` for ``label=None``: the case is unlabelled.
+
+        One mask per structure, possibly overlapping: return
+        ``combine_structures(names, masks, affine)`` (:mod:`harmonize.labels.overlap`); the
+        volume's own class table then replaces the descriptor's classes for this case, and a
+        structure without a mask is not annotated in it.
         """
         return None
 

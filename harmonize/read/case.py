@@ -151,7 +151,7 @@ def read_case(
         data.image = Volume(moved, affine, "image")
         if data.label is not None:
             data.label = Volume(in_voxel_order_of(data.label.data, data.label.affine, _RAS)[0],
-                                affine, "label")
+                                affine, "label", classes=data.label.classes)
     return data
 
 
@@ -180,7 +180,8 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
             if raw is None and case.label is not None:
                 raw = read_volume(case.label, kind="label")
             if raw is not None:
-                label_volume = label_on_image_grid(image, Volume(raw.data, raw.affine, "label"))
+                label_volume = label_on_image_grid(
+                    image, Volume(raw.data, raw.affine, "label", classes=raw.classes))
     return CaseData(dataset, case.case_id, image, label_volume,
                     tuple(names) if names else None, case.images, case.label)
 

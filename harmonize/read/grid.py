@@ -81,7 +81,8 @@ def label_on_image_grid(image: Volume, label: Volume) -> Volume:
                 f"{describe_grid(moved)}; image grid {describe_grid(image)}",
                 hint="the mask is not aligned with the image; fix the header or report the case",
             )
-    return Volume(data=integer_labels(data), affine=image.affine, kind="label")
+    return Volume(data=integer_labels(data), affine=image.affine, kind="label",
+                  classes=label.classes)
 
 
 def integer_labels(data: np.ndarray) -> np.ndarray:

@@ -49,6 +49,10 @@ class Volume:
     affine: np.ndarray
     kind: Kind = "image"
     operations: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    #: a label's own class table (name -> values), when its reader built the values (structure
+    #: masks combined by :func:`harmonize.labels.overlap.combine_structures`); it replaces the
+    #: descriptor's classes for this case. ``None``: the values mean what the descriptor says.
+    classes: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def spacing(self) -> tuple[float, float, float]:
