@@ -67,8 +67,8 @@ def test_sat_label_lists() -> None:
 
 
 def test_kits23_lines_match_sat_ds_format(data: dict[str, Path], tmp_path: Path) -> None:
-    result = export_sat([data["kits23"]], tmp_path, names={"kits23": "KiTS23"})
-    assert not result.errors and result.lines == 5
+    result = export_sat([data["kits23"]], tmp_path)  # SAT-DS name from the descriptor
+    assert not result.errors and result.lines == 5 and set(result.jsonl) == {"KiTS23"}
     lines = _lines(tmp_path / "jsonl" / "KiTS23.jsonl")
     first = lines[0]
     assert list(first)[:7] == list(SAT_KITS23_LINE)  # same keys, same order
@@ -78,14 +78,16 @@ def test_kits23_lines_match_sat_ds_format(data: dict[str, Path], tmp_path: Path)
     assert first["dataset"] == "KiTS23" and first["official_split"] == "unknown"
     records = {r.case_id: r for r in read_manifest(data["kits23"])}
     record = records[first["patient_id"]]
-    assert Path(first["mask"]) == (data["kits23"].parent / record.mask).resolve()  # not copied
+    # relative to the export folder as SAT-DS's to its root; KiTS23's values are SAT-DS's: reused
+    assert not Path(first["mask"]).is_absolute() and not Path(first["image"]).is_absolute()
+    assert (tmp_path / first["mask"]).resolve() == (data["kits23"].parent / record.mask).resolve()
     assert first["harmonize"]["labels"]["kidney"] == [1, 2, 3]
     split = json.loads((tmp_path / "split_json" / "KiTS23.json").read_text())
     assert set(split) == {"train", "test"}
     assert split["test"] == sorted(c for c, r in records.items() if r.split == "test")
     assert split["train"] == sorted(c for c, r in records.items() if r.split in ("train", "val"))
     moved = export_sat([data["kits23"]], tmp_path / "v", val_to="test")
-    test = json.loads(moved.split_json["kits23"].read_text())["test"]
+    test = json.loads(moved.split_json["KiTS23"].read_text())["test"]
     assert test == sorted(c for c, r in records.items() if r.split in ("test", "val"))
 
 

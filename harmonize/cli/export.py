@@ -253,13 +253,16 @@ def sat_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (jsonl/, split_json/).")],
     sat_name: Annotated[list[str] | None, typer.Option(
         "--sat-name", help="Dataset name in SAT-DS, as ID=NAME (e.g. my-dataset=MyDataset).")] = None,
-    base_dir: BaseDirOpt = None,
+    base_dir: Annotated[Path | None, typer.Option(
+        "--base-dir", help="Write paths relative to this folder (default: --out, as SAT-DS's "
+        "are relative to its root).")] = None,
     val_to: Annotated[str, typer.Option(help="SAT-DS has no val split: put our val in train "
                                         "or test.")] = "train",
     progress: ProgressOpt = True,
     format: FormatOpt = "table",
 ) -> None:
-    """SAT-DS JSONL (one line per channel) and split JSON per dataset."""
+    """SAT-DS JSONL (one line per channel) and split JSON per SAT-DS dataset: SAT-DS's names,
+    label lists and mask layouts for the datasets SAT-DS has (descriptor key sat_ds)."""
     from harmonize.export.sat import export_sat
 
     names = {}
@@ -277,12 +280,16 @@ def sat_command(
         raise _fail(exc) from None
     finally:
         bar.close()
+    warnings = [f"{len(result.unlabelled)} case(s) without a mask not exported "
+                f"(SAT-DS samples need one): {', '.join(result.unlabelled[:5])}"
+                ] if result.unlabelled else []
+    warnings += result.notes[:20] + ([f"... and {len(result.notes) - 20} more (--format json)"]
+                                     if len(result.notes) > 20 else [])
     _report({"out": str(out), "lines": result.lines,
              "jsonl": {k: str(v) for k, v in result.jsonl.items()},
-             "split_json": {k: str(v) for k, v in result.split_json.items()}},
-            result.errors, [f"{len(result.unlabelled)} case(s) without a mask not exported "
-                            f"(SAT-DS samples need one): {', '.join(result.unlabelled[:5])}"]
-            if result.unlabelled else [], format,
+             "split_json": {k: str(v) for k, v in result.split_json.items()},
+             "notes": result.notes},
+            result.errors, warnings, format,
             f"[bold green]wrote[/] {result.lines} lines: "
             + ", ".join(str(p) for p in result.jsonl.values()))
 
@@ -298,7 +305,9 @@ def import_sat_command(
         "--labels-from", help="Descriptor YAML (our format) giving the masks' values and merges.",
         exists=True, dir_okay=False)] = None,
     base_dir: Annotated[Path | None, typer.Option(
-        "--base-dir", help="Folder the JSONL's relative paths start from (default: here).")] = None,
+        "--base-dir", help="Folder the JSONL's relative paths start from (default: the SAT-DS "
+        "root for data/jsonl/X.jsonl, the export folder for <out>/jsonl/X.jsonl, else here).")
+        ] = None,
     split_json: Annotated[Path | None, typer.Option(
         "--split-json", help="SAT-DS split JSON: its train/test become the official split.",
         exists=True, dir_okay=False)] = None,

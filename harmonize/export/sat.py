@@ -10,7 +10,9 @@ such as "kidney includes tumor and cyst" are added in per-dataset loader code). 
 ``data/split_json/<dataset>.json``: ``{"train": [patient ids], "test": [patient ids]}``.
 
 **Export** (:func:`export_sat`) writes ``<out>/jsonl/<name>.jsonl`` and
-``<out>/split_json/<name>.json`` per dataset:
+``<out>/split_json/<name>.json`` per SAT-DS dataset name, paths relative to ``<out>``. Datasets
+whose descriptor names SAT-DS datasets (``sat_ds``) are written in SAT-DS's own names, label
+lists and mask layouts (:mod:`harmonize.export.sat_layout`); the others in this generic layout:
 
 * ``label`` lists one name per mask value, in value order: the most specific class of each value
   (:func:`harmonize.export.specific_names`), so ``label[i]`` is value ``i + 1`` exactly as SAT-DS
@@ -41,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -62,6 +64,9 @@ from harmonize.files import write_text_atomic
 from harmonize.labels.channels import load_channels, record_channels
 from harmonize.read.nifti_writer import write_volume
 from harmonize.read.volume import Volume, is_nifti
+
+if TYPE_CHECKING:
+    from harmonize.plugin.catalog import Catalog
 
 SAT_MODALITY = {"CT": "CT", "MR": "MRI", "PET": "PET"}
 SAT_SPLIT = {None: "unknown", "train": "train", "val": "val", "test": "test"}
@@ -88,7 +93,7 @@ def sat_labels(labels: dict[str, list[int]]) -> tuple[list[str], int, dict[int, 
     return order, values, value_map, sat_values
 
 
-def _converted(entry: Entry, out: Path) -> list[tuple[Path, str | None]]:
+def converted_images(entry: Entry, out: Path) -> list[tuple[Path, str | None]]:
     """Per channel, in canonical channel order: a NIfTI path SAT-DS can load, and the channel's
     canonical name (or None when the record's channels have no names)."""
     paths = entry.image_paths()
@@ -137,7 +142,7 @@ def sat_lines(entry: Entry, out: Path, name: str, base_dir: Path | None) -> list
         raise entry.error("SAT-DS samples need a mask; this record has none", kind=ExportError)
     modality = SAT_MODALITY.get(record.modality, record.modality)
     lines = []
-    for path, channel in _converted(entry, out):
+    for path, channel in converted_images(entry, out):
         lines.append({
             "image": output_path(path, base_dir),
             "mask": output_path(mask, base_dir),
@@ -156,7 +161,7 @@ def sat_lines(entry: Entry, out: Path, name: str, base_dir: Path | None) -> list
 
 @dataclass
 class SatExport:
-    """Files written per dataset and failures."""
+    """Files written per SAT-DS dataset name, failures, and what SAT-DS cannot say per case."""
 
     out: Path
     jsonl: dict[str, Path] = field(default_factory=dict)
@@ -164,6 +169,18 @@ class SatExport:
     lines: int = 0
     errors: list[ErrorRecord] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def sat_targets(dataset: str, names: dict[str, str], catalog: Catalog | None) -> list[str]:
+    """SAT-DS dataset names a record of ``dataset`` is written to: ``names[dataset]``, else its
+    descriptor's ``sat_ds`` names, else the dataset id itself."""
+    if dataset in names:
+        return [names[dataset]]
+    plugin = catalog.datasets.get(dataset) if catalog is not None else None
+    if plugin is not None and plugin.descriptor.sat_ds:
+        return list(plugin.descriptor.sat_ds)
+    return [dataset]
 
 
 def export_sat(
@@ -174,42 +191,65 @@ def export_sat(
     base_dir: Path | None = None,
     val_to: str = "train",
     progress: Callable[[int], Callable[[], None]] | None = None,
+    catalog: Catalog | None = None,
 ) -> SatExport:
-    """Write SAT-DS JSONL and split JSON per dataset under ``out`` (see the module doc).
+    """Write SAT-DS JSONL and split JSON per SAT-DS dataset under ``out`` (see the module doc).
 
-    ``names`` renames datasets (our id -> SAT-DS name, e.g. ``{"my-dataset": "MyDataset"}``
-    so SAT-DS's ``Loader_Wrapper.MyDataset`` applies); ``val_to`` is ``train`` or ``test``.
+    A dataset whose descriptor names SAT-DS datasets (``sat_ds``) that SAT-DS's loader reads in a
+    known layout (``registry/sat-ds.yaml``) is written in that layout under SAT-DS's name and
+    label list (:mod:`harmonize.export.sat_layout`); others in the generic layout under their id.
+    ``names`` renames datasets (our id -> SAT-DS name) over the descriptors; paths are relative
+    to ``base_dir`` (default ``out``, as SAT-DS's are relative to its root); ``val_to`` is
+    ``train`` or ``test``; ``catalog`` (default: the installed plugins) gives the descriptors.
     """
+    from harmonize.export.sat_layout import sat_layout_lines
+    from harmonize.labels.sat_ds import load_sat_ds
+    from harmonize.labels.vocabulary import load_vocabulary
+    from harmonize.plugin.catalog import load_catalog
+
     if val_to not in ("train", "test"):
         raise ExportError(f"val_to must be 'train' or 'test', got {val_to!r}")
     names = dict(names or {})
     out = Path(out)
+    base_dir = out if base_dir is None else base_dir
     entries = load_entries(manifests)
     unknown = sorted(set(names) - {e.dataset for e in entries})
     if unknown:
         raise ExportError(f"--sat-name names dataset(s) {unknown} that are not in the manifests")
+    catalog = catalog if catalog is not None else load_catalog()
+    table, vocabulary = load_sat_ds(), load_vocabulary()
     result = SatExport(out=out)
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     splits: dict[str, dict[str, set[str]]] = {}
     advance = progress(len(entries)) if progress else (lambda: None)
     for entry in entries:
-        name = names.get(entry.dataset, entry.dataset)
         if entry.record.mask is None:  # SAT-DS samples always have a mask
             result.unlabelled.append(f"{entry.dataset}/{entry.case_id}")
             advance()
             continue
-        try:
-            lines = sat_lines(entry, out, name, base_dir)
-        except HarmonizeError as exc:
-            result.errors.append(ErrorRecord.from_exception(exc, dataset=entry.dataset,
-                                                            case=entry.case_id))
-            advance()
-            continue
-        by_dataset.setdefault(name, []).extend(lines)
-        split = entry.split if entry.split != "val" else val_to
-        if split in ("train", "test"):
-            splits.setdefault(name, {"train": set(), "test": set()})[split].add(
-                entry.record.patient_id)
+        unnamed: set[str] | None = None  # classes no SAT-DS dataset of this case names
+        for name in sat_targets(entry.dataset, names, catalog):
+            sat = table.get(name)
+            try:
+                if sat is not None and sat.mask is not None:
+                    made = sat_layout_lines(entry, out, sat, vocabulary, base_dir,
+                                            lambda split: SAT_SPLIT[split])
+                    lines = made.lines
+                    result.notes += [f"{entry.dataset}/{entry.case_id}: {n}" for n in made.notes]
+                    unnamed = made.unnamed if unnamed is None else unnamed & made.unnamed
+                else:
+                    lines = sat_lines(entry, out, name, base_dir)
+            except HarmonizeError as exc:
+                result.errors.append(ErrorRecord.from_exception(exc, dataset=entry.dataset,
+                                                                case=entry.case_id))
+                continue
+            by_dataset.setdefault(name, []).extend(lines)
+            split = entry.split if entry.split != "val" else val_to
+            if split in ("train", "test"):
+                splits.setdefault(name, {"train": set(), "test": set()})[split].add(
+                    entry.record.patient_id)
+        result.notes += [f"{entry.dataset}/{entry.case_id}: class {c!r} has voxels but no "
+                         "SAT-DS name; they are background in SAT-DS" for c in sorted(unnamed or ())]
         advance()
     for name, lines in by_dataset.items():
         path = out / "jsonl" / f"{name}.jsonl"

@@ -218,6 +218,16 @@ def _check_names(labels: Sequence[dict[str, list[int]]], path: Path, dataset_id:
                             "values to canonical names, or add synonyms to the vocabulary")
 
 
+def default_base_dir(jsonl: Path) -> Path:
+    """The folder a SAT-DS JSONL's relative paths start from: the SAT-DS root for
+    ``<root>/data/jsonl/<name>.jsonl`` (SAT-DS's own layout), the export folder for
+    ``<out>/jsonl/<name>.jsonl`` (``harmonize export sat``), else the current folder."""
+    folder = Path(jsonl).resolve().parent
+    if folder.name == "jsonl":
+        return folder.parent.parent if folder.parent.name == "data" else folder.parent
+    return Path.cwd()
+
+
 def import_sat(
     jsonl: Path,
     dataset_id: str,
@@ -230,9 +240,10 @@ def import_sat(
     ratios: Sequence[float] = DEFAULT_RATIOS,
 ) -> SatImport:
     """Read a SAT-DS JSONL as dataset ``dataset_id``; write ``out/<dataset_id>.jsonl`` and
-    ``out/splits.json`` (see the module doc). ``base_dir`` resolves relative paths (default: the
-    current folder, as SAT-DS does); ``split_json`` is SAT-DS's ``{"train": [...], "test": [...]}``."""
+    ``out/splits.json`` (see the module doc). ``base_dir`` resolves relative paths (default:
+    :func:`default_base_dir`); ``split_json`` is SAT-DS's ``{"train": [...], "test": [...]}``."""
     jsonl = Path(jsonl)
+    base_dir = default_base_dir(jsonl) if base_dir is None else base_dir
     if not _DATASET_ID.match(dataset_id):
         raise ExportError(f"dataset id {dataset_id!r} must be lowercase letters, digits, '.', "
                           "'_' or '-'", hint="e.g. --dataset-id sat-my-dataset")
@@ -249,7 +260,7 @@ def import_sat(
         doc = json.loads(Path(split_json).read_text(encoding="utf-8"))
         for split in ("train", "test"):
             split_of.update({str(p): split for p in doc.get(split, [])})
-    plugin = SatJsonlDataset(descriptor, lines, base_dir=Path(base_dir or Path.cwd()),
+    plugin = SatJsonlDataset(descriptor, lines, base_dir=Path(base_dir),
                              case_labels=case_labels, split_of=split_of, source=jsonl)
     found = discover(plugin, plugin.base_dir)
     result = build_manifest(plugin, found, Path(out), seed=seed, ratios=ratios)

@@ -9,6 +9,7 @@ label map silently corrupts training data.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class Descriptor:
     ct_window: tuple[float, float] | None = None
     official_split: str = ""
     expected_root: str = ""
+    sat_ds: tuple[str, ...] = ()
     overlaps: tuple[Mapping[str, str], ...] = ()
     layout: tuple[LayoutGroup, ...] = ()
     case_id: str | None = None
@@ -140,6 +142,8 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
     for key in ("channels", "overlaps"):
         if key in data:
             out[key] = tuple(data[key])
+    if "sat_ds" in data:
+        out["sat_ds"] = (data["sat_ds"],) if isinstance(data["sat_ds"], str) else tuple(data["sat_ds"])
     if "ct_window" in data:
         out["ct_window"] = (float(data["ct_window"][0]), float(data["ct_window"][1]))
     if "layout" in data:
@@ -165,6 +169,16 @@ def _semantic_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Proble
                 where = f"classes.{name}" + (f"[{k}]" if isinstance(members, list) else "")
                 problems.append(Problem(where, f"{value!r} is not a foreground value declared "
                                         f"in 'values' ({foreground})"))
+    if out.get("sat_ds"):
+        from harmonize.labels.sat_ds import load_sat_ds
+
+        known = load_sat_ds()
+        for k, name in enumerate(out["sat_ds"]):
+            if name not in known:
+                close = difflib.get_close_matches(name, list(known), n=1)
+                guess = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(Problem(f"sat_ds[{k}]", f"{name!r} is not a SAT-DS dataset{guess};"
+                                        " see registry/sat-ds.yaml"))
     if "ct_window" in out and not out["ct_window"][0] < out["ct_window"][1]:
         problems.append(Problem("ct_window", f"{data['ct_window']!r} must be (low, high) in HU "
                                 "with low < high"))

@@ -145,6 +145,14 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
                            "rule (layout groups or the plugin apply it)."},
         "expected_root": {**_TEXT, "description": "What the folder given as --root looks like "
                           "(shown in hints when discovery finds nothing)."},
+        "sat_ds": {
+            "oneOf": [{"type": "string", "pattern": "^[A-Za-z0-9_]+$"},
+                      {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_]+$"},
+                       "minItems": 1, "uniqueItems": True}],
+            "description": "The dataset's name(s) in SAT-DS (zhaoziheng/SAT-DS, e.g. KiTS23; a "
+            "list where one id is several SAT-DS datasets), one of registry/sat-ds.yaml's; "
+            "`harmonize export sat` writes these names and SAT-DS's label lists.",
+        },
         "overlaps": {
             "type": "array",
             "description": "Other datasets known to share cases or patients with this one.",

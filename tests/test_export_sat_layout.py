@@ -1,0 +1,164 @@
+"""`harmonize export sat` in SAT-DS's own layout: every dataset SAT-DS has, read as SAT-DS reads it.
+
+SAT-DS's ``loader.py`` (zhaoziheng/SAT-DS, ``Loader_Wrapper.<name>``) reads each dataset's mask in
+one of two ways, transcribed here from its source (commit 492df0e, e.g. ``KiTS23`` lines
+2402-2437, ``CHAOS_MRI`` 158-190, ``TotalSegmentator_v2`` 1262-1324, ``MSD_Prostate`` 463-506):
+
+* ``AddChanneld(keys=['image', 'label'])`` then ``torch.where(mask == (i + 1))`` for
+  ``datum['label'][:N]`` ("values");
+* ``AddChanneld(keys=['image'])`` only: the mask file is already ``(C, X, Y, Z)``, channel ``i``
+  is ``datum['label'][i]`` ("channels").
+
+The mask is loaded here with MONAI's ``LoadImage`` as SAT-DS does. The oracle is independent of
+the export: each SAT-DS name is resolved in the vocabulary, and the expected voxels come from
+the source record's own mask by brute force (the class with the fewest values holding a voxel's
+value, for "values"; every value of the class, for "channels").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
+
+from harmonize.engine.config import Target
+from harmonize.engine.pipeline import run
+from harmonize.export.sat import export_sat
+from harmonize.labels.sat_ds import load_sat_ds
+from harmonize.labels.vocabulary import load_vocabulary
+from harmonize.manifest.build import read_manifest
+from harmonize.plugin.catalog import load_catalog
+from harmonize.read.case import read_case
+
+CATALOG = load_catalog(entry_points=False)
+SAT = load_sat_ds()
+SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items() if p.descriptor.sat_ds)
+FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
+    "word": lambda root, seed: make_word(root, n_train=2, n_val=0, n_test=0, seed=seed),
+    "flare22": lambda root, seed: make_flare22(root, n_cases=2, seed=seed),
+    "abdomenct-1k": lambda root, seed: make_abdomenct1k(root, n_cases=2, seed=seed),
+}
+
+
+def _run_manifest(dataset: str, base: Path) -> Path:
+    """A `harmonize run` manifest (native spacing) of two fabricated cases in the real layout."""
+    plugin = CATALOG.get(dataset)
+    if dataset in FABRICATORS:
+        root = FABRICATORS[dataset](base / "src", 3)
+    else:
+        root = plugin.fabricate(base / "src", n_cases=2, seed=3)
+    result = run([Target(dataset, root)], base / "run", workers=1, progress=False,
+                 catalog=CATALOG)
+    assert not result.errors, result.errors
+    return result.manifests[dataset]
+
+
+def _sat_channels(line: dict, out: Path, count: int, layout: str) -> list[np.ndarray]:
+    """The first ``count`` mask channels as SAT-DS's loader makes them (before resampling)."""
+    from monai.transforms import LoadImage
+
+    mask = np.asarray(LoadImage(image_only=True)(str(out / line["mask"])))
+    if layout == "values":
+        return [mask == i + 1 for i in range(count)]
+    assert mask.shape[0] == count  # (C, X, Y, Z): channel-first as SAT-DS wrote it
+    return [mask[i] > 0.5 for i in range(count)]
+
+
+def _expected(source: np.ndarray, labels: dict[str, list[int]], name: str, layout: str
+              ) -> np.ndarray:
+    if name not in labels:
+        return np.zeros(source.shape, bool)
+    if layout == "channels":
+        return np.isin(source, labels[name])
+    specific = {}
+    for value in np.unique(source):
+        holders = [(len(vs), n) for n, vs in labels.items() if int(value) in vs and value]
+        if holders:
+            specific[int(value)] = min(holders)[1]
+    return np.isin(source, [v for v, n in specific.items() if n == name])
+
+
+@pytest.mark.parametrize("dataset", SAT_MAPPED)
+def test_every_sat_ds_dataset_reads_as_sat_ds_reads_it(dataset, tmp_path):
+    manifest = _run_manifest(dataset, tmp_path)
+    out = tmp_path / "sat"
+    result = export_sat([manifest], out)
+    assert not result.errors, result.errors
+    vocabulary = load_vocabulary()
+    records = {r.case_id: r for r in read_manifest(manifest)}
+    named: dict[str, np.ndarray] = {}
+    sources: dict[str, np.ndarray] = {}
+    for sat_name in CATALOG.get(dataset).descriptor.sat_ds:
+        sat = SAT[sat_name]
+        assert sat.mask is not None
+        lines = [json.loads(t) for t in (out / "jsonl" / f"{sat_name}.jsonl").read_text()
+                 .splitlines()]
+        assert lines and {line["dataset"] for line in lines} == {sat_name}
+        for line in lines:
+            assert line["label"] == list(sat.label)  # SAT-DS's list and terminology, verbatim
+            assert line["modality"] in sat.modality
+            assert not Path(line["image"]).is_absolute() and not Path(line["mask"]).is_absolute()
+            record = records[line["harmonize"]["case_id"]]
+            source = read_case(record, base=manifest.parent, image_voxels=False).label
+            assert source is not None
+            channels = _sat_channels(line, out, sat.mask.count, sat.mask.layout)
+            for name, got in zip(sat.label, channels):
+                want = _expected(source.data, record.labels, vocabulary.resolve(name),
+                                 sat.mask.layout)
+                assert np.array_equal(got, want), (sat_name, record.case_id, name)
+            named[record.case_id] = named.get(record.case_id, np.zeros(source.shape, bool))
+            for got in channels:
+                named[record.case_id] |= got
+            sources[record.case_id] = source.data
+    # voxels no SAT-DS dataset of the case can name are reported, never silently dropped
+    for case_id, data in sources.items():
+        unnamed = (data > 0) & ~named[case_id]
+        reported = [n for n in result.notes
+                    if n.startswith(f"{dataset}/{case_id}: class") and "no SAT-DS name" in n]
+        assert bool(reported) == bool(unnamed.any()), (case_id, reported)
+
+
+def test_prostate_channels_come_through_sat_ds_pseudo_paths(tmp_path):
+    """MSD_Prostate: SAT-DS loads ``<4D file>`` with ensure_channel_first and picks channel
+    {"T2": 0, "ADC": 1}[path.split('/')[-1]] (loader.py 468-486)."""
+    from monai.transforms import LoadImage
+
+    manifest = _run_manifest("msd-prostate", tmp_path)
+    out = tmp_path / "sat"
+    export_sat([manifest], out)
+    lines = [json.loads(t) for t in (out / "jsonl" / "MSD_Prostate.jsonl").read_text()
+             .splitlines()]
+    records = {r.case_id: r for r in read_manifest(manifest)}
+    for line in lines:
+        path, _, token = line["image"].rpartition("/")
+        assert line["modality"] == f"MRI {token}"
+        image = np.asarray(LoadImage(image_only=True, ensure_channel_first=True)(str(out / path)))
+        data = read_case(records[line["harmonize"]["case_id"]], base=manifest.parent).image.data
+        want = data[..., ["T2", "ADC"].index(token)]
+        np.testing.assert_allclose(image[{"T2": 0, "ADC": 1}[token]], want, rtol=0, atol=1e-4)
+
+
+def test_kits23_mask_is_reused_when_its_values_already_are_sat_ds(tmp_path):
+    manifest = _run_manifest("kits23", tmp_path)
+    result = export_sat([manifest], tmp_path / "sat")
+    assert not (tmp_path / "sat" / "masks").exists() and not result.notes
+
+
+def test_a_sat_ds_name_in_a_descriptor_must_exist():
+    from harmonize.errors import DescriptorError
+    from harmonize.plugin.descriptor import parse_descriptor
+
+    with pytest.raises(DescriptorError, match=r"sat_ds\[0\].*did you mean 'KiTS23'"):
+        parse_descriptor({"id": "x", "name": "x", "modality": "CT", "values": {1: "kidney"},
+                          "classes": {"kidney": [1]}, "sat_ds": "KiTs23"})
+
+
+def test_every_value_name_of_a_mapped_sat_ds_dataset_resolves():
+    vocabulary = load_vocabulary()
+    for sat in SAT.values():
+        if sat.mask is not None:
+            for label in sat.label[: sat.mask.count]:
+                vocabulary.resolve(label)  # raises naming the label
