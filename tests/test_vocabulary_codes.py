@@ -176,7 +176,7 @@ def test_yaml_mapping_form_and_duplicate_codes(tmp_path):
 def test_plugin_structures_carry_codes_and_may_not_reuse_one():
     vocab = bundled_vocabulary()
     gland = StructureCodes(category=Code("SCT", "91723000", "Anatomical Structure"),
-                           type=Code("SCT", "45289007", "Parotid gland"),
+                           type=Code("SCT", "21974007", "Tongue"),  # a code no bundled structure has
                            modifier=Code("SCT", "7771000", "Left"))
     extended = vocab.extend([Structure("left acme gland", codes=gland)], source="acme")
     assert extended.code("left acme gland") == gland
