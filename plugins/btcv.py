@@ -83,7 +83,8 @@ class BTCV(DatasetPlugin):
                     hint="re-extract RawData.zip (every training image ships with its label)",
                 )
                 continue
-            yield Case(case_id=case_id, patient_id=number, images=(image,), label=label)
+            yield Case(case_id=case_id, patient_id=number, images=(image,), label=label,
+                       official_split="train")
         for label in sorted(labels):
             number = LABEL.match(label.name).group(1)  # type: ignore[union-attr]
             official = label.parent.parent.name in TRAIN_FOLDERS

@@ -115,11 +115,13 @@ def test_parent_from_left_right_children(tmp_path):
 
 
 def test_parts_do_not_make_a_parent_annotated_unless_asked(tmp_path):
-    path = make_normalized_dataset(tmp_path, "vessels", n_cases=1,
-                                   labels={"hepatic vessel": [3], "liver tumor": [4]})
-    sides = HarmonizedDataset(path, classes=["liver"], patch_size=None)[0]
+    # "heart ventricle" has exactly two children, not named as sides of it
+    path = make_normalized_dataset(tmp_path, "ventricles", n_cases=1,
+                                   labels={"left ventricle": [3], "right ventricle": [4]})
+    sides = HarmonizedDataset(path, classes=["heart ventricle"], patch_size=None)[0]
     assert sides["label_present"].tolist() == [False]
-    children = HarmonizedDataset(path, classes=["liver"], patch_size=None, parents="children")[0]
+    children = HarmonizedDataset(path, classes=["heart ventricle"], patch_size=None,
+                                 parents="children")[0]
     assert children["label_present"].tolist() == [True]
     assert int(children["mask"].sum()) > 0
 

@@ -34,7 +34,8 @@ def test_training_and_testing_cases(catalog, btcv_root):
     assert list(train.labels) == ORGANS
     assert train.labels["kidney"] == [2, 3] and train.labels["adrenal gland"] == [12, 13]
     assert train.labels["portal vein and splenic vein"] == [10]
-    assert train.official_split is None
+    assert train.official_split == "train"  # the release's Training folder (its test is hidden)
+    assert train.split in ("train", "val", "test")  # so our split still gives a labelled test
     test = by_id["img0061"]
     assert test.patient_id == "0061" and test.mask is None and test.annotated == []
     assert test.official_split == test.split == "test"
@@ -60,7 +61,7 @@ def test_nnunet_test_folder_and_any_root_level(catalog, tmp_path, sub):
     root = make_btcv(tmp_path / "btcv", n_cases=2, n_test=1, test_folder="Test")
     found = discover(catalog.get("btcv"), root / sub if sub else root)
     assert [(c.case_id, c.official_split) for c in found.cases] == [
-        ("img0061", "test"), ("img0001", None), ("img0002", None)]
+        ("img0061", "test"), ("img0001", "train"), ("img0002", "train")]
     assert found.cases[0].images[0].parent.parent.name == "Test"
 
 

@@ -81,12 +81,13 @@ def test_every_structure_resolves_into_the_vocabulary_with_its_hierarchy(plugin)
         assert set(members) - expected == EXTRA_MEMBERS.get(cls, set()), cls
     assert vocab.ancestors(canonical[31]) == ["lumbar vertebra", "vertebra", "spine"]
     assert canonical[31] == "vertebra L1"
-    assert canonical[92] == "left rib 1" and vocab.ancestors("left rib 1") == ["left rib", "rib"]
-    assert vocab.ancestors(canonical[10]) == ["left lung", "lung"]
+    assert canonical[92] == "left rib 1"
+    assert vocab.ancestors("left rib 1") == ["left rib", "rib 1", "rib"]  # its side and its level
+    assert vocab.ancestors(canonical[10]) == ["left lung", "lung upper lobe", "lung"]
     assert canonical[23] == "left kidney cyst" and "kidney" in vocab.ancestors(canonical[23])
     assert canonical[75] == "left femur" and "femoral head" not in vocab.ancestors("left femur")
     assert vocab.ancestors(canonical[80]) == ["gluteus maximus", "gluteal muscle"]
-    assert vocab.ancestors(canonical[61]) == ["left atrium", "heart"]
+    assert vocab.ancestors(canonical[61]) == ["left atrium", "heart atrium", "heart"]
     assert classes["lung"] == tuple(range(10, 15))
     assert classes["vertebra"] == tuple(range(27, 51))
     assert classes["kidney"] == (2, 3, 23, 24)

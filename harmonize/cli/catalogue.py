@@ -36,7 +36,7 @@ def catalogue_rows(catalog: Catalog) -> tuple[list[dict[str, Any]], list[Harmoni
             "modality": desc.modality, "region": desc.region, "cases": desc.cases,
             "labels": plugin.label_names, "licence": desc.licence, "citation": desc.citation,
             "homepage": desc.homepage, "expected_root": desc.expected_root,
-            "download": desc.download,
+            "download": desc.download, "sat_ds": list(desc.sat_ds),
         })
     return rows, broken
 

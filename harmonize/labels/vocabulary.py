@@ -95,6 +95,13 @@ class Vocabulary:
     def names(self) -> list[str]:
         return list(self.parents)
 
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        """The bundled vocabulary pickles as a reference to it (a DataLoader worker loads its
+        own copy once instead of receiving ~500 structures with every dataset)."""
+        if self is bundled_vocabulary():
+            return (bundled_vocabulary, ())
+        return super().__reduce__()
+
     def __contains__(self, name: object) -> bool:
         return name in self.parents
 

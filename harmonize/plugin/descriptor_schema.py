@@ -149,7 +149,7 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
             "oneOf": [{"type": "string", "pattern": "^[A-Za-z0-9_]+$"},
                       {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_]+$"},
                        "minItems": 1, "uniqueItems": True}],
-            "description": "The dataset's name(s) in SAT-DS (zhaoziheng/SAT-DS, e.g. KiTS23; a "
+            "description": "The dataset's name(s) in SAT-DS (zhaoziheng/SAT-DS; a "
             "list where one id is several SAT-DS datasets), one of registry/sat-ds.yaml's; "
             "`harmonize export sat` writes these names and SAT-DS's label lists.",
         },
