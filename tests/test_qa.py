@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from harmonize.cli.app import app
 from harmonize.manifest.build import relative_path, write_manifest
 from harmonize.manifest.records import ManifestRecord
-from harmonize.qa.inspect import AXES, case_slices
+from harmonize.qa.inspect import AXES
+from harmonize.qa.montage import case_slices
 from harmonize.qa.stats import histogram
 from harmonize.read.volume import Volume
 from harmonize.testing import ct_phantom, ellipsoid, write_nifti
@@ -105,7 +106,8 @@ def fabricate(root: Path) -> tuple[list[Path], list[Fab]]:
             records.append(ManifestRecord(
                 dataset=dataset, case_id=case_id, patient_id=f"p-{case_id}", modality="CT",
                 image=relative_path(image_path, root), mask=mask_rel, label=list(labels),
-                labels=labels, annotated=list(labels), official_split=None, split="train",
+                labels=labels, annotated=list(labels), official_split=None,
+                split=SPLITS[int(case_id[1:]) % 2],
                 shape=list(shape), spacing=list(spec["spacing"]),
                 orientation="".join(nib.aff2axcodes(affine)),
                 source={"images": [{"path": "x", "sha256": "0" * 64}], "label": None},
@@ -119,6 +121,7 @@ def fabricate(root: Path) -> tuple[list[Path], list[Fab]]:
     return manifests, fabs
 
 
+SPLITS = ("train", "test")
 EXPECTED_FLAGS = {
     "a2": {"non_ras"},
     "a3": {"unreadable"},
@@ -152,12 +155,13 @@ def test_report_files(qa_run) -> None:
     index = (out / "index.html").read_text()
     pngs = [f for entry in [doc["files"]["overall"], *doc["files"]["datasets"].values()]
             for f in entry.values()]
-    assert len(pngs) == 3 + 4 + 4  # overall 3 charts; each dataset 3 charts + montage
+    assert len(pngs) == 3 + 5 + 5  # overall 3 charts; each dataset 3 charts + 2 montages
     for rel in pngs:
         data = (out / rel).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000, rel
         assert f"src='{rel}'" in index
-    assert "datasets/beta/montage.png" in pngs
+    assert "datasets/beta/montage-1.png" in pngs
+    assert doc["files"]["datasets"]["beta"]["montage b1"] == "datasets/beta/montage-1.png"
     for case in ("a2", "a3", "b1", "b2", "b3", "b4", "b5", "b6"):
         assert f"<td class='l'>{case}</td>" in index
 
@@ -282,18 +286,21 @@ def test_slices_are_ras_whatever_the_file_orientation() -> None:
     lps_affine = affine @ flip
     lps = case_slices(record, Volume(data[::-1, ::-1].copy(), lps_affine),
                       Volume(mask[::-1, ::-1].copy(), lps_affine, "label"), (0.0, 1.0))
+    (cell,), (lps_cell,) = ras.classes, lps.classes
+    assert cell.name == "x" and cell.index == lps_cell.index == (7, 7, 5)
     for view in ("axial", "coronal", "sagittal"):
-        np.testing.assert_array_equal(ras.views[view][0], lps.views[view][0])
-        np.testing.assert_array_equal(ras.views[view][1], lps.views[view][1])
-    # slices cut through the mask's centre (7, 7, 5); in the axial view the RAS corner (right,
+        for k in range(3):
+            np.testing.assert_array_equal(cell.views[view][k], lps_cell.views[view][k])
+    # slices cut through the cube (7, 7, 5); in the axial view the RAS corner (right,
     # anterior) is at the top left, rows run anterior->posterior with aspect y/x spacing
-    axial, axial_mask, aspect = ras.views["axial"]
+    axial, axial_mask, outline, aspect = cell.views["axial"]
     assert axial.shape == (12, 10) and aspect == 2.0
     assert axial_mask.sum() == 9 and axial_mask[12 - 1 - 7, 10 - 1 - 7] == 1
+    np.testing.assert_array_equal(outline, axial_mask == 1)
     data2 = np.zeros(shape, dtype=np.float32)
     data2[-1, -1, 5] = 5.0
     corner = case_slices(record, Volume(data2, affine), Volume(mask, affine, "label"), (0, 1))
-    assert corner.views["axial"][0][0, 0] == 5.0
-    coronal, _, c_aspect = corner.views["coronal"]
+    assert corner.classes[0].views["axial"][0][0, 0] == 5.0
+    coronal, _, _, c_aspect = corner.classes[0].views["coronal"]
     assert coronal.shape == (8, 10) and c_aspect == 3.0
     assert ras.value_names == {1: "x"}

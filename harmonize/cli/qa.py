@@ -10,6 +10,9 @@ import typer
 from harmonize.cli.console import console, err_console, print_error, print_json, progress_bar
 from harmonize.errors import HarmonizeError
 
+#: summary keys ``--format json`` prints (qa.json holds every number)
+_PRINTED = ("cases", "patients", "labelled_cases", "readable_cases", "flagged_cases", "flags",
+            "labels", "datasets", "duplicate_case_ids", "normalized", "modality")
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
 
 
@@ -25,9 +28,13 @@ def qa_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (index.html, qa.json, "
                                       "PNGs).")],
     montage_cases: Annotated[int, typer.Option(help="Cases per dataset in the montage.", min=1)] = 4,
+    montage_classes: Annotated[int, typer.Option(
+        help="Classes drawn per montage case (each through its largest component).", min=1)] = 32,
     format: FormatOpt = "table",
 ) -> None:
-    """QA report: counts, geometry/intensity histograms, label voxels, flagged cases, montages.
+    """QA report: counts, geometry/intensity histograms, class tables overall and per split,
+    foreground and per-class intensity (HU for CT), components per class, flagged cases, and
+    montages through each class's largest component.
 
     Exit status 1 when a case cannot be read (flags alone do not fail the command).
     """
@@ -41,6 +48,7 @@ def qa_command(
         with progress_bar(transient=True) as bar:
             task = bar.add_task("qa", total=None)
             report = collect_qa(manifest, montage_cases=montage_cases,
+                                montage_classes=montage_classes,
                                 on_total=lambda n: bar.update(task, total=n),
                                 progress=lambda: bar.advance(task))
             bar.update(task, description="qa: charts")
@@ -52,9 +60,9 @@ def qa_command(
     if format == "json":
         print_json({"out": str(out), "index": str(out / files["index"]),
                     "overall": {k: v for k, v in report.overall.items()
-                                if k not in ("spacing", "shape", "intensity")},
+                                if k in _PRINTED},
                     "datasets": {d: {k: v for k, v in s.items()
-                                     if k not in ("spacing", "shape", "intensity")}
+                                     if k in _PRINTED}
                                  for d, s in report.datasets.items()},
                     "flags": report.flags})
     else:

@@ -2,7 +2,7 @@
 
 :func:`inspect_case` reads the case through the one reading layer
 (:func:`harmonize.read.case.read_case`; source and normalized records alike) and returns a
-:class:`CaseQA` (and montage :class:`Panels` when asked). :mod:`harmonize.qa.summary` collects
+:class:`CaseQA` (and montage :class:`~harmonize.qa.montage.Panels` when asked). :mod:`harmonize.qa.summary` collects
 cases into a report.
 
 Flags (codes in :data:`FLAG_CODES`, thresholds in :data:`THRESHOLDS`):
@@ -20,7 +20,9 @@ Flags (codes in :data:`FLAG_CODES`, thresholds in :data:`THRESHOLDS`):
 * ``record_mismatch``: the record's shape, spacing or orientation disagrees with the file;
 * ``constant_image``: every voxel of a channel has the same value.
 
-Intensity statistics: :mod:`harmonize.qa.stats`.
+Intensity statistics are in HU for CT and source units otherwise where the record allows it
+(:mod:`harmonize.qa.fingerprint`): over the whole image (:mod:`harmonize.qa.stats`), the
+foreground and each class; components per class: :mod:`harmonize.qa.components`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import numpy as np
 
 from harmonize.errors import GridMismatchError, HarmonizeError
 from harmonize.manifest.records import ManifestRecord
+from harmonize.qa.fingerprint import LabelMeasures, Units, measure_labels, physical_channels
+from harmonize.qa.montage import Panels, case_slices
 from harmonize.qa.stats import ChannelStats, _pick, channel_stats, value_counts
 from harmonize.read.case import read_case, unknown_label_values
 from harmonize.read.volume import Volume
@@ -45,10 +49,9 @@ THRESHOLDS: dict[str, float] = {
 }
 FLAG_CODES = ("unreadable", "empty_mask", "unexpected_values", "grid_mismatch", "spacing_outlier",
               "anisotropic", "tiny_volume", "non_ras", "record_mismatch", "constant_image")
-#: Montage grey levels: CT in Hounsfield units (1st percentile below -500) gets the soft-tissue
-#: window W400/L40; everything else (MR, normalized CT) its own 1st-99th percentiles.
+#: Montage grey levels: CT in HU gets the soft-tissue window W400/L40; everything else (MR,
+#: CT in normalized units) its own 1st-99th percentiles.
 CT_DISPLAY_WINDOW = (-160.0, 240.0)
-HU_DATA_BELOW = -500.0
 AXES = ("x", "y", "z")
 
 
@@ -58,23 +61,6 @@ class Flag:
 
     code: str
     message: str
-
-
-@dataclass
-class Panels:
-    """Axial/coronal/sagittal slices of a case in RAS (see :func:`case_slices`), ready to display.
-
-    Each view maps to (image 2D, mask 2D or None, pixel aspect = row spacing / column spacing).
-    Rows run superior->inferior (axial: anterior->posterior); columns run from the patient's
-    right to left (sagittal: anterior->posterior), the radiological convention.
-    """
-
-    dataset: str
-    case_id: str
-    views: dict[str, tuple[np.ndarray, np.ndarray | None, float]]
-    display_range: tuple[float, float]
-    value_names: dict[int, str]
-    note: str | None = None
 
 
 @dataclass
@@ -92,6 +78,7 @@ class CaseQA:
     image: list[str]
     mask: str | None
     annotated: list[str]
+    split: str | None = None
     shape: list[int] | None = None
     spacing: list[float] | None = None
     orientation: str | None = None
@@ -100,6 +87,9 @@ class CaseQA:
     label_voxels: dict[str, int] = field(default_factory=dict)
     value_voxels: dict[int, int] = field(default_factory=dict)
     foreground_voxels: int | None = None
+    units: dict[str, Units] = field(default_factory=dict)
+    labels: LabelMeasures | None = None
+    montage_slices: dict[str, list[int]] = field(default_factory=dict)
     flags: list[Flag] = field(default_factory=list)
 
     @property
@@ -116,9 +106,14 @@ class CaseQA:
         self.flags.append(Flag(code, message))
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k not in ("intensity", "flags",
-                                                                 "value_voxels")}
+        skip = ("intensity", "flags", "value_voxels", "units", "labels")
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
+        data["units"] = {c: u.to_dict() for c, u in self.units.items()}
         data["intensity"] = {c: s.to_dict() for c, s in self.intensity.items()}
+        measures = self.labels or LabelMeasures()
+        data["foreground_intensity"] = measures.foreground
+        data["class_intensity"] = measures.classes
+        data["components"] = measures.components
         data["value_voxels"] = {str(k): v for k, v in sorted(self.value_voxels.items())}
         data["label_present"] = {n: v > 0 for n, v in self.label_voxels.items()}
         data["flags"] = [asdict(f) for f in self.flags]
@@ -192,48 +187,12 @@ def _label_numbers(case: CaseQA, record: ManifestRecord, mask: Volume) -> None:
                                        f"({sum(counts[v] for v in unexpected)} voxels)")
 
 
-def case_slices(record: ManifestRecord, image: Volume, mask: Volume | None,
-               display_range: tuple[float, float]) -> Panels:
-    """Axial, coronal and sagittal slices in RAS through the centre of the mask's foreground
-    bounding box (the volume's centre when there is no foreground); first channel only."""
-    from harmonize.engine.resample import reorient_to_ras
-
-    data = image.data[..., 0] if image.data.ndim == 4 else image.data
-    ras_image, _ = reorient_to_ras(Volume(data, image.affine))
-    ras_mask, note = None, None
-    if mask is not None:
-        ras_mask, _ = reorient_to_ras(mask)
-        if ras_mask.shape != ras_image.shape:
-            ras_mask, note = None, "mask not shown: its grid differs from the image's"
-    sx, sy, sz = ras_image.spacing
-    cx, cy, cz = (n // 2 for n in ras_image.shape)
-    if ras_mask is not None and ras_mask.data.any():  # cut through the labelled region's centre
-        boxes = [np.flatnonzero(ras_mask.data.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
-        cx, cy, cz = ((int(b[0]) + int(b[-1])) // 2 for b in boxes)
-    planes: dict[str, tuple[tuple[slice | int, ...], float]] = {
-        "axial": (np.s_[:, :, cz], sy / sx),
-        "coronal": (np.s_[:, cy, :], sz / sx),
-        "sagittal": (np.s_[cx, :, :], sz / sy),
-    }
-    views = {}
-    for view, (index, aspect) in planes.items():
-        img = np.asarray(ras_image.data[index], dtype=np.float32)[::-1, ::-1].T
-        msk = None if ras_mask is None else np.asarray(ras_mask.data[index])[::-1, ::-1].T
-        views[view] = (img, msk, float(aspect))
-    names: dict[int, list[str]] = {}
-    for name, values in record.labels.items():
-        for v in values:
-            names.setdefault(int(v), []).append(name)
-    return Panels(record.dataset, record.case_id, views, display_range,
-                  {v: ", ".join(n) for v, n in sorted(names.items())}, note)
-
-
-def inspect_case(record: ManifestRecord, manifest: Path, *, want_panels: bool = False
-                 ) -> tuple[CaseQA, Panels | None]:
+def inspect_case(record: ManifestRecord, manifest: Path, *, want_panels: bool = False,
+                 max_classes: int = 32) -> tuple[CaseQA, Panels | None]:
     """Measure one case; a read problem becomes an ``unreadable`` flag, never an exception."""
     files = [record.image] if isinstance(record.image, str) else list(record.image)
     case = CaseQA(record.dataset, record.case_id, record.patient_id, str(manifest), record.modality,
-                  is_normalized(record), files, record.mask, list(record.annotated))
+                  is_normalized(record), files, record.mask, list(record.annotated), record.split)
     volumes = read_for_qa(case, record, manifest)
     if volumes is None:
         return case, None
@@ -247,25 +206,27 @@ def inspect_case(record: ManifestRecord, manifest: Path, *, want_panels: bool = 
     names = record.channels if record.channels and len(record.channels) == image.channels \
         else [f"channel {c}" for c in range(image.channels)]
     case.channels = list(names)
-    for c, name in enumerate(names):
-        data = image.data[..., c] if image.data.ndim == 4 else image.data
+    channels, units = physical_channels(record, manifest, image, names)
+    for name, data, unit in zip(names, channels, units):
         stats = channel_stats(data)
         case.intensity[name] = stats
+        case.units[name] = unit
         if stats.min == stats.max:
             case.flag("constant_image", f"channel {name!r} is constant ({stats.min:g})")
     _geometry_flags(case, record, image)
     if mask is not None:
         _label_numbers(case, record, mask)
+        case.labels = measure_labels(channels, names, mask.data, record.labels,
+                                     float(np.prod(image.spacing)))
     panels = None
     if want_panels:
         first = next(iter(case.intensity.values()))
+        unit = next(iter(case.units.values()))
         window = (_pick(first.quantiles, 0.01), _pick(first.quantiles, 0.99))
-        if record.modality == "CT" and window[0] < HU_DATA_BELOW:
+        if unit.units == "HU":
             window = CT_DISPLAY_WINDOW
-        panels = case_slices(record, image, mask, window)
+        shown = Volume(channels[0], image.affine)
+        panels = case_slices(record, shown, mask, window, units=unit.units,
+                             max_classes=max_classes)
+        case.montage_slices = {c.name: list(c.index) for c in panels.classes}
     return case, panels
-
-
-# ------------------------------------------------------------------------------------ summaries
-
-

@@ -2,7 +2,9 @@
 
 :func:`collect_qa` measures each case once (:func:`harmonize.qa.inspect.inspect_case`) and
 returns a :class:`QAReport`: per case geometry, intensity statistics, label voxel counts and
-flags; per dataset and overall summaries and histograms. :mod:`harmonize.qa.report` turns it into
+flags; per dataset and overall summaries and histograms, class tables overall and per split; per
+dataset the pooled foreground and per-class intensity statistics (nnU-Net's fingerprint,
+:mod:`harmonize.qa.fingerprint`) and component counts per class. :mod:`harmonize.qa.report` turns it into
 ``qa.json``, PNG charts, montages and ``index.html``.
 """
 
@@ -18,7 +20,9 @@ import numpy as np
 
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import ManifestRecord
-from harmonize.qa.inspect import AXES, FLAG_CODES, THRESHOLDS, CaseQA, Panels, inspect_case
+from harmonize.qa.fingerprint import pooled
+from harmonize.qa.inspect import AXES, FLAG_CODES, THRESHOLDS, CaseQA, inspect_case
+from harmonize.qa.montage import Panels
 from harmonize.qa.stats import INTENSITY_BINS, QUANTILES, ChannelStats, histogram
 
 
@@ -38,7 +42,7 @@ class QAReport:
                 for c in self.cases for f in c.flags]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": 1, "manifests": [str(m) for m in self.manifests],
+        return {"version": 2, "manifests": [str(m) for m in self.manifests],
                 "thresholds": THRESHOLDS, "overall": self.overall, "datasets": self.datasets,
                 "flags": self.flags, "cases": [c.to_dict() for c in self.cases]}
 
@@ -70,9 +74,11 @@ def _label_summary(cases: list[CaseQA]) -> dict[str, Any]:
     for case in cases:
         for name in case.annotated:
             row = out.setdefault(name, {"annotated_cases": 0, "present_cases": 0, "voxels": 0,
-                                        "volume_ml": 0.0})
+                                        "volume_ml": 0.0, "components": 0})
             row["annotated_cases"] += 1
             voxels = case.label_voxels.get(name, 0)
+            if case.labels is not None and name in case.labels.components:
+                row["components"] += case.labels.components[name]["count"]
             row["voxels"] += voxels
             row["volume_ml"] += voxels * case.voxel_ml
             row["present_cases"] += voxels > 0
@@ -101,6 +107,45 @@ def summarize(cases: list[CaseQA], *, intensity_key: Callable[[CaseQA, str], str
         "shape": _axis_summary([c.shape for c in readable if c.shape]),
         "intensity": _intensity_summary(groups),
         "labels": _label_summary(readable),
+        "splits": {split: _label_summary([c for c in readable if (c.split or "unassigned") == split])
+                   for split in sorted({c.split or "unassigned" for c in readable})},
+    }
+
+
+def _component_summary(cases: list[CaseQA]) -> dict[str, Any]:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for case in cases:
+        for name, comp in (case.labels.components if case.labels else {}).items():
+            rows.setdefault(name, []).append(comp)
+    return {name: {"cases": len(found), "total": sum(c["count"] for c in found),
+                   "median_per_case": float(np.median([c["count"] for c in found])),
+                   "max_per_case": max(c["count"] for c in found),
+                   "largest_mm3": max(c["largest_mm3"] for c in found),
+                   "smallest_mm3": min(c["smallest_mm3"] for c in found)}
+            for name, found in sorted(rows.items())}
+
+
+def fingerprint(cases: list[CaseQA]) -> dict[str, Any]:
+    """Per dataset: channel units, pooled foreground and per-class intensity statistics (nnU-Net
+    keys), component counts per class (see :mod:`harmonize.qa.fingerprint`)."""
+    measured = [c.labels for c in cases if c.labels is not None]
+    units: dict[str, set[str]] = {}
+    clipped: dict[str, set[tuple[float, ...]]] = {}
+    for case in cases:
+        for name, unit in case.units.items():
+            units.setdefault(name, set()).add(unit.units)
+            if unit.clipped:
+                clipped.setdefault(name, set()).add(tuple(unit.clipped))
+    classes = sorted({n for m in measured for n in m.classes})
+    return {
+        "units": {n: {"units": " / ".join(sorted(u)),
+                      "clipped": [list(w) for w in sorted(clipped.get(n, ()))]}
+                  for n, u in units.items()},
+        "foreground_intensity": pooled([m.samples["(foreground)"] for m in measured
+                                        if "(foreground)" in m.samples]),
+        "class_intensity": {n: pooled([m.samples[n] for m in measured if n in m.samples])
+                            for n in classes},
+        "components": _component_summary(cases),
     }
 
 
@@ -124,7 +169,7 @@ def _montage_choice(records: list[ManifestRecord], n: int) -> set[str]:
     return {r.case_id for r in ordered[:n]}
 
 
-def collect_qa(manifests: Sequence[Path], *, montage_cases: int = 4,
+def collect_qa(manifests: Sequence[Path], *, montage_cases: int = 4, montage_classes: int = 32,
                progress: Callable[[], None] | None = None,
                on_total: Callable[[int], None] | None = None) -> QAReport:
     """Measure every case of ``manifests`` and summarize per dataset and overall.
@@ -148,7 +193,8 @@ def collect_qa(manifests: Sequence[Path], *, montage_cases: int = 4,
         chosen = _montage_choice([r for _, r in items], montage_cases)
         dataset_cases = []
         for path, record in items:
-            case, case_panels = inspect_case(record, path, want_panels=record.case_id in chosen)
+            case, case_panels = inspect_case(record, path, want_panels=record.case_id in chosen,
+                                             max_classes=montage_classes)
             dataset_cases.append(case)
             if case_panels is not None:
                 panels.setdefault(dataset, []).append(case_panels)
@@ -160,6 +206,10 @@ def collect_qa(manifests: Sequence[Path], *, montage_cases: int = 4,
         datasets[dataset]["duplicate_case_ids"] = sorted(k for k, n in seen.items() if n > 1)
         datasets[dataset]["normalized"] = any(c.normalized for c in dataset_cases)
         datasets[dataset]["modality"] = sorted({c.modality for c in dataset_cases})
+        datasets[dataset].update(fingerprint(dataset_cases))
+        for case in dataset_cases:  # the pooled samples are summarized; free them
+            if case.labels is not None:
+                case.labels.samples.clear()
         cases.extend(dataset_cases)
     overall = summarize(cases, intensity_key=lambda c, name: c.modality)
     overall["datasets"] = len(datasets)
