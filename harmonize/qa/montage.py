@@ -26,7 +26,7 @@ from harmonize.manifest.records import ManifestRecord
 from harmonize.qa.components import class_region, components, largest_component_slices, value_boxes
 from harmonize.read.volume import Volume
 
-DPI = 80
+DPI = 100
 OVERLAY_ALPHA = 0.5
 PANEL_IN = 1.55  # panel edge in inches
 LEGEND_CHARS = 44  # longest legend entry (class names are shortened beyond)

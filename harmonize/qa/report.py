@@ -40,6 +40,13 @@ def _figure(width: float, height: float):
     return fig
 
 
+def _title(fig: Any, text: str) -> None:
+    """Suptitle in the top 0.45 inch, the subplots laid out below it (never under it)."""
+    height = fig.get_figheight()
+    fig.suptitle(text, fontsize=10, y=1 - 0.08 / height, va="top")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
+
+
 def _save(fig: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
@@ -67,8 +74,7 @@ def geometry_chart(summary: dict[str, Any], path: Path, title: str) -> None:
                 name += f" (median {info['median']:g})"
             _stairs(axes[row][col], info.get("histogram", {}), name, unit)
             axes[row][col].set_ylabel("cases", fontsize=8)
-    fig.suptitle(f"{title}: geometry of {summary['readable_cases']} readable cases", fontsize=10)
-    fig.tight_layout()
+    _title(fig, f"{title}: geometry of {summary['readable_cases']} readable cases")
     _save(fig, path)
 
 
@@ -80,10 +86,10 @@ def intensity_chart(summary: dict[str, Any], path: Path, title: str) -> None:
     for ax, (name, info) in zip(axes, groups.items()):
         label = name if not info else (f"{name}: min {info['min']:.4g}, mean {info['mean']:.4g}, "
                                        f"max {info['max']:.4g}")
-        _stairs(ax, info.get("histogram", {}), label, "intensity")
+        units = summary.get("units", {}).get(name, {}).get("units", "intensity")
+        _stairs(ax, info.get("histogram", {}), label, units)
         ax.set_ylabel("voxels (estimated)", fontsize=8)
-    fig.suptitle(f"{title}: intensity", fontsize=10)
-    fig.tight_layout()
+    _title(fig, f"{title}: intensity (CT in HU, else source or normalized units)")
     _save(fig, path)
 
 
@@ -113,10 +119,10 @@ def labels_chart(summary: dict[str, Any], path: Path, title: str) -> None:
         ax_pres.set_title("present in share of annotated cases", fontsize=9)
         for ax in (ax_vox, ax_pres):
             ax.set_yticks(y, names, fontsize=7)
+            ax.margins(y=0.5 / len(names))
             ax.invert_yaxis()
             ax.tick_params(axis="x", labelsize=7)
-    fig.suptitle(f"{title}: labels", fontsize=10)
-    fig.tight_layout()
+    _title(fig, f"{title}: labels")
     _save(fig, path)
 
 
