@@ -212,7 +212,33 @@ def test_ct_statistics_of_a_run_are_in_hu_of_its_source_files(tmp_path: Path) ->
             if inside.size:
                 assert got["class_intensity"][name]["CT"]["mean"] == pytest.approx(
                     inside.mean(), abs=1e-3), name
-        # every class present has a montage cut that shows it
-        for name, (x, y, z) in got["montage_slices"].items():
-            assert got["label_voxels"][name] > 0
+        # the montage cuts every class present, inside the RAS volume
+        cuts = got["montage_slices"]
+        assert set(cuts) == {n for n, v in got["label_voxels"].items() if v > 0}
+        assert all(0 <= i < n for cut in cuts.values() for i, n in zip(cut, got["shape"]))
     assert doc["datasets"]["kits23"]["units"]["CT"]["units"] == "HU"
+
+
+def test_montage_draws_at_most_max_classes_and_names_the_rest() -> None:
+    shape = (30, 20, 20)
+    mask = np.zeros(shape, dtype=np.uint8)
+    mask[_ball(shape, (8, 10, 10), 4)] = 1
+    mask[_ball(shape, (22, 10, 10), 4)] = 2
+    labels = {"right kidney": [1], "left kidney": [2], "kidney": [1, 2], "kidney cyst": [3]}
+    panels = case_slices(_record(labels, shape), Volume(np.zeros(shape, np.float32), np.eye(4)),
+                         Volume(mask, np.eye(4), "label"), (0.0, 1.0), max_classes=2)
+    assert [c.name for c in panels.classes] == ["right kidney", "left kidney"]
+    assert panels.hidden == ["kidney"]  # the cyst is absent: neither drawn nor hidden
+    assert panels.classes[1].index == (22, 10, 10)
+
+
+def test_unlabelled_case_is_cut_through_the_centre() -> None:
+    shape = (10, 12, 8)
+    panels = case_slices(_record({}, shape), Volume(np.ones(shape, np.float32), np.eye(4)), None,
+                         (0.0, 1.0))
+    (cell,) = panels.classes
+    assert cell.name == "(no label)" and cell.index == (5, 6, 4)
+    for view, expected in (("axial", (12, 10)), ("coronal", (8, 10)), ("sagittal", (8, 12))):
+        image, mask, outline, _ = cell.views[view]
+        assert image.shape == mask.shape == outline.shape == expected
+        assert not mask.any() and not outline.any()

@@ -100,7 +100,8 @@ def case_slices(record: ManifestRecord, image: Volume, mask: Volume | None,
     img = np.asarray(ras_image.data)
     sx, sy, sz = ras_image.spacing
     aspects = {"axial": sy / sx, "coronal": sz / sx, "sagittal": sz / sy}
-    ras_mask, note = None, None
+    ras_mask: np.ndarray | None = None
+    note = None
     if mask is not None:
         ras_mask = np.asarray(reorient_to_ras(mask)[0].data)
         if ras_mask.shape != img.shape:
@@ -126,16 +127,17 @@ def case_slices(record: ManifestRecord, image: Volume, mask: Volume | None,
     else:
         targets.append(("(no label)", None, (img.shape[0] // 2, img.shape[1] // 2,
                                              img.shape[2] // 2), 0))
-    empty = np.zeros(img.shape[:2], dtype=np.uint8)
-    for cls, largest, (ix, iy, iz), n in targets:
-        index = {"axial": np.s_[:, :, iz], "coronal": np.s_[:, iy, :], "sagittal": np.s_[ix, :, :]}
+    for cls, outline, (ix, iy, iz), n in targets:
+        cuts: dict[str, Any] = {"axial": np.s_[:, :, iz], "coronal": np.s_[:, iy, :],
+                                "sagittal": np.s_[ix, :, :]}
         views = {}
         for view in VIEWS:
-            cut = index[view]
-            msk = _display(ras_mask[cut]) if ras_mask is not None else _display(empty)
-            comp = _display(largest[cut]) if largest is not None else np.zeros_like(msk, bool)
-            views[view] = (_display(img[cut]).astype(np.float32), msk, comp,
-                           float(aspects[view]))
+            shown = _display(img[cuts[view]]).astype(np.float32)
+            msk = (_display(ras_mask[cuts[view]]) if ras_mask is not None
+                   else np.zeros(shown.shape, np.uint8))
+            comp = (_display(outline[cuts[view]]) if outline is not None
+                    else np.zeros(shown.shape, bool))
+            views[view] = (shown, msk, comp, float(aspects[view]))
         cells.append(ClassPanels(cls, (ix, iy, iz), n, views))
     return Panels(record.dataset, record.case_id, cells, display_range, dict(names), units,
                   note, hidden)
@@ -191,7 +193,8 @@ def draw_case(panels: Panels) -> Any:
     row_h = cell_title + panel_title + PANEL_IN + 0.12
     shown = sorted({int(v) for c in panels.classes for view in c.views.values()
                     for v in np.unique(view[1]) if v})
-    handles = [Patch(color=colour(v), label=_short(f"{v} {panels.value_names.get(v, 'undeclared')}"))
+    handles = [Patch(facecolor=colour(v), edgecolor="#555555", linewidth=0.5,
+                     label=_short(f"{v} {panels.value_names.get(v, 'undeclared')}"))
                for v in shown]
     fig = _figure(width, 1.0)
     ncol, legend_h = _legend_size(fig, handles, width - 2 * margin) if handles else (1, 0.0)
