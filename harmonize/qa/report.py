@@ -41,10 +41,10 @@ def _figure(width: float, height: float):
 
 
 def _title(fig: Any, text: str) -> None:
-    """Suptitle in the top 0.45 inch, the subplots laid out below it (never under it)."""
+    """Suptitle in the top 0.3 inch, the subplots laid out below it (never under it)."""
     height = fig.get_figheight()
     fig.suptitle(text, fontsize=10, y=1 - 0.08 / height, va="top")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height))
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -89,7 +89,7 @@ def intensity_chart(summary: dict[str, Any], path: Path, title: str) -> None:
         units = summary.get("units", {}).get(name, {}).get("units", "intensity")
         _stairs(ax, info.get("histogram", {}), label, units)
         ax.set_ylabel("voxels (estimated)", fontsize=8)
-    _title(fig, f"{title}: intensity (CT in HU, else source or normalized units)")
+    _title(fig, f"{title}: intensity")
     _save(fig, path)
 
 
