@@ -151,8 +151,8 @@ def test_report_files(qa_run) -> None:
     assert result.exit_code == 1, result.output  # a3 cannot be read
     printed = json.loads(result.stdout)
     assert printed["index"] == str(out / "index.html")
-    doc = json.loads((out / "qa.json").read_text())
-    index = (out / "index.html").read_text()
+    doc = json.loads((out / "qa.json").read_text(encoding="utf-8"))
+    index = (out / "index.html").read_text(encoding="utf-8")
     pngs = [f for entry in [doc["files"]["overall"], *doc["files"]["datasets"].values()]
             for f in entry.values()]
     assert len(pngs) == 3 + 5 + 5  # overall 3 charts; each dataset 3 charts + 2 montages
@@ -168,7 +168,7 @@ def test_report_files(qa_run) -> None:
 
 def test_case_counts_and_flags(qa_run) -> None:
     _, out, fabs = qa_run
-    doc = json.loads((out / "qa.json").read_text())
+    doc = json.loads((out / "qa.json").read_text(encoding="utf-8"))
     alpha, beta = doc["datasets"]["alpha"], doc["datasets"]["beta"]
     assert (alpha["cases"], alpha["labelled_cases"], alpha["readable_cases"]) == (5, 4, 4)
     assert (beta["cases"], beta["labelled_cases"], beta["readable_cases"]) == (7, 7, 7)
@@ -189,7 +189,7 @@ def test_case_counts_and_flags(qa_run) -> None:
 
 def test_label_numbers_match_numpy(qa_run) -> None:
     _, out, fabs = qa_run
-    doc = json.loads((out / "qa.json").read_text())
+    doc = json.loads((out / "qa.json").read_text(encoding="utf-8"))
     cases = {c["case_id"]: c for c in doc["cases"]}
     for scope in ("alpha", "beta", "overall"):
         expected: dict[str, dict[str, int]] = {}
@@ -222,7 +222,7 @@ def test_label_numbers_match_numpy(qa_run) -> None:
 
 def test_geometry_and_intensity_match_numpy(qa_run) -> None:
     _, out, fabs = qa_run
-    doc = json.loads((out / "qa.json").read_text())
+    doc = json.loads((out / "qa.json").read_text(encoding="utf-8"))
     for dataset in ("alpha", "beta"):
         readable = [f for f in fabs if f.dataset == dataset and f.readable]
         spacing = np.array([np.abs(np.diag(f.affine)[:3]) for f in readable])  # axis-aligned

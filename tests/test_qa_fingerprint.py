@@ -116,7 +116,7 @@ def source_report(tmp_path_factory: pytest.TempPathFactory):
         args += ["-m", str(m)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output  # a3 is unreadable
-    return json.loads((out / "qa.json").read_text()), fabs, out
+    return json.loads((out / "qa.json").read_text(encoding="utf-8")), fabs, out
 
 
 def test_foreground_and_class_statistics_match_numpy(source_report) -> None:
@@ -170,7 +170,7 @@ def test_per_split_class_table_counts_the_cases(source_report) -> None:
 
 def test_html_embeds_existing_pictures_and_tables(source_report) -> None:
     doc, _, out = source_report
-    index = (out / "index.html").read_text()
+    index = (out / "index.html").read_text(encoding="utf-8")
     sources = re.findall(r"<img src='([^']+)'", index)
     assert len(sources) == 3 + 5 + 5
     for src in sources:
@@ -190,7 +190,7 @@ def test_ct_statistics_of_a_run_are_in_hu_of_its_source_files(tmp_path: Path) ->
     result = CliRunner().invoke(app, ["qa", "-m", str(manifest), "-o", str(tmp_path / "qa"),
                                       "--format", "json"])
     assert result.exit_code == 0, result.output
-    doc = json.loads((tmp_path / "qa" / "qa.json").read_text())
+    doc = json.loads((tmp_path / "qa" / "qa.json").read_text(encoding="utf-8"))
     cases = {c["case_id"]: c for c in doc["cases"]}
     for record in read_manifest(manifest):
         assert record.stage == "normalized" and record.extra["intensity"]["method"] == "ct_window"
