@@ -77,6 +77,7 @@ class Descriptor:
     layout: tuple[LayoutGroup, ...] = ()
     case_id: str | None = None
     patient_id: str | None = None
+    roi_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -117,7 +118,8 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
     Structure, types, allowed values and unknown keys are checked by :data:`DESCRIPTOR_SCHEMA`;
     then what a schema cannot say: ``classes`` use values declared in ``values`` (each value
     once), channel names are in the channel vocabulary, ``ct_window`` is low < high, ``case_id``
-    and ``patient_id`` compile (Python regexes) with a group ``id``. Every problem is a
+    and ``patient_id`` compile (Python regexes) with a group ``id``, ``roi_patterns`` compile
+    and name classes. Every problem is a
     :class:`DescriptorError` naming the file and the key path (``classes.kidney[2]``).
     """
     dataset = data.get("id") if isinstance(data, dict) else None
@@ -139,6 +141,8 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
     out["values"] = dict(sorted((int(k), name) for k, name in data["values"].items()))
     out["classes"] = {name: tuple(sorted(set([members] if isinstance(members, int) else members)))
                       for name, members in data["classes"].items()}
+    if "roi_patterns" in data:
+        out["roi_patterns"] = {name: tuple(items) for name, items in data["roi_patterns"].items()}
     for key in ("channels", "overlaps"):
         if key in data:
             out[key] = tuple(data[key])
@@ -182,6 +186,16 @@ def _semantic_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Proble
     if "ct_window" in out and not out["ct_window"][0] < out["ct_window"][1]:
         problems.append(Problem("ct_window", f"{data['ct_window']!r} must be (low, high) in HU "
                                 "with low < high"))
+    for name, items in data.get("roi_patterns", {}).items():
+        if name not in data["classes"]:
+            problems.append(Problem(f"roi_patterns.{name}", f"{name!r} is not a class of this "
+                                    f"descriptor ({', '.join(data['classes'])})"))
+        for k, item in enumerate(items):
+            try:
+                re.compile(item)
+            except re.error as exc:
+                problems.append(Problem(f"roi_patterns.{name}[{k}]", f"{item!r} is not a valid "
+                                        f"Python regular expression: {exc}"))
     for key in ("case_id", "patient_id"):
         if key not in data:
             continue

@@ -175,6 +175,25 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
                 {"$ref": "#/$defs/layoutGroup"},
             ],
         },
+        "roi_patterns": {
+            "type": "object",
+            "description": "Datasets whose structures carry free-text names (RTSTRUCT ROI "
+            "names, DICOM-SEG segment labels): Python regular expressions per class, tried when "
+            "a name is not exactly a class name, one of its vocabulary synonyms or a release "
+            "name in 'values' (case-insensitive, '_', '-' and space equivalent). A pattern must "
+            "match the whole name, case-insensitively, with separators written as space, '_' "
+            "or '-'; a name matching no class or two classes is skipped and reported "
+            "(`harmonize discover` shows every name and its mapping).",
+            "propertyNames": {"pattern": r"\S",
+                              "description": "a class of this descriptor ('classes')"},
+            "additionalProperties": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "minLength": 1,
+                          "description": "a Python regular expression (re.fullmatch)"},
+                "description": "The patterns of one class, e.g. ['^lung[_ ]?l(eft)?$'].",
+            },
+        },
         "case_id": {
             "type": "string",
             "description": "YAML-only datasets: a Python regular expression searched in each "
