@@ -23,6 +23,7 @@ from harmonize.cli.console import (
     print_problems,
     progress_bar,
 )
+from harmonize.cli.roi_table import case_rois, roi_summary, roi_table
 from harmonize.errors import HarmonizeError, ManifestError
 from harmonize.gate import TRUSTED_ROOTS_ENV, add_trusted_roots
 from harmonize.manifest.build import (
@@ -122,13 +123,17 @@ def discover_command(
     except HarmonizeError as exc:
         raise fail(exc) from None
     found = discover(plugin, root)
+    rois = case_rois(plugin, found.cases)
     if format == "json":
         print_json({
             "dataset": dataset, "root": str(root),
             "cases": [{"case_id": c.case_id, "patient_id": c.patient_id,
                        "images": [str(p) for p in c.images],
                        "label": str(c.label) if c.label else None,
-                       "official_split": c.official_split} for c in found.cases],
+                       "official_split": c.official_split,
+                       **({"rois": rois[c.case_id]} if c.case_id in rois else {})}
+                      for c in found.cases],
+            "roi_names": roi_summary(rois),
             "skipped": [s.to_dict() for s in found.skipped],
             "errors": [e.to_dict() for e in found.errors],
         })
@@ -148,6 +153,8 @@ def discover_command(
             table.add_row(c.case_id, c.patient_id, "\n".join(short(p) for p in c.images),
                           short(c.label) if c.label else "-", c.official_split or "-")
         console.print(table)
+        if rois:
+            console.print(roi_table(roi_summary(rois)))
         print_problems(found.errors, found.skipped)
     if found.errors:
         raise typer.Exit(1)

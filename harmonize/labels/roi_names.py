@@ -120,8 +120,7 @@ class RoiMatcher:
         if hits:
             return RoiMatch(roi, None, "ambiguous", "patterns of several classes match: " + ", ".join(
                 f"{c!r} ({p})" for c, p in hits.items()))
-        return RoiMatch(roi, None, "unmatched", "no class name, synonym or roi_patterns entry "
-                        "matches")
+        return RoiMatch(roi, None, "unmatched", "no class name, synonym or pattern matches")
 
     def assign(self, rois: Sequence[str]) -> tuple[dict[str, str], list[RoiMatch]]:
         """Map the structure names of one case: ``({roi: class}, every match in order)``.

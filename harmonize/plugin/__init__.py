@@ -30,6 +30,8 @@ from harmonize.plugin.hookspecs import hookimpl
 from harmonize.plugin.layout import LayoutDataset
 from harmonize.read.dicom_scan import read_header as read_dicom_header
 from harmonize.read.dicom_volume import regular_series
+from harmonize.read.rtstruct import is_rtstruct, read_structure_set
+from harmonize.read.rtstruct_label import rtstruct_rois
 from harmonize.read.volume import Volume, read_header, read_volume, sitk_affine
 from harmonize.yamlio import load_yaml
 
@@ -73,4 +75,8 @@ __all__ = [
     "regular_series",
     "read_dicom_header",
     "sitk_affine",
+    # RT Structure Sets (labels the core reads; plugins find them and their series)
+    "is_rtstruct",
+    "read_structure_set",
+    "rtstruct_rois",
 ]

@@ -7,6 +7,8 @@ cache, every export, QA, lesion features, ``check_plugin``), so one set of check
   NaN voxels, broken affines, declared size within limits before allocating);
 * one file per channel: every channel on the first channel's grid (:func:`same_grid`);
   the channel count matches the declared channel names;
+* a label that is a DICOM RT Structure Set is rasterized on the series it references
+  (:mod:`harmonize.read.rtstruct_label`: ROI names matched to classes, overlaps kept);
 * the label map is on the image's grid by the one rule of :mod:`harmonize.read.grid` (a
   misaligned label is refused with the same message everywhere) and holds non-negative integers;
 * a plugin case's label values are checked against its descriptor by the callers that map them
@@ -32,6 +34,7 @@ from harmonize.labels.channels import load_channels
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.read.grid import describe_grid, in_voxel_order_of, label_on_image_grid, same_grid
+from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
 from harmonize.read.volume import Volume, read_header, read_volume
 
 __all__ = ["CaseData", "case_channels", "missing_file_error", "present_values", "read_case",
@@ -178,7 +181,8 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
         with _naming(dataset, case.case_id, case.label):
             raw = plugin.read_label(case)
             if raw is None and case.label is not None:
-                raw = read_volume(case.label, kind="label")
+                raw = (read_rtstruct_label(case.label, case.images[0], plugin.descriptor)
+                       if is_rtstruct(case.label) else read_volume(case.label, kind="label"))
             if raw is not None:
                 label_volume = label_on_image_grid(
                     image, Volume(raw.data, raw.affine, "label", classes=raw.classes))

@@ -52,6 +52,13 @@ def is_rtstruct(path: Path) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
+    try:  # a Part 10 file has "DICM" at byte 128; older files without it must be named .dcm
+        with path.open("rb") as fh:
+            marked = fh.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+    if not marked and path.suffix.lower() != ".dcm":
+        return False
     try:
         ds = _dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
     except Exception:  # noqa: BLE001 - not DICOM at all
@@ -89,12 +96,18 @@ class StructureSet:
         return [roi.name for roi in self.rois]
 
 
-def read_structure_set(path: Path) -> StructureSet:
+#: the attributes read by ``read_structure_set(..., contours=False)``
+_HEADER_TAGS = ["SOPClassUID", "Modality", "StructureSetROISequence",
+                "ReferencedFrameOfReferenceSequence"]
+
+
+def read_structure_set(path: Path, *, contours: bool = True) -> StructureSet:
     """Parse ``path`` (see the module doc); :class:`ReadError` naming it when it is not an
-    RTSTRUCT or cannot be read."""
+    RTSTRUCT or cannot be read. ``contours=False`` reads the ROI names and references only
+    (the ROIs then have no contours; for discovery)."""
     path = Path(path)
     try:
-        ds = _dcmread(path)
+        ds = _dcmread(path, **({} if contours else {"specific_tags": _HEADER_TAGS}))
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt files raise many types
         raise ReadError(f"cannot read RTSTRUCT: {type(exc).__name__}: {exc}", file=path,
                         hint="re-download the file; it may be truncated") from exc
