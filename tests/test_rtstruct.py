@@ -8,6 +8,8 @@ not by the reader's affine) for random polygons.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
@@ -127,3 +129,37 @@ def test_missing_referenced_slices_are_refused(tmp_path):
     (tmp_path / "ct" / "1-006.dcm").unlink()
     with pytest.raises(ReadError, match="slice.* the RTSTRUCT references are missing"):
         masks_of(rt, tmp_path / "ct")
+
+
+def _rtstruct_checks(path):
+    from harmonize.qa.dicom_checklist import validate_dicom
+
+    report = validate_dicom(path)
+    (rt,) = [s for s in report.series if s.modality == "RTSTRUCT"]
+    assert not [s for s in report.skipped if s.path.name == "1-1.dcm"]
+    return {c.name: (c.passed, c.detail) for c in rt.checks}
+
+
+def test_validate_dicom_passes_a_consistent_structure_set(tmp_path):
+    make(tmp_path, {"GTV-1": [(2, voxel_box(5, 8, 6, 9))], "Body": [(3, voxel_box(0, 19, 0, 23))]})
+    checks = _rtstruct_checks(tmp_path)
+    assert all(ok for ok, _ in checks.values()), checks
+    assert set(checks) == {"referenced_series", "frame_of_reference", "contours_inside",
+                           "no_empty_roi"}
+
+
+def test_validate_dicom_reports_each_rtstruct_problem(tmp_path):
+    make(tmp_path / "frame", {"GTV-1": [(2, voxel_box(5, 8, 6, 9))]}, frame="1.2.3.4")
+    assert not _rtstruct_checks(tmp_path / "frame")["frame_of_reference"][0]
+    make(tmp_path / "off", {"GTV-1": [(2, voxel_box(5, 8, 6, 9))]}, z_offset_mm=1.0)
+    ok, detail = _rtstruct_checks(tmp_path / "off")["contours_inside"]
+    assert not ok and "off the slices" in detail
+    make(tmp_path / "wide", {"Body": [(3, voxel_box(-2, 19, 0, 23))]})
+    ok, detail = _rtstruct_checks(tmp_path / "wide")["contours_inside"]
+    assert not ok and "outside the image" in detail
+    make(tmp_path / "empty", {"GTV-1": [(2, voxel_box(5, 8, 6, 9))], "Cord": []})
+    ok, detail = _rtstruct_checks(tmp_path / "empty")["no_empty_roi"]
+    assert not ok and "'Cord'" in detail
+    make(tmp_path / "gone", {"GTV-1": [(2, voxel_box(5, 8, 6, 9))]})
+    shutil.rmtree(tmp_path / "gone" / "ct")
+    assert not _rtstruct_checks(tmp_path / "gone")["referenced_series"][0]

@@ -5,7 +5,8 @@ one DICOM verdict, :func:`harmonize.read.dicom.grid_problems`, that every reader
 ``validate-dicom`` and ``harmonize run`` agree on every folder. CT-only items are added on top:
 modality, rescale tags, BitsStored, pixel spacing and thickness tags, slice count and PHI (a
 single slice is a valid one-slice grid for reading and for ``uniform_spacing``; ``slice_count``
-fails it for CT readiness).
+fails it for CT readiness). RTSTRUCT files get their own items
+(:mod:`harmonize.qa.rtstruct_checklist`).
 """
 
 from __future__ import annotations
@@ -172,8 +173,16 @@ def validate_dicom(path: Path) -> ValidationReport:
         raise ReadError("path does not exist", file=path, hint="check the DICOM folder's path")
     reports: list[SeriesReport] = []
     skipped: list[Skipped] = []
+    found: list[Series] = []
     for scan in walk_series(path):
         skipped.extend(scan.skipped)
+        found.extend(scan.series)
         for series in scan.series:
             reports.append(check_series(series, series_in_folder=len(scan.series)))
+    from harmonize.qa.rtstruct_checklist import check_rtstruct
+    from harmonize.read.rtstruct import is_rtstruct
+
+    structures = [item for item in skipped if is_rtstruct(item.path)]
+    reports += [check_rtstruct(item.path, found) for item in structures]
+    skipped = [item for item in skipped if item not in structures]
     return ValidationReport(path, reports, skipped)
