@@ -115,8 +115,8 @@ class RoiMatcher:
                 if any(pattern.fullmatch(s) for s in _spellings(roi)):
                     hits.setdefault(c, pattern.pattern)
         if len(hits) == 1:
-            (c, pattern), = hits.items()
-            return RoiMatch(roi, c, "pattern", pattern)
+            (c, text), = hits.items()
+            return RoiMatch(roi, c, "pattern", text)
         if hits:
             return RoiMatch(roi, None, "ambiguous", "patterns of several classes match: " + ", ".join(
                 f"{c!r} ({p})" for c, p in hits.items()))

@@ -124,16 +124,16 @@ def read_structure_set(path: Path, *, contours: bool = True) -> StructureSet:
     rois = []
     for item in ds.get("ROIContourSequence", []):
         number = str(item.get("ReferencedROINumber"))
-        contours = []
+        items = []
         for contour in item.get("ContourSequence", []):
             data = np.asarray([float(v) for v in contour.get("ContourData", [])], dtype=float)
             if data.size % 3:
                 raise ReadError(f"ROI {names.get(number)!r}: ContourData holds {data.size} values, "
                                 "not x, y, z triples", file=path, hint="the file is damaged")
             kind = str(contour.get("ContourGeometricType", "CLOSED_PLANAR")).upper()
-            contours.append((kind, data.reshape(-1, 3)))
+            items.append((kind, data.reshape(-1, 3)))
         rois.append(Roi(int(number), names.get(number, f"ROI {number}"), frames.get(number),
-                        tuple(contours)))
+                        tuple(items)))
     listed = {r.number for r in rois}
     rois += [Roi(int(n), name, frames.get(n), ()) for n, name in names.items()
              if int(n) not in listed]

@@ -23,6 +23,16 @@ __all__ = ["voxel_box", "voxel_polygon", "write_ct", "write_rtstruct"]
 Contour = tuple[int, np.ndarray]
 
 
+def _testdata(name: str) -> str:
+    """Path of one of pydicom's bundled test files."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    if not isinstance(path, str):
+        raise FileNotFoundError(f"pydicom's test file {name} is not installed")
+    return path
+
+
 def voxel_polygon(geometry: SeriesGeometry, k: float, ij: np.ndarray) -> np.ndarray:
     """LPS mm points of voxel-index vertices ``ij`` ((N, 2): column i, row j) on slice ``k``."""
     o = np.asarray(geometry.orientation, dtype=float)
@@ -44,9 +54,8 @@ def write_ct(folder: Path, geometry: SeriesGeometry, volume: np.ndarray, *, seri
     """Write ``volume`` ((columns, rows, slices) HU) as a CT series; slice k is named
     ``names[k]`` (default ``1-001.dcm`` ...). Returns the paths."""
     import pydicom
-    from pydicom.data import get_testdata_file
 
-    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    template = pydicom.dcmread(_testdata("CT_small.dcm"))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     slope, inter = float(template.RescaleSlope), float(template.RescaleIntercept)
@@ -54,7 +63,7 @@ def write_ct(folder: Path, geometry: SeriesGeometry, volume: np.ndarray, *, seri
     for k in range(volume.shape[2]):
         ds = copy.deepcopy(template)
         sop = uid(series_uid, "slice", k)
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(sop)
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
         ds.FrameOfReferenceUID = frame_uid
         ds.PatientID = ds.PatientName = patient_id
@@ -83,15 +92,14 @@ def write_rtstruct(path: Path, geometry: SeriesGeometry, ct_files: Sequence[Path
     CLOSED_PLANAR); ``z_offset_mm`` moves every contour along the slice normal (off-slice tests).
     """
     import pydicom
-    from pydicom.data import get_testdata_file
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence as Seq
 
-    ds = pydicom.dcmread(get_testdata_file("rtstruct.dcm"), force=True)
+    ds = pydicom.dcmread(_testdata("rtstruct.dcm"), force=True)
     sop = uid(series_uid, "rtstruct", path)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = sop
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(sop)
     meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     ds.file_meta = meta
     ds.SOPInstanceUID = sop
