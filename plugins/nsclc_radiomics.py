@@ -11,7 +11,7 @@ id = patient id = ``LUNG1-XXX``. The series folders' names do not tell the CT fr
 RTSTRUCT and exactly the CT series it references (by Series Instance UID). Everything else there
 (SEG objects of later versions, other series) is reported as skipped. The core reads the label
 (:mod:`harmonize.read.rtstruct_label`); each case's ROI names and their mapping onto the classes
-are in the record's metadata (``rois``).
+are added to the case's metadata (``rois``) by discovery, so records carry them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from harmonize.plugin import (
     is_rtstruct,
     read_dicom_header,
     read_structure_set,
-    rtstruct_rois,
 )
 
 PATIENT = re.compile(r"^LUNG1-\d{3}$")
@@ -91,7 +90,6 @@ class NSCLCRadiomics(DatasetPlugin):
                           f"{structures[0].parent.name})", case_id=patient)
         try:
             structure = read_structure_set(structures[0], contours=False)
-            rois = rtstruct_rois(structures[0], self.descriptor)
         except HarmonizeError as exc:
             yield Skipped(structures[0], exc.message, case_id=patient, hint=exc.hint)
             return
@@ -106,8 +104,7 @@ class NSCLCRadiomics(DatasetPlugin):
                 yield Skipped(other, f"CT series {uid} is not the one the RTSTRUCT references",
                               case_id=patient)
         yield Case(case_id=patient, patient_id=patient, images=(image,), label=structures[0],
-                   metadata={"rtstruct": structures[0].relative_to(folder).as_posix(),
-                             "rois": rois})
+                   metadata={"rtstruct": structures[0].relative_to(folder).as_posix()})
 
     def fabricate(self, root: Path, *, n_cases: int = 3, seed: int = 0) -> Path:
         from harmonize.plugins.fabricators.nsclc_radiomics import make_nsclc_radiomics

@@ -114,6 +114,9 @@ def test_yaml_only_descriptor_reads_rtstruct_labels(tmp_path, nsclc_root):
         "layout": {"images": "*_ct", "label": "{case}_rt.dcm"}, "case_id": "^(?P<id>p\\d)_ct$"}))
     found = discover(plugin, tmp_path)
     assert [c.case_id for c in found.cases] == ["p1", "p2", "p3"]
+    rows = {r["roi"]: (r["name"], r["by"]) for r in found.cases[0].metadata["rois"]}
+    assert rows["GTV-1"] == ("lung tumor", "pattern") and rows["Heart"] == (None, "unmatched")
+    assert rows["Lung-Left"] == ("left lung", "synonym")  # the vocabulary's "lung_left"
     for n, case in enumerate(found.cases, start=1):
         data = read_case(case, plugin=plugin)
         expected = expected_masks(n)

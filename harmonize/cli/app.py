@@ -123,7 +123,7 @@ def discover_command(
     except HarmonizeError as exc:
         raise fail(exc) from None
     found = discover(plugin, root)
-    rois = case_rois(plugin, found.cases)
+    rois = case_rois(found.cases)
     if format == "json":
         print_json({
             "dataset": dataset, "root": str(root),

@@ -6,25 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harmonize.errors import HarmonizeError
 from harmonize.plugin.case import Case
-from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.read.rtstruct_label import is_rtstruct, rtstruct_rois
 
 
-def case_rois(plugin: DatasetPlugin, cases: Sequence[Case]) -> dict[str, list[dict[str, Any]]]:
-    """Case id -> ROI rows (``roi``, ``name``, ``by``, ``detail``) for every case whose label is
-    an RTSTRUCT file; a file that cannot be read gives one row ``by: "error"``."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for case in cases:
-        if case.label is None or not is_rtstruct(case.label):
-            continue
-        try:
-            out[case.case_id] = rtstruct_rois(case.label, plugin.descriptor)
-        except HarmonizeError as exc:
-            out[case.case_id] = [{"roi": None, "name": None, "by": "error",
-                                  "detail": exc.message}]
-    return out
+def case_rois(cases: Sequence[Case]) -> dict[str, list[dict[str, Any]]]:
+    """Case id -> ROI rows (``roi``, ``name``, ``by``, ``detail``) of every case whose label is
+    an RTSTRUCT file (discovery stores them in ``metadata["rois"]``)."""
+    return {c.case_id: list(c.metadata["rois"]) for c in cases if "rois" in c.metadata}
 
 
 def roi_summary(rows: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from harmonize.errors import ErrorRecord, HarmonizeError
 from harmonize.plugin.case import Case, Skipped, check_identifier
@@ -26,7 +27,8 @@ def discover(plugin: DatasetPlugin, root: Path) -> Discovery:
 
     A plugin that raises becomes an error record (the caller goes on with other datasets); unsafe
     case ids (``../x``), empty patient ids and duplicate case ids are turned into skipped items
-    with the reason.
+    with the reason. A case whose label is an RTSTRUCT file gets ``metadata["rois"]``: how each
+    ROI name maps onto the classes (copied to its records; ``harmonize discover`` shows it).
     """
     dataset = plugin.dataset_id
     result = Discovery(dataset=dataset, root=Path(root))
@@ -61,7 +63,21 @@ def discover(plugin: DatasetPlugin, root: Path) -> Discovery:
                 )
                 continue
             seen[item.case_id] = item
-            result.cases.append(item)
+            result.cases.append(_with_rois(plugin, item))
     except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop a run
         result.errors.append(ErrorRecord.from_exception(exc, dataset=dataset))
     return result
+
+
+def _with_rois(plugin: DatasetPlugin, case: Case) -> Case:
+    """``case`` with ``metadata["rois"]`` when its label is an RTSTRUCT file (header only; an
+    unreadable file gets one ``by: "error"`` row, and reading the case reports it in full)."""
+    from harmonize.read.rtstruct_label import is_rtstruct, rtstruct_rois
+
+    if case.label is None or "rois" in case.metadata or not is_rtstruct(case.label):
+        return case
+    try:
+        rows: list[dict[str, Any]] = [*rtstruct_rois(case.label, plugin.descriptor)]
+    except HarmonizeError as exc:
+        rows = [{"roi": None, "name": None, "by": "error", "detail": exc.message}]
+    return replace(case, metadata={**case.metadata, "rois": rows})
