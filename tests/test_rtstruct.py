@@ -163,3 +163,20 @@ def test_validate_dicom_reports_each_rtstruct_problem(tmp_path):
     make(tmp_path / "gone", {"GTV-1": [(2, voxel_box(5, 8, 6, 9))]})
     shutil.rmtree(tmp_path / "gone" / "ct")
     assert not _rtstruct_checks(tmp_path / "gone")["referenced_series"][0]
+
+
+def test_pydicoms_real_structure_set_parses():
+    """pydicom's rtstruct.dcm: no preamble, one CLOSED_PLANAR ROI and two POINT markers."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("rtstruct.dcm")
+    assert is_rtstruct(path)
+    structure = read_structure_set(path)
+    assert structure.roi_names == ["patient", "Isocenter 1", "Isocenter 2"]
+    assert structure.series_uid == "1.2.826.0.1.3680043.8.498.2010020400001.2.1.1"
+    assert structure.frame_of_reference == "1.2.826.0.1.3680043.8.498.2010020400001.2"
+    patient, iso1, _ = structure.rois
+    assert [kind for kind, _ in iso1.contours] == ["POINT"] and not iso1.closed
+    first = patient.closed[0]
+    assert first.shape == (5, 3)
+    np.testing.assert_allclose(first[0], [-200.0, 150.0, -200.0], atol=1e-9)
