@@ -2,6 +2,8 @@
 
 * :mod:`~harmonize.testing.volumes`: phantoms, ellipsoids, affines, :func:`write_nifti`;
   :mod:`~harmonize.testing.dicom`: real DICOM series (:func:`write_series`);
+  :mod:`~harmonize.testing.rtstruct`: a CT series + RT Structure Set from pydicom's real headers
+  (:func:`write_ct`, :func:`write_rtstruct`, :func:`voxel_box`);
 * :func:`check_plugin` runs a plugin's discovery on a fabricated tree and validates every record;
 * :func:`install_entry_point` installs a plugin module as a real distribution (entry-point tests);
 * :func:`make_normalized_dataset` writes what ``harmonize run`` writes, for loader tests.
@@ -36,6 +38,7 @@ from harmonize.plugin.discovery import Discovery, discover
 from harmonize.testing.dicom import SeriesGeometry, SliceFile, uid, write_series
 from harmonize.testing.entrypoints import install_entry_point
 from harmonize.testing.normalized import make_normalized_dataset
+from harmonize.testing.rtstruct import voxel_box, voxel_polygon, write_ct, write_rtstruct
 from harmonize.testing.volumes import (
     ct_phantom,
     ellipsoid,
@@ -118,6 +121,10 @@ __all__ = [
     "make_normalized_dataset",
     "slice_first_affine",
     "uid",
+    "voxel_box",
+    "voxel_polygon",
+    "write_ct",
     "write_nifti",
+    "write_rtstruct",
     "write_series",
 ]

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.dicom import SeriesGeometry, uid
-from harmonize.testing.rtstruct import voxel_box, write_ct, write_rtstruct
+from harmonize.testing import SeriesGeometry, uid, voxel_box, write_ct, write_rtstruct
 
 #: (rows, columns, slices) of every fabricated CT
 SHAPE = (32, 28, 8)
