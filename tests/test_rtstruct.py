@@ -29,9 +29,10 @@ AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 SWAPPED = (0.0, 1.0, 0.0, 1.0, 0.0, 0.0)  # rows along x, normal -z
 
 
-def make(tmp_path, rois, *, orientation=AXIAL, z_offset_mm=0.0, frame=None, kinds=None):
+def make(tmp_path, rois, *, orientation=AXIAL, z_offset_mm=0.0, frame=None, kinds=None,
+         step=2.5):
     geometry = SeriesGeometry(rows=24, columns=20, pixel_spacing=(0.8, 0.7),
-                              origin=(-10.0, -12.0, 30.0), step=2.5, orientation=orientation)
+                              origin=(-10.0, -12.0, 30.0), step=step, orientation=orientation)
     study, series = uid("study", tmp_path), uid("series", tmp_path)
     frame_uid = uid("frame", tmp_path)
     volume = np.random.default_rng(0).integers(-1000, 1000, (20, 24, 6)).astype(float)
@@ -76,8 +77,10 @@ def test_rectangles_holes_and_several_contours_per_slice_are_exact(tmp_path):
     assert masks["Ring"][:, :, 2].sum() == 14 * 19 - 6 * 7  # the hole is not filled
 
 
-@pytest.mark.parametrize("orientation", [AXIAL, SWAPPED])
-def test_random_polygons_match_a_point_in_polygon_test_of_every_voxel_centre(tmp_path, orientation):
+@pytest.mark.parametrize(("orientation", "step"), [(AXIAL, 2.5), (SWAPPED, 2.5), (AXIAL, -2.5)])
+def test_random_polygons_match_a_point_in_polygon_test_of_every_voxel_centre(tmp_path, orientation,
+                                                                             step):
+    """Also with slice 0 written on top (files in descending z): the reader sorts by position."""
     rng = np.random.default_rng(7)
     rois = {}
     for n in range(4):
@@ -86,7 +89,7 @@ def test_random_polygons_match_a_point_in_polygon_test_of_every_voxel_centre(tmp
         radii = rng.uniform(2, 7, 9)
         ij = centre + np.c_[np.cos(angles), np.sin(angles)] * radii[:, None]
         rois[f"poly{n}"] = [(n + 1, ij)]
-    geometry, rt = make(tmp_path, rois, orientation=orientation)
+    geometry, rt = make(tmp_path, rois, orientation=orientation, step=step)
     masks = masks_of(rt, tmp_path / "ct")
     structure = read_structure_set(rt)
     series = select_series(tmp_path / "ct")
@@ -97,7 +100,7 @@ def test_random_polygons_match_a_point_in_polygon_test_of_every_voxel_centre(tmp
         inside = MplPath(points[:, :2]).contains_points(np.c_[x.ravel(), y.ravel()])
         expected = inside.reshape(x.shape).T  # (columns, rows) = (X, Y)
         z = [k for k in range(series.n_slices) if masks[roi.name][:, :, k].any()]
-        assert len(z) == 1
+        assert z == [k_file if step > 0 else series.n_slices - 1 - k_file]
         assert int(expected.sum()) > 10
         assert np.array_equal(masks[roi.name][:, :, z[0]], expected), roi.name
 
