@@ -33,6 +33,7 @@ from harmonize.jsonio import unescape_name
 from harmonize.labels.channels import load_channels
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
+from harmonize.read.dicom_seg import names_from_labels, read_label_file
 from harmonize.read.grid import describe_grid, in_voxel_order_of, label_on_image_grid, same_grid
 from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
 from harmonize.read.volume import Volume, read_header, read_volume
@@ -182,10 +183,12 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
             raw = plugin.read_label(case)
             if raw is None and case.label is not None:
                 raw = (read_rtstruct_label(case.label, case.images[0], plugin.descriptor)
-                       if is_rtstruct(case.label) else read_volume(case.label, kind="label"))
+                       if is_rtstruct(case.label) else
+                       read_label_file(case.label, case.images, list(plugin.descriptor.classes)))
             if raw is not None:
                 label_volume = label_on_image_grid(
                     image, Volume(raw.data, raw.affine, "label", classes=raw.classes))
+                label_volume.operations = list(raw.operations)  # e.g. a DICOM-SEG's segments
     return CaseData(dataset, case.case_id, image, label_volume,
                     tuple(names) if names else None, case.images, case.label)
 
@@ -213,8 +216,9 @@ def _read_record(record: ManifestRecord, base: Path, *, label: bool, image_voxel
     if label and mask is not None:
         with _naming(record.dataset, record.case_id, mask,
                      hint=_source_hint(record, "mask")):
-            raw = read_volume(mask, kind="label")
+            raw = read_label_file(mask, images, names_from_labels(record.labels))
             label_volume = label_on_image_grid(image, raw)
+            label_volume.operations = list(raw.operations)
     return CaseData(record.dataset, record.case_id, image, label_volume,
                     tuple(names) if names else None, tuple(images), mask if label else None)
 
@@ -234,6 +238,7 @@ def _source_hint(record: ManifestRecord, what: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------- helpers
+
 
 
 def _stack_channels(paths: Sequence[Path], n_channels: int, irregular_dicom: str = "refuse"
