@@ -1,4 +1,4 @@
-"""``harmonize export slices|verify|nnunet|monai|sat`` and ``harmonize import sat``."""
+"""``harmonize export slices|verify|nnunet|monai|sat|dicom-seg`` and ``harmonize import sat``."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def _report(summary: dict[str, Any], errors: list[ErrorRecord], warnings: list[s
         raise typer.Exit(1)
 
 
-export_app = typer.Typer(help="Export manifests to 2D PNG slices, nnU-Net, MONAI or SAT-DS.",
+export_app = typer.Typer(help="Export manifests to 2D PNG slices, nnU-Net, MONAI, SAT-DS or "
+                         "DICOM-SEG.",
                          no_args_is_help=True)
 import_app = typer.Typer(help="Import other tools' dataset lists as harmonize manifests.",
                          no_args_is_help=True)
@@ -292,6 +293,35 @@ def sat_command(
             result.errors, warnings, format,
             f"[bold green]wrote[/] {result.lines} lines: "
             + ", ".join(str(p) for p in result.jsonl.values()))
+
+
+@export_app.command("dicom-seg")
+def dicom_seg_command(
+    ctx: typer.Context,
+    manifest: ManifestOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (<case>.seg.dcm).")],
+    case: Annotated[list[str] | None, typer.Option(
+        "--case", help="Export only this case id; repeat for several.")] = None,
+    workers: WorkersOpt = 1,
+    progress: ProgressOpt = True,
+    format: FormatOpt = "table",
+) -> None:
+    """DICOM-SEG of each case's mask referencing its SOURCE DICOM series (source manifests from
+    `harmonize manifest` only; coded segments from the vocabulary; needs the dicom extra)."""
+    from harmonize.export.dicom_seg import export_dicom_seg
+
+    bar = LazyProgress("DICOM-SEG", progress)
+    try:
+        hold_folder_lock(ctx, out)
+        result = export_dicom_seg(manifest, out, cases=case, workers=workers, progress=bar)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    finally:
+        bar.close()
+    size = sum(info["bytes"] for info in result.cases.values())
+    _report({"out": str(out), "cases": result.cases}, result.errors, [], format,
+            f"[bold green]wrote[/] {len(result.cases)} DICOM-SEG file(s) to {out} "
+            f"({size / 1e6:.2f} MB); {len(result.errors)} errors")
 
 
 @import_app.command("sat")
