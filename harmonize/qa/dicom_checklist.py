@@ -6,7 +6,8 @@ one DICOM verdict, :func:`harmonize.read.dicom.grid_problems`, that every reader
 modality, rescale tags, BitsStored, pixel spacing and thickness tags, slice count and PHI (a
 single slice is a valid one-slice grid for reading and for ``uniform_spacing``; ``slice_count``
 fails it for CT readiness). RTSTRUCT files get their own items
-(:mod:`harmonize.qa.rtstruct_checklist`).
+(:mod:`harmonize.qa.rtstruct_checklist`); a DICOM-SEG series gets the SEG items of
+:mod:`harmonize.qa.dicom_seg_checks` instead (checked against the series it references).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from harmonize.errors import ReadError
 from harmonize.plugin.case import Skipped
+from harmonize.qa.dicom_seg_checks import check_seg_series, is_seg_series
 from harmonize.read.dicom import (
     GEOMETRY_CODES,
     SORT_CODES,
@@ -173,16 +175,20 @@ def validate_dicom(path: Path) -> ValidationReport:
         raise ReadError("path does not exist", file=path, hint="check the DICOM folder's path")
     reports: list[SeriesReport] = []
     skipped: list[Skipped] = []
-    found: list[Series] = []
+    found: list[tuple[Series, int]] = []
     for scan in walk_series(path):
         skipped.extend(scan.skipped)
-        found.extend(scan.series)
-        for series in scan.series:
-            reports.append(check_series(series, series_in_folder=len(scan.series)))
+        found.extend((series, len(scan.series)) for series in scan.series)
+    everything = [series for series, _ in found]
+    for series, in_folder in found:
+        if is_seg_series(series):  # a DICOM-SEG: checked against the series it segments
+            reports.append(check_seg_series(series, everything))
+        else:
+            reports.append(check_series(series, series_in_folder=in_folder))
     from harmonize.qa.rtstruct_checklist import check_rtstruct
     from harmonize.read.rtstruct import is_rtstruct
 
     structures = [item for item in skipped if is_rtstruct(item.path)]
-    reports += [check_rtstruct(item.path, found) for item in structures]
+    reports += [check_rtstruct(item.path, everything) for item in structures]
     skipped = [item for item in skipped if item not in structures]
     return ValidationReport(path, reports, skipped)
