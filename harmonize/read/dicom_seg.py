@@ -181,7 +181,6 @@ def read_seg(path: Path, series: Series, *, vocabulary: Vocabulary, names: Seque
     except Exception as exc:  # noqa: BLE001 - highdicom raises many types on malformed files
         raise ReadError(f"cannot read DICOM-SEG: {type(exc).__name__}: {exc}", file=path,
                         hint="check the file is a complete DICOM Segmentation") from exc
-    refuse(series, grid_problems(series))
     source_for = str(series.headers[0].get("FrameOfReferenceUID", "") or "")
     seg_for = str(seg.get("FrameOfReferenceUID", "") or "")
     if seg_for != source_for:
@@ -189,7 +188,7 @@ def read_seg(path: Path, series: Series, *, vocabulary: Vocabulary, names: Seque
             f"DICOM-SEG frame of reference {seg_for or '(none)'} differs from the image series' "
             f"{source_for or '(none)'} ({series.folder})", file=path,
             hint="pair the SEG with the series it was drawn on (same FrameOfReferenceUID)")
-    uids = _series_uids(series)
+    uids = [str(h.get("SOPInstanceUID", "")) for h in series.headers]
     referenced = {sop for _, _, sop in seg.get_source_image_uids()}
     missing = sorted(referenced - set(uids))
     if missing:
@@ -198,7 +197,9 @@ def read_seg(path: Path, series: Series, *, vocabulary: Vocabulary, names: Seque
             f"{series.folder} (first: {missing[0]})", file=path,
             hint="download the complete referenced series, or pair the SEG with the series its "
                  "ReferencedSeriesSequence names")
+    refuse(series, grid_problems(series))
     infos = segment_infos(seg, vocabulary, names)
+    uids = _series_uids(series)
     try:
         pixels = seg.get_pixels_by_source_instance(
             source_sop_instance_uids=uids, segment_numbers=[i.number for i in infos],
