@@ -110,11 +110,9 @@ def _check_supported(entry: Entry) -> Path:
 def segmentation_of(entry: Entry, vocabulary: Vocabulary) -> tuple[Any, list[str]]:
     """The highdicom Segmentation of a record's mask on its source series, and its segment
     names (one per class present, in the record's class order)."""
-    import pydicom
-
     hd = import_highdicom()
     folder = _check_supported(entry)
-    data = read_case(entry.record, base=entry.base)
+    data = read_case(entry.record, base=entry.base, image_voxels=False)  # grid only
     assert data.label is not None
     label = np.asarray(data.label.data)
     series = select_series(folder)
@@ -125,8 +123,11 @@ def segmentation_of(entry: Entry, vocabulary: Vocabulary) -> tuple[Any, list[str
                           hint="the series was repaired on reading; SEG export needs a regular "
                                "series")
     names, planes, descriptions = [], [], []
+    top = int(label.max()) if label.size else 0
     for name, values in entry.record.labels.items():
-        mask = np.isin(label, [int(v) for v in values])
+        lut = np.zeros(top + 1, dtype=bool)
+        lut[[int(v) for v in values if int(v) <= top]] = True
+        mask = lut[label]  # np.isin by look-up table
         if not mask.any():
             continue
         codes = vocabulary.code(name)
@@ -140,7 +141,7 @@ def segmentation_of(entry: Entry, vocabulary: Vocabulary) -> tuple[Any, list[str
     if not names:
         raise entry.error("the mask holds no class of the record", kind=ExportError,
                           hint="nothing to export for an empty mask")
-    sources = [pydicom.dcmread(series.files[k]) for k in keep]
+    sources = [series.headers[k] for k in keep]  # headers suffice: no source pixels are copied
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=np.stack(planes, axis=-1).astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,

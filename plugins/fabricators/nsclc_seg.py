@@ -44,7 +44,7 @@ def nsclc_segments(shape: tuple[int, int, int], rng: np.random.Generator) -> lis
         SegmentSpec("Esophagus", ANATOMY, ("SCT", "32849002", "Esophagus"),
                     box(shape, (0, 70, 62), (z, 76, 66))),
         SegmentSpec("Heart", ANATOMY, ("SCT", "80891009", "Heart"),
-                    ball(shape, (z / 2, 50, 64), 4)),
+                    ball(shape, (z / 2, 50, 64), 3)),
         SegmentSpec("Spinal-Cord", ANATOMY, ("SCT", "2748008", "Spinal cord"),
                     box(shape, (0, 110, 62), (z, 114, 66))),
     ]
