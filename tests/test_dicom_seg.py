@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -301,3 +300,44 @@ def test_export_refuses_normalized_and_non_dicom_cases(tmp_path):
     with pytest.raises(ExportError, match="normalized") as err:
         segmentation_of(normalized, load_vocabulary())
     assert "harmonize manifest" in err.value.hint
+
+
+def test_yaml_only_descriptor_with_seg_labels_runs_to_the_loader(tmp_path):
+    """discover -> run -> loader for a descriptor with no Python: the core reads the SEG."""
+    from harmonize.engine.config import Target
+    from harmonize.engine.pipeline import run
+    from harmonize.loader import HarmonizedDataset
+    from harmonize.plugin import LayoutDataset, parse_descriptor
+    from harmonize.plugin.catalog import Catalog
+
+    given = specs()
+    written = {}
+    for case_id in ("case1", "case2"):
+        ct = real_ct_series(tmp_path / "rel" / "images" / case_id, SHAPE[0], patient_id=case_id,
+                            key=case_id)
+        write_seg(tmp_path / "rel" / "segs" / f"{case_id}.dcm", ct, given, key=case_id)
+        written[case_id] = lps_affine(ct)
+    descriptor = parse_descriptor({
+        "id": "seg-toy", "name": "SEG toy", "modality": "CT", "ct_window": [-1000, 400],
+        "values": {0: "background", 1: "left lung", 2: "right lung", 3: "lung tumor"},
+        "classes": {"left lung": [1], "right lung": [2], "lung tumor": [3]},
+        "layout": [{"images": "images/*", "label": "segs/{case}.dcm"}]})
+    catalog = Catalog(datasets={"seg-toy": LayoutDataset(descriptor)}, errors=[])
+    result = run([Target("seg-toy", tmp_path / "rel")], tmp_path / "out", workers=1,
+                 progress=False, catalog=catalog)
+    assert not result.errors
+    dataset = HarmonizedDataset(result.manifests["seg-toy"], patch_size=None,
+                                classes=["left lung", "right lung", "lung tumor"])
+    expected = {"left lung": given[0].mask, "lung tumor": given[1].mask,
+                "right lung": given[2].mask}
+    assert len(dataset) == 2
+    for i in range(len(dataset)):
+        sample, record = dataset[i], dataset.records[i]
+        assert any(op.get("op") == "dicom_seg" and op["unmapped"] == [4]
+                   for op in record.extra["operations"])
+        for k, name in enumerate(sample["classes"]):
+            # the oracle: nibabel's own reorientation of the analytic mask to RAS
+            ras = nib.as_closest_canonical(nib.Nifti1Image(
+                xyz(expected[name]).astype(np.uint8), written[record.case_id])).get_fdata() > 0
+            np.testing.assert_array_equal(sample["mask"][k].numpy().astype(bool), ras,
+                                          err_msg=f"{record.case_id} {name}")

@@ -73,3 +73,32 @@ def test_manifest_of_the_seg_dataset(catalog, tmp_path):
     record = records["LUNG1-001"]
     assert set(record.annotated) == set(NAMES.values())
     assert 7 in record.labels["lung tumor"] and 7 in record.labels["right lung"]
+    reading = record.extra["label_reading"][0]
+    assert reading["op"] == "dicom_seg" and reading["unmapped"] == []
+
+
+def test_source_record_rereads_the_seg_and_exports_it_again(catalog, tmp_path):
+    import highdicom as hd
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+    from harmonize.manifest.build import read_manifest
+
+    plugin = catalog.get("nsclc-radiomics-seg")
+    root = plugin.fabricate(tmp_path / "nsclc", n_cases=1)
+    runner = CliRunner()
+    assert runner.invoke(app, ["manifest", "-d", "nsclc-radiomics-seg", "-r", str(root), "-o",
+                               str(tmp_path / "m")]).exit_code == 0
+    manifest = tmp_path / "m" / "nsclc-radiomics-seg.jsonl"
+    record = read_manifest(manifest)[0]
+    case = discover(plugin, root).cases[0]
+    from_record = read_case(record, base=manifest.parent)
+    from_plugin = read_case(case, plugin=plugin)
+    np.testing.assert_array_equal(from_record.label.data, from_plugin.label.data)
+    assert from_record.label.classes == from_plugin.label.classes == record.labels
+    result = runner.invoke(app, ["export", "dicom-seg", "-m", str(manifest), "-o",
+                                 str(tmp_path / "seg"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    again = hd.seg.segread(tmp_path / "seg" / "LUNG1-001.seg.dcm")
+    assert {again.get_segment_description(n).segment_label for n in again.segment_numbers} \
+        == set(NAMES.values())

@@ -107,6 +107,8 @@ def record_for_case(
 
         extra["fingerprint"] = fingerprint(data.image)
         extra.update(instance_fields(plugin, case, image=data.image, label=data.label))
+    if data.label is not None and data.label.operations:  # e.g. a DICOM-SEG's segment mapping
+        extra["label_reading"] = data.label.operations
     labels: dict[str, list[int]] = {}
     if has_label(plugin, case):
         labels = case_class_values(plugin, case, vocabulary, data.label)

@@ -41,7 +41,7 @@ def real_ct_series(folder: Path, n_slices: int, *, patient_id: str, key: str,
     import pydicom
     from pydicom.data import get_testdata_file
 
-    base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    base = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
     rows, cols = int(base.Rows), int(base.Columns)
     study, series, frame = uid(key, "study"), uid(key, "ct series"), uid(key, "frame")
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def real_ct_series(folder: Path, n_slices: int, *, patient_id: str, key: str,
         ds.PatientID, ds.PatientName = patient_id, ""
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
         ds.FrameOfReferenceUID, ds.SOPInstanceUID = frame, sop
-        ds.file_meta.MediaStorageSOPInstanceUID = sop
+        ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(sop)
         ds.InstanceNumber, ds.SeriesNumber = k + 1, 2
         ds.SliceLocation = z0 + k * step
         ds.ImagePositionPatient = [x0, y0, z0 + k * step]
@@ -78,8 +78,6 @@ def write_seg(path: Path, sources: Sequence[Any], segments: Sequence[SegmentSpec
     """Write a SEG of ``sources`` (the CT datasets in slice order) with ``segments`` to
     ``path`` using highdicom alone; return the highdicom object."""
     import highdicom as hd
-    from pydicom.sr.codedict import codes
-
     descriptions = []
     for number, spec in enumerate(segments, start=1):
         desc = hd.seg.SegmentDescription(
@@ -107,9 +105,8 @@ def write_seg(path: Path, sources: Sequence[Any], segments: Sequence[SegmentSpec
         manufacturer="harmonize test fabricator", manufacturer_model_name="highdicom",
         software_versions=hd.__version__, device_serial_number="0",
         series_description=label_in_description or "Segmentation",
-        max_fractional_value=255 if fractional else None,
+        max_fractional_value=255,  # used for FRACTIONAL only
         omit_empty_frames=omit_empty_frames)
-    del codes
     path.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(path)
     return seg
