@@ -204,7 +204,7 @@ def test_round_trip_mask_to_seg_and_back(tmp_path):
     import highdicom as hd
 
     ct = real_ct_series(tmp_path / "root" / "images" / "case01", SHAPE[0], patient_id="P1",
-                        key="rt")
+                        key="rt", drop=("PatientBirthDate", "PatientSex", "StudyID"))
     label = np.zeros(SHAPE, np.uint8)  # (Z, rows, cols)
     label[box(SHAPE, (0, 10, 64), (6, 100, 120))] = 1
     label[box(SHAPE, (1, 10, 4), (5, 90, 60))] = 2
@@ -238,6 +238,7 @@ def test_round_trip_mask_to_seg_and_back(tmp_path):
     # 2. pydicom alone: frames decoded by hand, placed by their source instance
     ds = pydicom.dcmread(path)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"
+    assert ds.PatientID == "P1" and ds.PatientBirthDate == ""  # absent type 2: empty
     assert ds.FrameOfReferenceUID == ct[0].FrameOfReferenceUID
     assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == ct[0].SeriesInstanceUID
     frames = unpack_frames(ds)
@@ -341,3 +342,13 @@ def test_yaml_only_descriptor_with_seg_labels_runs_to_the_loader(tmp_path):
                 xyz(expected[name]).astype(np.uint8), written[record.case_id])).get_fdata() > 0
             np.testing.assert_array_equal(sample["mask"][k].numpy().astype(bool), ras,
                                           err_msg=f"{record.case_id} {name}")
+
+
+def test_export_refuses_datasets_whose_plugin_places_labels(catalog, tmp_path):
+    from harmonize.export.dicom_seg import export_dicom_seg
+
+    root = catalog.get("pancreas-ct").fabricate(tmp_path / "pc", n_cases=1)
+    assert runner.invoke(app, ["manifest", "-d", "pancreas-ct", "-r", str(root), "-o",
+                               str(tmp_path / "m")]).exit_code == 0
+    result = export_dicom_seg(tmp_path / "m" / "pancreas-ct.jsonl", tmp_path / "out")
+    assert not result.cases and "placed on the series by its plugin" in result.errors[0].message

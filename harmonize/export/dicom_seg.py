@@ -11,6 +11,9 @@ What is supported, and why:
   source manifest instead (same cases, same labels).
 * **Cases not from DICOM** (NIfTI, NRRD images) are refused: a SEG needs source instances, and
   synthesizing a DICOM series would produce a study no archive holds.
+* **Datasets whose plugin places labels itself** (overrides ``read_label``: PNG stacks, reader
+  XML, labels matched by InstanceNumber) are refused: their source record's mask file is not
+  the label on the source grid.
 
 Each class of the record present in the mask becomes one BINARY segment (overlapping classes,
 e.g. ``kidney`` and ``kidney tumor``, overlap as SEG allows), described with the vocabulary's
@@ -23,9 +26,11 @@ are written atomically as ``<out>/<stem>.seg.dcm`` (stem: the case id, or
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +109,23 @@ def _check_supported(entry: Entry) -> Path:
     if record.mask is None:
         raise entry.error("the case has no mask", kind=ExportError,
                           hint="unlabelled cases have nothing to export")
+    if _plugin_places_labels(record.dataset):
+        raise entry.error(
+            f"dataset {record.dataset!r} has its labels placed on the series by its plugin "
+            "(read_label), so the source mask file is not the label on the source grid",
+            kind=ExportError, hint="export datasets whose mask files (or DICOM-SEG) lie on the "
+            "series as released")
     return images[0]
+
+
+@cache
+def _plugin_places_labels(dataset: str) -> bool:
+    """True when the installed plugin of ``dataset`` overrides ``read_label`` (unknown: False)."""
+    from harmonize.plugin.catalog import load_catalog
+    from harmonize.plugin.dataset import DatasetPlugin
+
+    plugin = load_catalog().datasets.get(dataset)
+    return plugin is not None and type(plugin).read_label is not DatasetPlugin.read_label
 
 
 def segmentation_of(entry: Entry, vocabulary: Vocabulary) -> tuple[Any, list[str]]:
@@ -141,7 +162,7 @@ def segmentation_of(entry: Entry, vocabulary: Vocabulary) -> tuple[Any, list[str
     if not names:
         raise entry.error("the mask holds no class of the record", kind=ExportError,
                           hint="nothing to export for an empty mask")
-    sources = [series.headers[k] for k in keep]  # headers suffice: no source pixels are copied
+    sources = [_with_patient_study(series.headers[k]) for k in keep]  # no pixels needed
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=np.stack(planes, axis=-1).astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -152,6 +173,22 @@ def segmentation_of(entry: Entry, vocabulary: Vocabulary) -> tuple[Any, list[str
         series_description=f"harmonize {entry.dataset} {entry.case_id}"[:64],
         content_label="HARMONIZE", omit_empty_frames=True)
     return seg, names
+
+
+#: Patient/study attributes highdicom copies from the source; type 2 in DICOM (may be absent in
+#: de-identified data): absent ones are given empty values in a copy of the header.
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
+          "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def _with_patient_study(header: Any) -> Any:
+    missing = [k for k in _TYPE2 if k not in header]
+    if not missing:
+        return header
+    header = copy.copy(header)
+    for keyword in missing:
+        setattr(header, keyword, "")
+    return header
 
 
 def _export_one(task: _Task) -> dict[str, Any]:

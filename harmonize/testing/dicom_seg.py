@@ -34,10 +34,12 @@ class SegmentSpec:
 
 
 def real_ct_series(folder: Path, n_slices: int, *, patient_id: str, key: str,
-                   step: float = 2.5, values: np.ndarray | None = None) -> list[Any]:
+                   step: float = 2.5, values: np.ndarray | None = None,
+                   drop: tuple[str, ...] = ()) -> list[Any]:
     """Write ``n_slices`` CT slices (copies of pydicom's real ``CT_small.dcm``) into ``folder``
     as ``<SOPInstanceUID>.dcm``, slice ``k`` at z = first z + k * ``step``; return the datasets
-    in slice order. ``values`` (Z, rows, cols) are the stored pixel values (default: a ramp)."""
+    in slice order. ``values`` (Z, rows, cols) are the stored pixel values (default: a ramp);
+    ``drop`` names attributes to delete (e.g. type 2 patient attributes of de-identified data)."""
     import pydicom
     from pydicom.data import get_testdata_file
 
@@ -60,6 +62,8 @@ def real_ct_series(folder: Path, n_slices: int, *, patient_id: str, key: str,
         plane = (values[k] if values is not None
                  else (np.arange(rows * cols).reshape(rows, cols) % 200 + 10 * k))
         ds.PixelData = np.ascontiguousarray(plane, dtype=np.int16).tobytes()
+        for keyword in drop:
+            delattr(ds, keyword)
         ds.save_as(folder / f"{sop}.dcm", enforce_file_format=True)
         out.append(ds)
     return out
