@@ -52,6 +52,7 @@ class NsclcRadiomicsSeg(DatasetPlugin):
     """NSCLC-Radiomics (Lung1): 422 CTs with lungs, heart, esophagus, cord and GTV as DICOM-SEG."""
 
     id = "nsclc-radiomics-seg"
+    demo = False  # its fabricator needs highdicom (the dicom extra), not in the demo's install
 
     def patients(self, root: Path) -> Path:
         """The folder holding the ``LUNG1-XXX`` patient folders."""

@@ -102,3 +102,18 @@ def test_source_record_rereads_the_seg_and_exports_it_again(catalog, tmp_path):
     again = hd.seg.segread(tmp_path / "seg" / "LUNG1-001.seg.dcm")
     assert {again.get_segment_description(n).segment_label for n in again.segment_numbers} \
         == set(NAMES.values())
+
+
+def test_discover_shows_segments_and_their_mapping(catalog, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+
+    root = catalog.get("nsclc-radiomics-seg").fabricate(tmp_path / "nsclc", n_cases=2)
+    result = CliRunner().invoke(app, ["discover", "-d", "nsclc-radiomics-seg", "-r", str(root),
+                                      "--format", "json"])
+    segments = json.loads(result.stdout)["dicom_seg_segments"]
+    assert {s["label"]: (s["name"], s["matched_by"], s["files"]) for s in segments} == {
+        label: (name, "code", 2) for label, name in NAMES.items()}

@@ -124,9 +124,11 @@ def discover_command(
         raise fail(exc) from None
     found = discover(plugin, root)
     rois = case_rois(found.cases)
+    segments = _seg_segments(plugin, found.cases)
     if format == "json":
         print_json({
             "dataset": dataset, "root": str(root),
+            **({"dicom_seg_segments": segments} if segments else {}),
             "cases": [{"case_id": c.case_id, "patient_id": c.patient_id,
                        "images": [str(p) for p in c.images],
                        "label": str(c.label) if c.label else None,
@@ -155,9 +157,30 @@ def discover_command(
         console.print(table)
         if rois:
             console.print(roi_table(roi_summary(rois)))
+        if segments:
+            seg_table = Table(title="DICOM-SEG segments (label, codes -> canonical name)",
+                              title_justify="left")
+            for col in ("label", "codes", "maps to", "files"):
+                seg_table.add_column(col, overflow="fold")
+            for s in segments:
+                seg_table.add_row(s["label"], s["codes"] or "-", f"{s['name']} ({s['matched_by']})"
+                                  if s["name"] else f"UNMAPPED: {s['reason']}", str(s["files"]))
+            console.print(seg_table)
         print_problems(found.errors, found.skipped)
     if found.errors:
         raise typer.Exit(1)
+
+
+def _seg_segments(plugin: Any, cases: list[Any]) -> list[dict[str, Any]]:
+    """The DICOM-SEG segments of the cases whose label the core reads as a SEG (none: [])."""
+    from harmonize.plugin.dataset import DatasetPlugin
+    from harmonize.read.dicom_seg import segment_summary
+
+    if type(plugin).read_label is not DatasetPlugin.read_label:
+        return []  # the plugin reads its labels itself
+    labels = [c.label for c in cases  # only names a DICOM file may have; headers decide
+              if c.label is not None and c.label.suffix.lower() in ("", ".dcm")]
+    return segment_summary(labels, list(plugin.descriptor.classes)) if labels else []
 
 
 @app.command("manifest")

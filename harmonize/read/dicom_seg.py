@@ -270,3 +270,25 @@ def names_from_labels(labels: Mapping[str, Sequence[int]]) -> list[str]:
     combos = sorted({int(v) for values in labels.values() for v in values} - set(own))
     size = (combos[0] - 1) if combos else max(own, default=0)
     return [own.get(i + 1, f"\0unused value {i + 1}") for i in range(size)]
+
+
+def segment_summary(paths: Sequence[Path], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Every distinct segment (label, codes, mapping) of the DICOM-SEG files among ``paths``
+    (headers only; other files are passed over) with the number of files holding it: what
+    ``harmonize discover`` shows."""
+    import pydicom
+
+    from harmonize.labels.vocabulary import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    counts: dict[tuple[Any, ...], int] = {}
+    for path in paths:
+        if not is_dicom_seg(path):
+            continue
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        for info in segment_infos(header, vocabulary, names):
+            key = (info.label, None if info.codes is None else str(info.codes), info.name,
+                   info.matched_by, info.reason)
+            counts[key] = counts.get(key, 0) + 1
+    return [{"label": k[0], "codes": k[1], "name": k[2], "matched_by": k[3],
+             **({"reason": k[4]} if k[4] else {}), "files": n} for k, n in counts.items()]
