@@ -132,6 +132,18 @@ def test_validate_dicom_checks_seg(case):
     assert failed == {"referenced_series", "frame_of_reference", "frames_inside"}
 
 
+def test_validate_dicom_reports_an_undecodable_seg(case):
+    root, ct = case
+    write_seg(root / "seg" / "s.dcm", ct, specs(), key="p1")
+    ds = pydicom.dcmread(root / "seg" / "s.dcm")
+    ds.PixelData = ds.PixelData[:10]  # truncated frames
+    ds.save_as(root / "seg" / "s.dcm")
+    result = runner.invoke(app, ["validate-dicom", str(root), "--format", "json"])
+    seg = next(s for s in json.loads(result.stdout)["series"] if s["modality"] == "SEG")
+    assert [(c["check"], c["status"]) for c in seg["checks"]] == [("readable", "FAIL")]
+    assert result.exit_code == 1
+
+
 def test_validate_dicom_reports_an_empty_segment(case):
     root, ct = case
     empty = SegmentSpec("Heart", AS, ("SCT", "80891009", "Heart"), np.zeros(SHAPE, bool))

@@ -48,7 +48,19 @@ def _frame_sources(ds: Any) -> list[tuple[str | None, tuple[float, ...] | None]]
 def check_seg_series(series: Series, others: Iterable[Series]) -> Any:
     """The SEG checklist (:data:`SEG_CHECKS`) of the SEG ``series`` (its first file), with the
     series it references looked up in ``others``; a
-    :class:`~harmonize.qa.dicom_checklist.SeriesReport`."""
+    :class:`~harmonize.qa.dicom_checklist.SeriesReport`. A SEG whose frames or functional
+    groups cannot be decoded gets one failed ``readable`` item with the reason."""
+    from harmonize.qa.dicom_checklist import Check, SeriesReport
+
+    try:
+        return _check_seg(series, list(others))
+    except Exception as exc:  # noqa: BLE001 - a malformed SEG is a finding, not a crash
+        return SeriesReport(series.folder, series.uid, "SEG", series.n_slices, [Check(
+            "readable", False, f"cannot decode the SEG {series.files[0].name}: "
+            f"{type(exc).__name__}: {exc}")])
+
+
+def _check_seg(series: Series, others: list[Series]) -> Any:
     import pydicom
 
     from harmonize.qa.dicom_checklist import Check, SeriesReport
