@@ -36,6 +36,7 @@ from harmonize.manifest.records import ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import Discovery, discover
 from harmonize.testing.dicom import SeriesGeometry, SliceFile, uid, write_series
+from harmonize.testing.dicom_seg import SegmentSpec, ball, box, real_ct_series, write_seg
 from harmonize.testing.entrypoints import install_entry_point
 from harmonize.testing.normalized import make_normalized_dataset
 from harmonize.testing.rtstruct import voxel_box, voxel_polygon, write_ct, write_rtstruct
@@ -111,14 +112,18 @@ __getattr__ = moved_names("harmonize.testing", _MovedFabricators())
 
 __all__ = [
     "PluginCheck",
+    "SegmentSpec",
     "SeriesGeometry",
     "SliceFile",
+    "ball",
+    "box",
     "check_plugin",
     "ct_phantom",
     "ellipsoid",
     "grid",
     "install_entry_point",
     "make_normalized_dataset",
+    "real_ct_series",
     "slice_first_affine",
     "uid",
     "voxel_box",
@@ -126,5 +131,6 @@ __all__ = [
     "write_ct",
     "write_nifti",
     "write_rtstruct",
+    "write_seg",
     "write_series",
 ]

@@ -8,7 +8,7 @@ their CRDC instance UUID)::
     nsclc_radiomics/LUNG1-001/<StudyInstanceUID>/SEG_<SeriesInstanceUID>/<uuid>.dcm
 
 CT slices are copies of pydicom's real ``CT_small.dcm``; the SEG is written with highdicom
-(:mod:`harmonize.testing.dicom_seg`) with the release's six segment labels and analytic shapes:
+(``harmonize.testing.write_seg``) with the release's six segment labels and analytic shapes:
 the tumour (GTV-1) inside the right lung, so two segments overlap as in the release. Patient 3
 has no SEG series (a partial download).
 """
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.testing.dicom import uid
-from harmonize.testing.dicom_seg import SegmentSpec, ball, box, real_ct_series, write_seg
+from harmonize.testing import SegmentSpec, ball, box, real_ct_series, uid, write_seg
 
 COLLECTION = "nsclc_radiomics"
 ANATOMY = ("SCT", "123037004", "Anatomical Structure")
