@@ -61,9 +61,18 @@ def combine_structures(
     del count
     if shared.size:
         # second pass over the masks, at the shared voxels only (no copy of every mask is kept)
-        member_bits = np.stack(
-            [_as_bool(masks[name], name).reshape(-1)[shared] for name in order], axis=1)
-        combos, inverse = np.unique(member_bits, axis=0, return_inverse=True)
+        if len(order) <= 64:  # membership as one integer per voxel: a 1-D unique, ~50x faster
+            codes = np.zeros(shared.size, dtype=np.uint64)
+            for j, name in enumerate(order):
+                codes |= (_as_bool(masks[name], name).reshape(-1)[shared].astype(np.uint64)
+                          << np.uint64(j))
+            unique_codes, inverse = np.unique(codes, return_inverse=True)
+            combos = ((unique_codes[:, None] >> np.arange(len(order), dtype=np.uint64))
+                      & np.uint64(1)).astype(bool)
+        else:
+            member_bits = np.stack(
+                [_as_bool(masks[name], name).reshape(-1)[shared] for name in order], axis=1)
+            combos, inverse = np.unique(member_bits, axis=0, return_inverse=True)
         # rank combinations by their sorted member indices (np.unique's row order is not that)
         members = [tuple(index[order[j]] for j in np.flatnonzero(row)) for row in combos]
         rank = sorted(range(len(members)), key=members.__getitem__)
