@@ -117,3 +117,17 @@ def test_discover_shows_segments_and_their_mapping(catalog, tmp_path):
     segments = json.loads(result.stdout)["dicom_seg_segments"]
     assert {s["label"]: (s["name"], s["matched_by"], s["files"]) for s in segments} == {
         label: (name, "code", 2) for label, name in NAMES.items()}
+
+
+def test_nbia_layout_is_found_by_headers(catalog, tmp_path):
+    from harmonize.plugins.fabricators.nsclc_seg import make_nsclc_seg
+
+    plugin = catalog.get("nsclc-radiomics-seg")
+    root = make_nsclc_seg(tmp_path / "nbia", n_cases=2, layout="nbia")
+    found = discover(plugin, root)
+    assert [c.case_id for c in found.cases] == ["LUNG1-001", "LUNG1-002"]
+    case = found.cases[0]
+    assert case.label.name == "1-1.dcm" and case.images[0].name.startswith("0.000000-NA-")
+    masks = structure_masks(read_case(case, plugin=plugin).label)
+    for name, mask in highdicom_masks(case.label, case.images[0]).items():
+        np.testing.assert_array_equal(masks[name], mask, err_msg=name)

@@ -55,21 +55,32 @@ def _rename_uuid(folder: Path, key: str) -> None:
         path.rename(folder / f"{uuid.UUID(int=int(uid(key, k)[5:]) % (1 << 128))}.dcm")
 
 
-def make_nsclc_seg(root: Path, *, n_cases: int = 3, seed: int = 0, n_slices: int = 8) -> Path:
-    """Write ``n_cases`` patients in the IDC layout under ``root``; return ``root``."""
+def make_nsclc_seg(root: Path, *, n_cases: int = 3, seed: int = 0, n_slices: int = 8,
+                   layout: str = "idc") -> Path:
+    """Write ``n_cases`` patients under ``root``; return ``root``. ``layout="idc"``: idc-index's
+    default tree; ``"nbia"``: TCIA's NBIA Data Retriever tree
+    (``manifest-<n>/NSCLC-Radiomics/LUNG1-001/<date>-NA-<n>/<n>.000000-NA-<n>/1-1.dcm``)."""
     rng = np.random.default_rng(seed)
     for number in range(1, n_cases + 1):
         patient = f"LUNG1-{number:03d}"
         key = f"nsclc-seg {patient}"
-        study = uid(key, "study")
-        ct_dir = root / COLLECTION / patient / study / f"CT_{uid(key, 'ct series')}"
+        if layout == "nbia":
+            study_dir = (root / "manifest-1603198545583" / "NSCLC-Radiomics" / patient
+                         / f"09-18-2008-StudyID-NA-{69330 + number}")
+            ct_dir = study_dir / f"0.000000-NA-{82046 + number}"
+            seg_dir = study_dir / f"300.000000-Segmentation-{91234 + number}"
+        else:
+            study_dir = root / COLLECTION / patient / uid(key, "study")
+            ct_dir = study_dir / f"CT_{uid(key, 'ct series')}"
+            seg_dir = study_dir / f"SEG_{uid(key, 'seg series')}"
         sources = real_ct_series(ct_dir, n_slices, patient_id=patient, key=key, step=3.0)
-        _rename_uuid(ct_dir, key + " ct")
+        if layout == "idc":
+            _rename_uuid(ct_dir, key + " ct")
         if number == 3:
             continue  # partial download: no SEG series
         shape = (n_slices, int(sources[0].Rows), int(sources[0].Columns))
-        seg_dir = root / COLLECTION / patient / study / f"SEG_{uid(key, 'seg series')}"
-        write_seg(seg_dir / "seg.dcm", sources, nsclc_segments(shape, rng), key=key,
-                  label_in_description="Segmentation")
-        _rename_uuid(seg_dir, key + " seg")
+        write_seg(seg_dir / ("seg.dcm" if layout == "idc" else "1-1.dcm"), sources,
+                  nsclc_segments(shape, rng), key=key, label_in_description="Segmentation")
+        if layout == "idc":
+            _rename_uuid(seg_dir, key + " seg")
     return root
