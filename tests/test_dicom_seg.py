@@ -77,6 +77,35 @@ def test_binary_seg_by_code_then_label_overlaps_kept_unmapped_reported(case):
     assert op["op"] == "dicom_seg" and op["unmapped"] == [4]
 
 
+def test_segment_labels_are_matched_like_rtstruct_roi_names(case):
+    """Without usable codes, a label goes through the dataset's structure-name matcher: its
+    classes' names and synonyms (separators ignored), then its ``roi_patterns``."""
+    from harmonize.labels.roi_names import RoiMatcher
+    from harmonize.plugin.descriptor import parse_descriptor
+
+    root, ct = case
+    thing = ("SCT", "260787004", "Physical object")  # codes that name no structure
+    given = [SegmentSpec("GTV-1", AS, thing, ball(SHAPE, (3, 50, 80), 2.5)),
+             SegmentSpec("LUNG_L", AS, thing, box(SHAPE, (1, 10, 64), (5, 100, 120)))]
+    write_seg(root / "s.dcm", ct, given, key="p1")
+    descriptor = parse_descriptor({
+        "id": "seg-names", "name": "x", "modality": "CT",
+        "values": {1: "lung tumor", 2: "left lung"}, "classes": {"lung tumor": [1], "left lung": [2]},
+        "roi_patterns": {"lung tumor": ["gtv[ _-]?1"], "left lung": ["lung[ _-]?l(eft)?"]}})
+    names = list(descriptor.classes)
+    with pytest.raises(HarmonizeError, match="no segment of the DICOM-SEG maps"):
+        read_seg(root / "s.dcm", select_series(root / "ct"), vocabulary=load_vocabulary(),
+                 names=names)  # neither label is a vocabulary name
+    volume, infos = read_seg(root / "s.dcm", select_series(root / "ct"),
+                             vocabulary=load_vocabulary(), names=names,
+                             matcher=RoiMatcher.from_descriptor(descriptor))
+    assert [(i.name, i.matched_by) for i in infos] == [("lung tumor", "label"),
+                                                       ("left lung", "label")]
+    masks = structure_masks(volume)
+    np.testing.assert_array_equal(masks["lung tumor"], xyz(given[0].mask))
+    np.testing.assert_array_equal(masks["left lung"], xyz(given[1].mask))
+
+
 def test_segment_outside_the_dataset_classes_is_reported(case):
     root, ct = case
     write_seg(root / "s.dcm", ct, specs()[:2], key="p1")

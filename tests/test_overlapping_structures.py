@@ -176,3 +176,22 @@ def test_overlapping_structure_files_go_through_run_and_loader(tmp_path):
 
 def test_a_label_volume_without_classes_keeps_the_descriptor_meaning():
     assert Volume(np.zeros(SHAPE, np.uint8), AFFINE, "label").classes is None
+
+
+@pytest.mark.parametrize("n", [4, 64, 65, 70])
+def test_more_structures_than_bits_in_a_word(n):
+    """Shared voxels are grouped one way for <= 64 structures and another above: same values."""
+    names = [f"s{i}" for i in range(n)]
+    masks = {name: np.zeros(SHAPE, bool) for name in names}
+    for i, name in enumerate(names):
+        masks[name][0, 0, 0] = True          # every structure
+        masks[name][1, 0, 0] = i in (0, n - 1)  # the first and the last
+        masks[name][2, 0, 0] = i % 2 == 1    # every odd one
+        masks[name][3 + i % 5, 1, 1] = True  # one of five
+    combined = combine_structures(names, masks, AFFINE)
+    back = structure_masks(combined)
+    for name in names:
+        np.testing.assert_array_equal(back[name], masks[name])
+    # combinations ranked by sorted member indices: (0, 1, ..., n-1) < (0, n-1) < (1, 3, ...)
+    everyone, ends = int(combined.data[0, 0, 0]), int(combined.data[1, 0, 0])
+    assert n < everyone < ends < int(combined.data[2, 0, 0])

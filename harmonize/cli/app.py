@@ -180,7 +180,12 @@ def _seg_segments(plugin: Any, cases: list[Any]) -> list[dict[str, Any]]:
         return []  # the plugin reads its labels itself
     labels = [c.label for c in cases  # only names a DICOM file may have; headers decide
               if c.label is not None and c.label.suffix.lower() in ("", ".dcm")]
-    return segment_summary(labels, list(plugin.descriptor.classes)) if labels else []
+    if not labels:
+        return []
+    from harmonize.labels.roi_names import RoiMatcher
+
+    return segment_summary(labels, list(plugin.descriptor.classes),
+                           RoiMatcher.from_descriptor(plugin.descriptor))
 
 
 @app.command("manifest")

@@ -31,6 +31,7 @@ from harmonize.errors import HarmonizeError, ReadError
 from harmonize.gate import confine
 from harmonize.jsonio import unescape_name
 from harmonize.labels.channels import load_channels
+from harmonize.labels.roi_names import RoiMatcher
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.read.dicom_seg import names_from_labels, read_label_file
@@ -184,7 +185,8 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
             if raw is None and case.label is not None:
                 raw = (read_rtstruct_label(case.label, case.images[0], plugin.descriptor)
                        if is_rtstruct(case.label) else
-                       read_label_file(case.label, case.images, list(plugin.descriptor.classes)))
+                       read_label_file(case.label, case.images, list(plugin.descriptor.classes),
+                                       RoiMatcher.from_descriptor(plugin.descriptor)))
             if raw is not None:
                 label_volume = label_on_image_grid(
                     image, Volume(raw.data, raw.affine, "label", classes=raw.classes))

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from harmonize.labels.codes import Code, StructureCodes
 from harmonize.labels.vocabulary import Vocabulary
 from harmonize.read.dicom import Series
 from harmonize.read.volume import Volume
+
+if TYPE_CHECKING:
+    from harmonize.labels.roi_names import RoiMatcher
 
 __all__ = ["FRACTIONAL_THRESHOLD", "SEG_SOP_CLASS", "SegmentInfo", "import_highdicom",
            "is_dicom_seg", "match_segment_label", "names_from_labels", "read_label_file", "read_seg",
@@ -124,16 +127,22 @@ def segment_codes(item: Any) -> StructureCodes | None:
         return None
 
 
-def match_segment_label(label: str, vocabulary: Vocabulary) -> str | None:
-    """Canonical name of a segment label: an exact vocabulary name or synonym (case, underscores
-    and spaces ignored), else ``None``. The one place segment labels are matched."""
+def match_segment_label(label: str, vocabulary: Vocabulary,
+                        matcher: RoiMatcher | None = None) -> str | None:
+    """The class a segment label names: through the dataset's structure-name matcher when given
+    (:class:`~harmonize.labels.roi_names.RoiMatcher`: its classes' names and synonyms, then its
+    ``roi_patterns``, as RTSTRUCT ROI names are matched), else an exact vocabulary name or
+    synonym (case, underscores and spaces ignored); ``None`` when nothing matches."""
+    if matcher is not None:
+        return matcher.match(label).name
     try:
         return vocabulary.resolve(label)
     except LabelError:
         return None
 
 
-def segment_infos(dataset: Any, vocabulary: Vocabulary, names: Sequence[str]) -> list[SegmentInfo]:
+def segment_infos(dataset: Any, vocabulary: Vocabulary, names: Sequence[str],
+                  matcher: RoiMatcher | None = None) -> list[SegmentInfo]:
     """Map every segment of a SEG header (pydicom) to a name of ``names`` (the dataset's
     classes): by code first, then by label; unmapped segments carry their reason."""
     infos = []
@@ -142,7 +151,7 @@ def segment_infos(dataset: Any, vocabulary: Vocabulary, names: Sequence[str]) ->
         codes = segment_codes(item)
         name, how, reason = None, None, None
         by_code = vocabulary.by_code(codes) if codes is not None else None
-        by_label = match_segment_label(label, vocabulary) if label else None
+        by_label = match_segment_label(label, vocabulary, matcher) if label else None
         for candidate, method in ((by_code, "code"), (by_label, "label")):
             if candidate is not None and candidate in names:
                 name, how = candidate, method
@@ -161,8 +170,8 @@ def _series_uids(series: Series) -> list[str]:
     return [str(series.headers[k].get("SOPInstanceUID", "")) for k in series.unique()]
 
 
-def read_seg(path: Path, series: Series, *, vocabulary: Vocabulary, names: Sequence[str]
-             ) -> tuple[Volume, list[SegmentInfo]]:
+def read_seg(path: Path, series: Series, *, vocabulary: Vocabulary, names: Sequence[str],
+             matcher: RoiMatcher | None = None) -> tuple[Volume, list[SegmentInfo]]:
     """The SEG at ``path`` as a label :class:`Volume` on ``series``' grid (X = columns,
     Y = rows, Z = slices in the series model's order) with ``classes``, and its segments.
 
@@ -198,7 +207,7 @@ def read_seg(path: Path, series: Series, *, vocabulary: Vocabulary, names: Seque
             hint="download the complete referenced series, or pair the SEG with the series its "
                  "ReferencedSeriesSequence names")
     refuse(series, grid_problems(series))
-    infos = segment_infos(seg, vocabulary, names)
+    infos = segment_infos(seg, vocabulary, names, matcher)
     uids = _series_uids(series)
     try:
         pixels = seg.get_pixels_by_source_instance(
@@ -236,7 +245,8 @@ def read_seg(path: Path, series: Series, *, vocabulary: Vocabulary, names: Seque
     return volume, out
 
 
-def read_seg_label(path: Path, folder: Path, names: Sequence[str]) -> Volume:
+def read_seg_label(path: Path, folder: Path, names: Sequence[str],
+                   matcher: RoiMatcher | None = None) -> Volume:
     """The core reading layer's DICOM-SEG label: the SEG at ``path`` on the one DICOM series in
     the image ``folder``, segments mapped with the installed vocabulary to ``names`` (the
     dataset's classes, in order). See :func:`read_seg`."""
@@ -244,17 +254,18 @@ def read_seg_label(path: Path, folder: Path, names: Sequence[str]) -> Volume:
     from harmonize.read.dicom_scan import select_series
 
     return read_seg(path, select_series(Path(folder)), vocabulary=load_vocabulary(),
-                    names=names)[0]
+                    names=names, matcher=matcher)[0]
 
 
-def read_label_file(path: Path, images: Sequence[Path], names: Sequence[str]) -> Volume:
+def read_label_file(path: Path, images: Sequence[Path], names: Sequence[str],
+                    matcher: RoiMatcher | None = None) -> Volume:
     """A label file as a :class:`Volume`: a DICOM-SEG of a case whose image is one DICOM series
     folder through :func:`read_seg_label`, any other file through
     :func:`~harmonize.read.volume.read_volume`."""
     from harmonize.read.volume import read_volume
 
     if len(images) == 1 and Path(images[0]).is_dir() and is_dicom_seg(path):
-        return read_seg_label(path, images[0], names)
+        return read_seg_label(path, images[0], names, matcher)
     return read_volume(path, kind="label")
 
 
@@ -272,7 +283,8 @@ def names_from_labels(labels: Mapping[str, Sequence[int]]) -> list[str]:
     return [own.get(i + 1, f"\0unused value {i + 1}") for i in range(size)]
 
 
-def segment_summary(paths: Sequence[Path], names: Sequence[str]) -> list[dict[str, Any]]:
+def segment_summary(paths: Sequence[Path], names: Sequence[str],
+                    matcher: RoiMatcher | None = None) -> list[dict[str, Any]]:
     """Every distinct segment (label, codes, mapping) of the DICOM-SEG files among ``paths``
     (headers only; other files are passed over) with the number of files holding it: what
     ``harmonize discover`` shows."""
@@ -286,7 +298,7 @@ def segment_summary(paths: Sequence[Path], names: Sequence[str]) -> list[dict[st
         if not is_dicom_seg(path):
             continue
         header = pydicom.dcmread(path, stop_before_pixels=True)
-        for info in segment_infos(header, vocabulary, names):
+        for info in segment_infos(header, vocabulary, names, matcher):
             key = (info.label, None if info.codes is None else str(info.codes), info.name,
                    info.matched_by, info.reason)
             counts[key] = counts.get(key, 0) + 1
