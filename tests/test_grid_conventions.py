@@ -56,6 +56,27 @@ def monai_chain(data: np.ndarray, affine: np.ndarray, pixdim, mode: str):
     return x[0].numpy(), np.asarray(x.affine, dtype=float)
 
 
+def sat_ds_chain(data: np.ndarray, label: np.ndarray, affine: np.ndarray):
+    """SAT-DS loader.py's transforms, run by MONAI: Orientationd RAS, Spacingd (1, 1, 3)
+    bilinear/nearest, CropForegroundd(source_key="image")."""
+    from monai.transforms import Compose, CropForegroundd, Orientationd, Spacingd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        meta = torch.as_tensor(affine)
+        chain = Compose([
+            Orientationd(axcodes="RAS", keys=["image", "label"]),
+            Spacingd(keys=["image", "label"], pixdim=(1, 1, 3), mode=("bilinear", "nearest")),
+            CropForegroundd(keys=["image", "label"], source_key="image"),
+        ])
+        out = chain({"image": MetaTensor(torch.from_numpy(data[None].astype(np.float32)),
+                                         affine=meta),
+                     "label": MetaTensor(torch.from_numpy(label[None].astype(np.float32)),
+                                         affine=meta)})
+    return (out["image"][0].numpy(), out["label"][0].numpy(),
+            np.asarray(out["image"].affine, dtype=float))
+
+
 def off_ties(data: np.ndarray, affine: np.ndarray, out_affine: np.ndarray,
              shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """Index arrays of output voxels whose sample position is not on a half-voxel tie of the
@@ -150,14 +171,19 @@ def test_sat_preset_gives_sat_ds_grid_and_values(name, modality):
     data, affine = float_spacing_scan() if name == "float-spacing" else real_scan(name)
     if modality == "CT":
         data = data * 3 - 1000  # a HU-like range that the -500..1000 clip cuts at both ends
+    data = data.copy()  # a background frame (air / zero MR) for CropForegroundd to cut away
+    background = -1024.0 if modality == "CT" else 0.0
+    data[: data.shape[0] // 8] = background
+    data[:, -(data.shape[1] // 6):] = background
     label = fake_label(data)
     out = normalize_case(Volume(data=data, affine=affine, kind="image"),
                          Volume(data=label, affine=affine, kind="label"),
                          modality=modality, settings=preset_settings("sat"))
-    ref, ref_affine = monai_chain(data, affine, (1, 1, 3), "bilinear")
-    ref_label, _ = monai_chain(label, affine, (1, 1, 3), "nearest")
+    ref, ref_label, ref_affine = sat_ds_chain(data, label, affine)
     expected = sat_ds_normalization(ref.astype(np.float64), modality)
     assert out.image.shape == ref.shape
+    uncropped, _ = monai_chain(data, affine, (1, 1, 3), "bilinear")
+    assert ref.size < uncropped.size  # the crop is exercised: the box is smaller than the grid
     np.testing.assert_allclose(out.image.affine, ref_affine, atol=1e-4)
     np.testing.assert_allclose(out.image.data, expected, atol=1e-4)
     np.testing.assert_array_equal(out.label.data, ref_label.astype(np.uint8))

@@ -50,14 +50,18 @@ def torchio_reference(volume: Volume, spacing) -> tuple[np.ndarray, np.ndarray]:
     return image.data[0].numpy().astype(np.float64), image.affine
 
 
-def monai_reference(volume: Volume, pixdim) -> tuple[np.ndarray, np.ndarray]:
-    """SAT-DS's geometry with MONAI itself: Orientationd(axcodes="RAS") + Spacingd(pixdim)."""
+def monai_reference(volume: Volume, pixdim, *, crop: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """SAT-DS's geometry with MONAI itself: Orientationd(axcodes="RAS") + Spacingd(pixdim)
+    (+ CropForegroundd to voxels > 0 with ``crop``, as SAT-DS's loader does)."""
     from monai.data import MetaTensor
-    from monai.transforms import Orientation, Spacing
+    from monai.transforms import CropForeground, Orientation, Spacing
 
     image = MetaTensor(torch.from_numpy(volume.data[None].astype(np.float32)),
                        affine=torch.as_tensor(volume.affine))
     image = Spacing(pixdim=pixdim, mode="bilinear")(Orientation(axcodes="RAS")(image))
+    if crop:
+        image = CropForeground()(image)
     return image[0].numpy().astype(np.float64), np.asarray(image.affine, dtype=float)
 
 
@@ -74,11 +78,11 @@ def test_presets_are_documented_and_named():
 def test_sat_ct_and_mr():
     image, label = ct_case(0)
     out = normalize_case(image, label, modality="CT", settings=preset_settings("sat"))
-    ref, affine = monai_reference(image, (1.0, 1.0, 3.0))
+    ref, affine = monai_reference(image, (1.0, 1.0, 3.0), crop=True)
     assert out.image.shape == ref.shape
     np.testing.assert_allclose(out.image.affine, affine, atol=1e-5)
     assert out.image.orientation == "RAS"
-    # SAT-DS Normalization(): clip to -500..1000, then (x - mean) / std over the whole image
+    # SAT-DS Normalization(): clip to -500..1000, then (x - mean) / std over the cropped image
     clipped = np.clip(ref, -500, 1000)
     expected = (clipped - clipped.mean()) / clipped.std()
     np.testing.assert_allclose(out.image.data, expected, atol=1e-4)
@@ -88,7 +92,7 @@ def test_sat_ct_and_mr():
     mr = Volume(rng.gamma(2.0, 150.0, size=(20, 22, 9)).astype(np.float32),
                 np.diag([1.2, 1.2, 4.0, 1.0]))
     out = normalize_case(mr, None, modality="MR", settings=preset_settings("sat"))
-    ref, _ = monai_reference(mr, (1.0, 1.0, 3.0))
+    ref, _ = monai_reference(mr, (1.0, 1.0, 3.0), crop=True)
     assert out.image.shape == ref.shape
     lo, hi = np.percentile(ref, 0.5), np.percentile(ref, 99.5)
     clipped = np.clip(ref, lo, hi)

@@ -6,6 +6,8 @@
    tolerance the label takes the image's affine), label values are non-negative integers;
 2. orientation: closest canonical RAS+, no interpolation (:mod:`harmonize.engine.resample`);
 3. spacing: optional target spacing; images linear/B-spline, labels nearest neighbour;
+   then, with ``crop_foreground``, both cut to the box of image voxels > 0
+   (:mod:`harmonize.engine.crop`, MONAI ``CropForeground``);
 4. intensity, by modality (:mod:`harmonize.engine.intensity`): CT clip to a window then [0, 1] or
    z-score; MR/PET percentile clip + z-score; ``intensity="raw"`` changes nothing. Labels are
    never intensity-scaled.
@@ -219,6 +221,13 @@ def normalize_case(
         if reorient_op:
             operations.append(reorient_op)
 
+    if settings.crop_foreground:
+        from harmonize.engine.crop import crop_to_foreground
+
+        cropped, label_ras, crop_op = crop_to_foreground(image_ras, label_ras)
+        operations.append(crop_op)
+        if cropped is not image_ras:
+            image_ras = cropped  # a copy: ours to overwrite below
     image_out, intensity, op = normalize_intensity(
         image_ras, modality=modality, settings=settings, dataset_window=dataset_window,
         series_window=series_window, dataset_stats=dataset_stats,

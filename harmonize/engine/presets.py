@@ -47,6 +47,9 @@ class Settings:
     * ``grid``: the output-grid convention when resampling (:mod:`harmonize.engine.resample`):
       ``"torchio"`` (default, TorchIO ``Resample``) or ``"monai"`` (MONAI ``Spacing``, the
       ``sat`` preset). Left out of :meth:`to_dict` at its default.
+    * ``crop_foreground``: after resampling, cut image and label to the box of image voxels > 0
+      (MONAI ``CropForeground``; the ``sat`` preset), before the intensity statistics. Left out
+      of :meth:`to_dict` at its default.
     """
 
     spacing: tuple[float, float, float] | None = None
@@ -58,6 +61,7 @@ class Settings:
     preset: str | None = None
     irregular_dicom: Literal["refuse", "resample"] = "refuse"
     grid: Literal["torchio", "monai"] = "torchio"
+    crop_foreground: bool = False
 
     def __post_init__(self) -> None:
         def bad(message: str) -> HarmonizeError:
@@ -91,6 +95,8 @@ class Settings:
             raise bad(f"intensity must be 'auto' or 'raw', got {self.intensity!r}")
         if self.grid not in GRID_CONVENTIONS:
             raise bad(f"grid must be one of {GRID_CONVENTIONS}, got {self.grid!r}")
+        if not isinstance(self.crop_foreground, bool):
+            raise bad(f"crop_foreground must be true or false, got {self.crop_foreground!r}")
         if self.irregular_dicom not in ("refuse", "resample"):
             raise bad(f"irregular_dicom must be 'refuse' or 'resample', "
                       f"got {self.irregular_dicom!r}")
@@ -131,7 +137,7 @@ class Settings:
 
 
 #: Fields added after manifests v1: left out of :meth:`Settings.to_dict` at their default value.
-_OMITTED_AT_DEFAULT = ("irregular_dicom", "grid")
+_OMITTED_AT_DEFAULT = ("irregular_dicom", "grid", "crop_foreground")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,12 @@ SETTING_SCHEMAS: dict[str, dict[str, Any]] = {
         "round((n - 1) * spacing / target) + 1 voxels from the first voxel, border padding (the "
         "sat preset).",
     },
+    "crop_foreground": {
+        "type": "boolean",
+        "description": "After resampling, cut image and mask to the box of image voxels > 0 in "
+        "any channel (MONAI CropForeground; the sat preset), so intensity statistics are those "
+        "of that box. Default false.",
+    },
     "ct_window": {
         "description": "CT window: two numbers (low, high) in HU with low < high; dataset (default): the "
         "case's own window, else the descriptor's ct_window; foreground: the dataset's pooled "
