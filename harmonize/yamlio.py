@@ -12,8 +12,9 @@ import yaml
 from harmonize.errors import DescriptorError
 
 
-class _StrictLoader(yaml.SafeLoader):
-    pass
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml's C parser when PyYAML has it: ~5x faster on the
+    vocabulary) with duplicate keys refused."""
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -74,6 +75,10 @@ def load_yaml(text: str) -> Any:
         return loader.construct_document(node)
     except RecursionError:
         raise yaml.YAMLError("the document is nested too deep to read") from None
+    except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # libyaml's own limit
+            raise yaml.YAMLError(f"the document is nested too deep to read ({exc})") from None
+        raise
     finally:
         loader.dispose()
 

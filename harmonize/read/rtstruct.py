@@ -10,8 +10,9 @@
 * :func:`rasterize` fills one ROI on the series grid: points go world (LPS) -> RAS -> voxel with
   the series' affine; each CLOSED_PLANAR contour must lie on one slice (within
   :data:`SLICE_TOLERANCE` of the slice step, else refused); voxels whose centres lie inside the
-  polygon are set by ``skimage.draw.polygon`` (scikit-image, extra ``rtstruct``), and the
-  contours of one slice are combined by XOR (even-odd), so a contour inside another is a hole
+  polygon or on its outline are set by :func:`harmonize.read.polygon.polygon_box` (the pixels
+  ``skimage.draw.polygon`` gives, computed row by row), and the contours of one slice are
+  combined by XOR (even-odd), so a contour inside another is a hole
   and separate contours add up, as the DICOM standard and dcmrtstruct2nii treat them. In-plane
   points outside the image are clipped (``harmonize validate-dicom`` reports them).
 """
@@ -28,6 +29,7 @@ import numpy as np
 from harmonize.errors import ReadError
 from harmonize.read.dicom import Series, grid_problems
 from harmonize.read.dicom_scan import scan_dicom
+from harmonize.read.polygon import polygon_box
 
 __all__ = ["RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "Roi", "StructureSet", "contour_voxels",
            "is_rtstruct", "rasterize", "read_structure_set", "referenced_series"]
@@ -35,7 +37,6 @@ __all__ = ["RTSTRUCT_SOP_CLASS", "SLICE_TOLERANCE", "Roi", "StructureSet", "cont
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 #: A contour is on slice k when every point is within this fraction of the slice step of it.
 SLICE_TOLERANCE = 0.1
-EXTRA = "pip install 'harmonize-med[rtstruct]' (scikit-image)"
 
 
 def _dcmread(path: Path, **kwargs: Any) -> Any:
@@ -220,13 +221,8 @@ def rasterize(roi: Roi, affine: np.ndarray, shape: Sequence[int], *, file: Path 
     A contour off every slice (by more than :data:`SLICE_TOLERANCE` of the slice step), or on a
     slice outside the grid, is a :class:`ReadError` naming ``file``, the ROI and the position.
     """
-    try:
-        from skimage.draw import polygon
-    except ImportError as exc:
-        raise ReadError("reading RTSTRUCT contours needs scikit-image", file=file,
-                        hint=EXTRA) from exc
     nx, ny, nz = (int(s) for s in shape[:3])
-    mask = np.zeros((nx, ny, nz), dtype=bool)
+    planes: dict[int, np.ndarray] = {}  # slice -> its (X, Y) plane, contiguous while filled
     for points in roi.closed:
         if len(points) < 3:
             continue
@@ -242,6 +238,12 @@ def rasterize(roi: Roi, affine: np.ndarray, shape: Sequence[int], *, file: Path 
                             f"(off by {off * step:.3g} mm; tolerance {SLICE_TOLERANCE * step:.3g} "
                             "mm)", file=file, hint="the structure set was drawn on another "
                             "series or slices are missing; run `harmonize validate-dicom`")
-        rr, cc = polygon(vox[:, 0], vox[:, 1], shape=(nx, ny))
-        mask[rr, cc, slice_k] ^= True  # polygon gives each pixel once
+        box = polygon_box(vox[:, 0], vox[:, 1], (nx, ny))
+        if box is not None:
+            (x0, y0), inside = box
+            plane = planes.setdefault(slice_k, np.zeros((nx, ny), dtype=bool))
+            plane[x0:x0 + inside.shape[0], y0:y0 + inside.shape[1]] ^= inside
+    mask = np.zeros((nx, ny, nz), dtype=bool)
+    for slice_k, plane in planes.items():
+        mask[:, :, slice_k] = plane
     return mask
