@@ -1,4 +1,5 @@
-"""``harmonize export slices|verify|nnunet|monai|sat|dicom-seg`` and ``harmonize import sat``."""
+"""``harmonize export slices|verify|nnunet|monai|sat|dicom-seg|parquet`` and
+``harmonize import sat``."""
 
 from __future__ import annotations
 
@@ -82,8 +83,8 @@ def _report(summary: dict[str, Any], errors: list[ErrorRecord], warnings: list[s
         raise typer.Exit(1)
 
 
-export_app = typer.Typer(help="Export manifests to 2D PNG slices, nnU-Net, MONAI, SAT-DS or "
-                         "DICOM-SEG.",
+export_app = typer.Typer(help="Export manifests to 2D PNG slices, nnU-Net, MONAI, SAT-DS, "
+                         "DICOM-SEG or one Parquet table.",
                          no_args_is_help=True)
 import_app = typer.Typer(help="Import other tools' dataset lists as harmonize manifests.",
                          no_args_is_help=True)
@@ -322,6 +323,29 @@ def dicom_seg_command(
     _report({"out": str(out), "cases": result.cases}, result.errors, [], format,
             f"[bold green]wrote[/] {len(result.cases)} DICOM-SEG file(s) to {out} "
             f"({size / 1e6:.2f} MB); {len(result.errors)} errors")
+
+
+@export_app.command("parquet")
+def parquet_command(
+    ctx: typer.Context,
+    manifests: Annotated[list[Path], typer.Argument(
+        help="Manifest files (.jsonl) or folders of manifests.", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write (.parquet).")],
+    format: FormatOpt = "table",
+) -> None:
+    """One Parquet table of every record (schema v3 columns + manifest), paths relative to the
+    table's folder; needs the `table` extra (pyarrow)."""
+    from harmonize.export.parquet import export_parquet
+
+    try:
+        hold_folder_lock(ctx, out.resolve().parent)
+        result = export_parquet(manifests, out)
+    except HarmonizeError as exc:
+        raise _fail(exc) from None
+    _report({"out": str(result.path), "rows": result.rows, "datasets": result.datasets,
+             "bytes": result.bytes}, [], [], format,
+            f"[bold green]wrote[/] {result.path}: {result.rows} rows of "
+            f"{len(result.datasets)} dataset(s), {result.bytes} bytes")
 
 
 @import_app.command("sat")

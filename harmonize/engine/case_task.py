@@ -40,7 +40,7 @@ from harmonize.manifest.build import (
 from harmonize.manifest.lesions import instance_fields
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.read.case import case_channels, read_case, rounded_affine
+from harmonize.read.case import case_channels, read_case
 
 #: Bump when the meaning of outputs changes, so older ``done.json`` files are redone.
 PIPELINE_FORMAT = 1
@@ -202,10 +202,10 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
         label=list(labels), labels=labels, annotated=list(labels),
         official_split=case.official_split, split=None,
         shape=[*out.shape, *([out.channels] if out.channels > 1 else [])],
-        spacing=[round(s, 6) for s in out.spacing],
+        spacing=[float(s) for s in out.spacing],
         orientation=out.orientation, source=source_section(case, task.out, hashes),
         stage="normalized",
-        channels=case_channels(plugin, case), affine=rounded_affine(out.affine),
+        channels=case_channels(plugin, case), affine=np.asarray(out.affine, dtype=float).tolist(),
         ct_window=list(case.ct_window) if case.ct_window else None,
         same_patient_as=list(case.same_patient_as), metadata=dict(case.metadata or {}),
         extra={"original": result.original,

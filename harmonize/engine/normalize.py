@@ -78,12 +78,13 @@ class Normalized:
 
 
 def describe(volume: Volume) -> dict[str, Any]:
-    """Shape, spacing, orientation code, affine and dtype of a volume (JSON types)."""
+    """Shape, spacing, orientation code, affine and dtype of a volume (JSON types, full
+    float precision)."""
     return {
         "shape": [int(s) for s in volume.data.shape],
-        "spacing": [round(v, 6) for v in volume.spacing],
+        "spacing": [float(v) for v in volume.spacing],
         "orientation": volume.orientation,
-        "affine": [[round(float(v), 6) for v in row] for row in volume.affine],
+        "affine": [[float(v) for v in row] for row in volume.affine],
         "dtype": str(volume.data.dtype),
     }
 

@@ -19,8 +19,8 @@ from harmonize.labels.rules import class_values
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.manifest.guard import Shrink, check_shrink, nothing_to_write, skipped_record
 from harmonize.manifest.lesions import instance_fields
+from harmonize.manifest.schema import schema_for
 from harmonize.manifest.records import (
-    MANIFEST_SCHEMA,
     SCHEMA_VERSION,
     Case,
     ManifestRecord,
@@ -129,12 +129,12 @@ def record_for_case(
         official_split=case.official_split,
         split=None,
         shape=list(header.data.shape if isinstance(header, Volume) else header.shape),
-        spacing=[round(s, 6) for s in header.spacing],
+        spacing=[float(s) for s in header.spacing],
         orientation=header.orientation,
         source=source,
         stage="source",
         channels=case_channels(plugin, case),
-        affine=[[round(float(v), 6) for v in row] for row in header.affine],
+        affine=[[float(v) for v in row] for row in header.affine],
         ct_window=list(case.ct_window) if case.ct_window else None,
         same_patient_as=list(case.same_patient_as),
         metadata=dict(case.metadata),
@@ -336,19 +336,24 @@ def _unsafe_id(obj: dict[str, Any], path: Path, lineno: int) -> ManifestError | 
 
 
 def validate_manifest(path: Path) -> list[str]:
-    """Problems found by the JSON Schema, one readable string per problem (empty = valid).
+    """Problems found by the JSON Schema of each line's version (3, or the frozen version-2
+    schema for version 1 and 2 lines), one readable string per problem (empty = valid).
 
     A line that is not a JSON object is reported as a problem and ends the check of the file.
     """
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(MANIFEST_SCHEMA)
+    validators: dict[object, Draft202012Validator] = {}
     problems = []
     try:
         with jsonlines.open(Path(path)) as reader:
             for lineno, obj in enumerate(reader.iter(type=dict), start=1):
                 obj = dict(upgrade_v1(obj))  # version 1 lines are valid version 2 once upgraded
-                for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+                version = obj.get("schema_version")
+                if version not in validators:
+                    validators[version] = Draft202012Validator(schema_for(version))
+                found = validators[version].iter_errors(obj)
+                for error in sorted(found, key=lambda e: list(e.path)):
                     where = "/".join(str(p) for p in error.path) or "(record)"
                     problems.append(f"{path}:{lineno}: {where}: {error.message}")
     except jsonlines.InvalidLineError as exc:

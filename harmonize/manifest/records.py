@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from harmonize.errors import ManifestError
 from harmonize.manifest.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, STAGES
+from harmonize.manifest.serialize import decode, encode
 from harmonize.plugin.case import (
     SPLITS,
     Case,
@@ -31,7 +32,7 @@ def upgrade_v1(data: Mapping[str, Any]) -> Mapping[str, Any]:
     if data.get("schema_version") != 1 or "stage" in data:
         return data
     stage = "normalized" if "operations" in data else "source"
-    return {**data, "schema_version": SCHEMA_VERSION, "stage": stage}
+    return {**data, "schema_version": 2, "stage": stage}
 
 
 class StageMixWarning(UserWarning):
@@ -119,21 +120,23 @@ class ManifestRecord:
                                 hint="regenerate the manifest")
 
     def to_json(self) -> dict[str, Any]:
-        """JSON object with a stable key order (engine fields from ``extra`` merged at the end)."""
-        data = asdict(self)
-        extra = data.pop("extra")
-        data = {"schema_version": data.pop("schema_version"), "stage": data.pop("stage"),
-                **data, **extra}
-        return data
+        """The record as a schema-version-3 line: every field has one type whatever the
+        dataset (:mod:`harmonize.manifest.serialize`, the one serializer)."""
+        return encode(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ManifestRecord:
-        """A record from a manifest line of any supported schema version (1 is upgraded: its
-        stage is ``normalized`` when it carries the engine's ``operations``, else ``source``)."""
+        """A record from a manifest line of any supported schema version (3 is decoded to the
+        in-memory shapes; 1 is upgraded: its stage is ``normalized`` when it carries the
+        engine's ``operations``, else ``source``)."""
+        extra: dict[str, Any] = {}
+        if data.get("schema_version") == 3:
+            data = decode(data)
+            extra = data.pop("extra")
         data = upgrade_v1(data)
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
+        kwargs["extra"] = {**extra, **{k: v for k, v in data.items() if k not in known}}
         _typed_from_metadata(kwargs)
         return cls(**kwargs)
 
