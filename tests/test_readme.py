@@ -74,8 +74,9 @@ def test_readme_yaml_descriptor_example_runs_through_harmonize_run(tmp_path):
     assert not (out / "errors.jsonl").read_text().strip()
     records = [json.loads(line) for line in (out / "toy-organs.jsonl").read_text().splitlines()]
     assert [(r["case_id"], r["official_split"]) for r in records] == [("toy_001", "train"), ("toy_002", "test")]
-    assert records[0]["labels"] == {"liver": [1], "spleen": [2]}
-    assert records[0]["intensity"]["clip"] == [-200.0, 300.0]  # the README's ct_window
+    assert records[0]["labels"] == [{"name": "liver", "values": [1]},
+                                    {"name": "spleen", "values": [2]}]
+    assert records[0]["intensity"][0]["clip"] == [-200.0, 300.0]  # the README's ct_window
 
 
 def test_readme_python_plugin_example_works_as_an_installed_entry_point(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ consumers state what they accept.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -62,14 +63,15 @@ def test_version_1_manifests_still_read_and_validate(tmp_path, both):
     assert normalized and {r.stage for r in normalized} == {"normalized"}
     assert all("operations" in r.extra for r in normalized)
     assert validate_manifest(V1) == []
-    # a version-1 source line: no engine fields
-    line = json.loads(both[0].read_text().splitlines()[0])
-    line["schema_version"] = 1
-    del line["stage"]
+    # a version-1 source line: no engine fields, the record's fields at the top level
+    source = ManifestRecord.from_json(json.loads(both[0].read_text().splitlines()[0]))
+    line = {**asdict(source), **source.extra, "schema_version": 1}
+    del line["stage"], line["extra"]
     old = tmp_path / "kits23.jsonl"
     old.write_text(json.dumps(line) + "\n")
     [record] = read_manifest(old, check_paths=False)  # moved: its relative paths lead nowhere
-    assert (record.stage, record.schema_version) == ("source", SCHEMA_VERSION)
+    assert (record.stage, record.schema_version) == ("source", 2)  # upgraded once, on reading
+    assert record.labels == source.labels and record.image == source.image
     assert validate_manifest(old) == []
 
 

@@ -57,7 +57,8 @@ def _moved(path: str | None, base: Path, folder: Path) -> str | None:
 def export_parquet(manifests: Sequence[Path], out: Path) -> ParquetResult:
     """Write the records of ``manifests`` (files or folders of manifests) to the Parquet file
     ``out`` (see the module doc). Raises :class:`ExportError` for no record, a stage mix or a
-    case given twice, :class:`~harmonize.errors.OutputError` when ``out`` cannot be written."""
+    case given twice or a record file that does not exist (nothing is written then),
+    :class:`~harmonize.errors.OutputError` when ``out`` cannot be written."""
     pa = _pyarrow()
     out = Path(out)
     if out.suffix != ".parquet":
@@ -67,6 +68,11 @@ def export_parquet(manifests: Sequence[Path], out: Path) -> ParquetResult:
     folder = out.resolve().parent
     rows = []
     for entry in entries:
+        for path in [*entry.image_paths(), *filter(None, [entry.mask_path()])]:
+            if not path.is_file():
+                raise entry.error("a file the record names does not exist", file=path,
+                                  hint="export the manifest in the folder `harmonize run` "
+                                  "wrote it to, or rerun it")
         row = entry.record.to_json()
         row["image"] = [_moved(p, entry.base, folder) for p in row["image"]]
         row["mask"] = _moved(row["mask"], entry.base, folder)

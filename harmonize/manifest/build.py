@@ -19,13 +19,13 @@ from harmonize.labels.rules import class_values
 from harmonize.labels.vocabulary import Vocabulary, load_vocabulary
 from harmonize.manifest.guard import Shrink, check_shrink, nothing_to_write, skipped_record
 from harmonize.manifest.lesions import instance_fields
-from harmonize.manifest.schema import schema_for
 from harmonize.manifest.records import (
     SCHEMA_VERSION,
     Case,
     ManifestRecord,
     upgrade_v1,
 )
+from harmonize.manifest.schema import schema_for
 from harmonize.manifest.splits import assign_splits, splits_document
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import Discovery
