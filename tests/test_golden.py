@@ -36,8 +36,7 @@ def comparable(path: Path) -> list:
 #: summation order: ~1e-14 relative for float64 sums of many float32 values), so they are compared
 #: within a relative FLOAT_RTOL.
 FLOAT_RTOL = 1e-9
-#: Spacing and affine entries are rounded to 6 decimals when written: a last-bit difference before
-#: rounding can flip the 6th decimal, so values also match within one unit of it (plus round-off).
+#: Values near zero (affine entries computed in float64) also match within an absolute tolerance.
 FLOAT_ATOL = 1.5e-6
 
 

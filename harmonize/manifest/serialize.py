@@ -13,7 +13,6 @@ schema does not type (``extra``) JSON text. Floats are written at full precision
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from harmonize.manifest.columns import COLUMNS, coerce, uncoerce
@@ -33,8 +32,9 @@ def encode(record: ManifestRecord) -> dict[str, Any]:
     """The record as a v3 manifest line (JSON types, fields in :data:`COLUMNS` order).
 
     Raises ``ValueError`` naming the field when a value cannot take its column's type."""
-    data = asdict(record)
-    extra: dict[str, Any] = data.pop("extra")
+    # a shallow view: coerce() builds every list and object of the line anew (no deep copy)
+    data = {name: getattr(record, name) for name in record.__dataclass_fields__}
+    extra: dict[str, Any] = dict(data.pop("extra"))
     typed = {k: extra.pop(k) for k in TYPED_EXTRA if k in extra}
     image = data["image"]
     data.update(typed)
