@@ -44,7 +44,7 @@ def test_a_line_that_is_not_json_stops_the_command_naming_the_line(manifest, cli
 
 
 def test_a_newer_schema_version_asks_for_an_upgrade(manifest, cli):
-    manifest.write_text(manifest.read_text().replace('"schema_version": 2', '"schema_version": 9'))
+    manifest.write_text(manifest.read_text().replace('"schema_version": 3', '"schema_version": 9'))
     code, text = cli("qa", "--manifest", manifest, "--out", manifest.parent / "qa")
     assert code == 2
     assert "schema_version 9 is not supported" in text and "upgrade harmonize-med" in text

@@ -118,10 +118,10 @@ def test_a_manifest_path_outside_its_folder_is_refused_by_every_reader(setup, cl
     secret.mkdir()
     rows = lines(setup["manifest"])
     base = setup["manifest"].parent
-    (secret / "img.nii.gz").write_bytes((base / rows[0]["image"]).read_bytes())
+    (secret / "img.nii.gz").write_bytes((base / rows[0]["image"][0]).read_bytes())
     (base / "link").symlink_to(secret, target_is_directory=True)
     value = str(secret / "img.nii.gz") if path == "ABSOLUTE" else path
-    write_lines(setup["manifest"], [{**rows[0], "image": value}, *rows[1:]])
+    write_lines(setup["manifest"], [{**rows[0], "image": [value]}, *rows[1:]])
 
     code, text = cli("validate", setup["manifest"])
     assert code == 1 and f"image path {value!r} leads to" in text and "--trust-root" in text
@@ -163,7 +163,7 @@ def test_a_source_manifest_reads_its_own_dataset_root(tmp_path, cli):
     root = make_kits23(tmp_path / "data" / "kits23", n_cases=2, seed=3)
     out = tmp_path / "manifests"
     assert cli("manifest", "-d", "kits23", "--root", root, "--out", out)[0] == 0
-    assert lines(out / "kits23.jsonl")[0]["image"].startswith("../data/kits23/")
+    assert lines(out / "kits23.jsonl")[0]["image"][0].startswith("../data/kits23/")
     dataset = HarmonizedDataset(out / "kits23.jsonl", patch_size=None)
     assert dataset[0]["image"].ndim == 4  # remembered as this user's root: read without a flag
 
