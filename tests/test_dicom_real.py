@@ -228,7 +228,8 @@ def test_resample_flag_puts_a_removed_slice_back_by_linear_interpolation(tmp_pat
     ours = np.asarray(image.dataobj, dtype=np.float64)[::-1, ::-1, :]  # RAS file, LPS reference
     np.testing.assert_allclose(ours, expected, atol=1e-3)
     record = json.loads((tmp_path / "out" / "dicom-folders.jsonl").read_text().splitlines()[0])
-    (op,) = [o for o in record["operations"] if o["op"] == "dicom_resample_slices"]
+    (op,) = [json.loads(o["params"]) for o in record["operations"]  # schema 3: {op, params}
+             if o["op"] == "dicom_resample_slices"]
     assert op["slices_in"] == 7 and op["slices_out"] == 8 and op["step_mm"] == 2.0
     assert op["interpolation"] == "linear"
 
