@@ -225,4 +225,5 @@ def test_harmonize_run_writes_one_label_map_per_case(ts_root, tmp_path):
         assert nib.aff2axcodes(mask.affine) == ("R", "A", "S")
         assert set(np.unique(np.asanyarray(mask.dataobj)).tolist()) == set(
             np.unique(reference).tolist())
-        assert record["labels"]["left rib"] == list(range(92, 104))
+        labels = {item["name"]: item["values"] for item in record["labels"]}  # schema 3: a list
+        assert labels["left rib"] == list(range(92, 104))

@@ -181,18 +181,20 @@ def test_wheel_plugin_in_a_fresh_venv_is_discovered_read_normalized_and_loaded(t
     run([*cli, "manifest", "-d", "acme-organs", "-r", str(data), "-o", str(manifests)], cwd=tmp_path)
     source = [json.loads(x) for x in (manifests / "acme-organs.jsonl").read_text().splitlines()]
     assert [r["case_id"] for r in source] == ["p1-a", "p2-a"]
-    assert source[0]["labels"] == {"liver": [1], "acme gland": [2]}
+    assert source[0]["labels"] == [{"name": "liver", "values": [1]},
+                                   {"name": "acme gland", "values": [2]}]
     assert source[0]["ct_window"] == [-150.0, 250.0]
     assert source[0]["same_patient_as"] == ["other-dataset:p1-a"]
-    assert source[0]["metadata"] == {"site": "acme"}
+    assert json.loads(source[0]["metadata"]) == {"site": "acme"}  # schema 3: JSON text
 
     out = tmp_path / "out"
     run([*cli, "run", "-d", "acme-organs", "-r", str(data), "-o", str(out), "--workers", "1"],
         cwd=tmp_path)
     normalized = [json.loads(x) for x in (out / "acme-organs.jsonl").read_text().splitlines()]
     assert len(normalized) == 2 and normalized[0]["orientation"] == "RAS"
-    assert normalized[0]["intensity"]["window_source"] == "series"
-    assert normalized[0]["intensity"]["clip"] == pytest.approx([-150.0, 250.0])
+    [intensity] = normalized[0]["intensity"]  # schema 3: one object per channel
+    assert intensity["window_source"] == "series"
+    assert intensity["clip"] == pytest.approx([-150.0, 250.0])
 
     loaded = json.loads(run([str(python), "-c", LOAD, str(out / "acme-organs.jsonl")],
                             cwd=tmp_path).stdout)
