@@ -13,6 +13,7 @@ text in that field, so nothing a plugin or the engine adds is lost or changes a 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -130,11 +131,20 @@ def coerce(value: Any, col: Col, where: str = "") -> Any:
     return out
 
 
+@functools.cache
+def _plain(col: Col) -> bool:
+    """True for scalars and (nested) lists of scalars other than ``json``: read as they are."""
+    if col.kind == "list":
+        assert col.item is not None
+        return _plain(col.item)
+    return col.kind in ("str", "int", "float")
+
+
 def uncoerce(value: Any, col: Col) -> Any:
     """The inverse of :func:`coerce` for reading: ``json`` text parsed, a struct's ``rest``
     merged back, a ``sparse`` struct's null fields left out."""
-    if value is None:
-        return None
+    if value is None or _plain(col):
+        return value
     if col.kind == "json":
         return json.loads(value) if isinstance(value, str) else value
     if col.kind == "list":
