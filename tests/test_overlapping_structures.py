@@ -195,3 +195,29 @@ def test_more_structures_than_bits_in_a_word(n):
     # combinations ranked by sorted member indices: (0, 1, ..., n-1) < (0, n-1) < (1, 3, ...)
     everyone, ends = int(combined.data[0, 0, 0]), int(combined.data[1, 0, 0])
     assert n < everyone < ends < int(combined.data[2, 0, 0])
+
+
+def test_one_label_per_voxel_exports_never_give_a_class_foreign_voxels(tmp_path):
+    """MONAI's datalist: each class's region (export labels) holds only that class's voxels;
+    voxels two structures share go to one of them and the other is reported."""
+    from harmonize.export.monai import export_monai
+
+    descriptor = {"id": "overlap-toy", "name": "Overlap toy", "modality": "CT",
+                  "values": {0: "background", 1: "liver", 2: "liver tumor", 3: "spleen",
+                             4: "stomach"},
+                  "classes": {"liver": [1], "liver tumor": [2], "spleen": [3], "stomach": [4]},
+                  "ct_window": [-200, 250]}
+    written = _write_release(tmp_path / "release")
+    catalog = Catalog(datasets={"overlap-toy": _OneFilePerStructure(descriptor)}, errors=[])
+    result = run([Target("overlap-toy", tmp_path / "release")], tmp_path / "out", workers=1,
+                 progress=False, catalog=catalog)
+    doc = export_monai(result.manifests["overlap-toy"], tmp_path / "datalist.json",
+                       base_dir=tmp_path)
+    assert doc["shared_voxels"]  # liver/tumour and liver/spleen overlap in the fixture
+    items = [i for k in ("training", "validation", "testing") for i in doc[k]]
+    for item in items:
+        label = np.asarray(nib.load(tmp_path / item["label"]).dataobj)
+        masks = written[item["case_id"]]  # the release is RAS at native spacing already
+        for name, region in doc["classes"].items():
+            if name in masks:
+                assert not (np.isin(label, region) & ~masks[name]).any(), (name, region)

@@ -195,3 +195,28 @@ def test_rtstruct_file_with_only_a_point_roi_annotates_nothing_of_it(tmp_path, n
     (op,) = volume.operations
     heart = next(r for r in op["rois"] if r["roi"] == "Heart")
     assert heart["by"] == "empty" and "POINT" in heart["detail"]
+
+
+def test_rtstruct_cases_export_to_dicom_seg_and_read_back_exactly(catalog, nsclc_root, tmp_path):
+    """RTSTRUCT in, DICOM-SEG out: the SEG, read back with highdicom's frames placed by
+    harmonize's SEG reader, holds every structure of the structure set voxel for voxel."""
+    from harmonize.export.dicom_seg import export_dicom_seg
+    from harmonize.labels.vocabulary import load_vocabulary
+    from harmonize.manifest.build import build_manifest
+    from harmonize.read.dicom_scan import select_series
+    from harmonize.read.dicom_seg import read_seg
+
+    plugin = catalog.get("nsclc-radiomics")
+    manifest = build_manifest(plugin, discover(plugin, nsclc_root), tmp_path / "m").path
+    result = export_dicom_seg(manifest, tmp_path / "seg")
+    assert not result.errors, result.errors
+    for n in (1, 2, 3):
+        case = next(c for c in discover(plugin, nsclc_root).cases if c.case_id == f"LUNG1-00{n}")
+        seg = next((tmp_path / "seg").glob(f"*LUNG1-00{n}*.dcm"))
+        expected = expected_masks(n)
+        volume, _ = read_seg(seg, select_series(case.images[0]), vocabulary=load_vocabulary(),
+                             names=sorted(expected))
+        got = structure_masks(volume)
+        assert sorted(got) == sorted(expected)
+        for name, mask in expected.items():
+            np.testing.assert_array_equal(got[name], mask, err_msg=f"LUNG1-00{n} {name}")

@@ -81,3 +81,17 @@ def test_a_bad_regex_is_a_load_error_naming_file_and_key(tmp_path):
 def test_patterns_must_name_a_class():
     with pytest.raises(DescriptorError, match=r"roi_patterns\.kidney"):
         descriptor(roi_patterns={"kidney": ["^kid$"]})
+
+
+def test_exact_names_beat_patterns_and_margins_are_not_organs():
+    from harmonize.labels.roi_names import RoiMatcher
+    from harmonize.plugin.catalog import load_catalog
+
+    descriptor = load_catalog(entry_points=False).get("nsclc-radiomics").descriptor
+    matcher = RoiMatcher.from_descriptor(descriptor)
+    for margin in ("Cord_PRV", "Spinal Cord PRV", "Esophagus_PRV5", "PRV esophagus"):
+        assert matcher.match(margin).name is None, margin
+    assert matcher.match("Esophagus_NOS").name == "esophagus"
+    taken, matches = matcher.assign(["Cord_upper", "Spinal-Cord"])  # pattern first, exact second
+    assert taken == {"Spinal-Cord": "spinal cord"}
+    assert matches[0].how == "ambiguous" and "already taken by ROI 'Spinal-Cord'" in matches[0].detail

@@ -240,8 +240,12 @@ def monai_command(
     folder = (out.parent / f"{out.stem}_labels").resolve()
     remapped = sum(1 for k in counts for item in doc[k] if "label" in item and (
         Path(base_dir or "/") / item["label"]).resolve().parent == folder)
+    from harmonize.export import LabelScheme
+    from harmonize.export.nnunet import shared_voxel_warnings
+
+    shared = shared_voxel_warnings(LabelScheme(shared=doc.get("shared_voxels", {})))
     _report({"out": str(out), **counts, "labels": doc["labels"], "remapped_masks": remapped},
-            [], [], format,
+            [], shared, format,
             f"[bold green]wrote[/] {out}: {counts}, {len(doc['labels']) - 1} labels, "
             f"{remapped} mask(s) remapped to {folder}; load it with "
             f"monai.data.load_decathlon_datalist({str(out)!r}, data_list_key='training'"

@@ -236,11 +236,15 @@ class LabelScheme:
     Each record's mask value ``v`` becomes the export label of ``specific_names(labels)[v]``;
     names get labels in order of first appearance (records in order, values ascending), so one
     dataset's values keep their order (values 1/2/4 -> 1/2/3) and datasets that share a name
-    share its label. ``regions`` maps every class name to the export labels it covers.
+    share its label. ``regions`` maps every class name to the export labels whose voxels are all
+    its own; a voxel overlapping structures share (a combination value) has one export label,
+    that of its most specific class, and ``shared`` names, per class, who took such voxels.
     """
 
     names: list[str] = field(default_factory=list)
     regions: dict[str, list[int]] = field(default_factory=dict)
+    #: class -> the classes its shared voxels (overlapping structures) are exported as
+    shared: dict[str, list[str]] = field(default_factory=dict)
     _maps: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
 
     @classmethod
@@ -250,14 +254,26 @@ class LabelScheme:
         for entry in entries:
             labels = entry.record.labels
             mapping: dict[int, int] = {}
-            for value, name in specific_names(labels).items():
+            specific = specific_names(labels)
+            for value, name in specific.items():
                 if name not in index:
                     scheme.names.append(name)
                     index[name] = len(scheme.names)
                 mapping[value] = index[name]
             scheme._maps[(entry.dataset, entry.case_id)] = mapping
+            members: dict[int, set[int]] = {}
+            for value, label in mapping.items():
+                members.setdefault(label, set()).add(value)
             for name, values in labels.items():
-                covered = {mapping[int(v)] for v in values if int(v) in mapping}
+                own = {int(v) for v in values}
+                # an export label is in a class's region only when all of its voxels are the
+                # class's: a voxel two overlapping structures share goes to one of them
+                covered = {label for label, vals in members.items() if vals <= own}
+                lost = own - {v for label in covered for v in members[label]}
+                if lost:
+                    takers = sorted({specific[v] for v in lost if v in specific} - {name})
+                    scheme.shared.setdefault(name, [])
+                    scheme.shared[name] = sorted(set(scheme.shared[name]) | set(takers))
                 scheme.regions.setdefault(name, [])
                 scheme.regions[name] = sorted(set(scheme.regions[name]) | covered)
         return scheme

@@ -107,6 +107,8 @@ def build_datalist(entries: Sequence[Entry], base_dir: Path | None = None,
         "modality": {str(c): name for c, name in enumerate(modality)},
         "labels": scheme.table(),
         "classes": {name: list(values) for name, values in scheme.regions.items()},
+        # class -> classes its voxels shared with overlapping structures are labelled as
+        **({"shared_voxels": dict(scheme.shared)} if scheme.shared else {}),
         "datasets": _dataset_tables(entries, names, scheme),
         "base_dir": None if base_dir is None else Path(base_dir).resolve().as_posix(),
         "training": [], "validation": [], "testing": [],

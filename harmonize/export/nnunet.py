@@ -299,7 +299,15 @@ def unannotated_warnings(entries: Sequence[Entry], scheme: LabelScheme) -> list[
                 missing.setdefault(entry.dataset, set()).update(absent)
     return [f"{dataset}: cases do not annotate {sorted(names)}; nnU-Net will learn those classes "
             "as background there (export datasets with the same classes together)"
-            for dataset, names in sorted(missing.items())]
+            for dataset, names in sorted(missing.items())] + shared_voxel_warnings(scheme)
+
+
+def shared_voxel_warnings(scheme: LabelScheme) -> list[str]:
+    """One warning per class whose voxels overlapping structures share are exported as another
+    class (one label per voxel; the manifest and the loader keep both)."""
+    return [f"{name}: voxels it shares with {', '.join(repr(t) for t in takers)} are exported as "
+            f"{'that class' if len(takers) == 1 else 'those classes'} (one label per voxel)"
+            for name, takers in sorted(scheme.shared.items())]
 
 
 def dataset_json(entries: Sequence[Entry], channels: dict[str, str], labels: dict[str, Any],

@@ -125,18 +125,24 @@ class RoiMatcher:
     def assign(self, rois: Sequence[str]) -> tuple[dict[str, str], list[RoiMatch]]:
         """Map the structure names of one case: ``({roi: class}, every match in order)``.
 
-        A class named by a second ROI of the case is not merged: that ROI becomes
-        ``ambiguous`` ("class already taken by ROI ...") and only the first is used.
+        Exact names claim their classes first, then patterns, each in ROI order; a class named
+        by a second ROI of the case is not merged: that ROI becomes ``ambiguous`` ("class already
+        taken by ROI ...") and only the first is used (``Spinal-Cord`` beats a ``Cord_PRV``
+        that a pattern would also take).
         """
+        matches = [self.match(roi) for roi in rois]
         taken: dict[str, str] = {}
-        out: list[RoiMatch] = []
-        for roi in rois:
-            found = self.match(roi)
-            if found.name is not None and found.name in taken.values():
-                first = next(r for r, c in taken.items() if c == found.name)
-                found = RoiMatch(roi, None, "ambiguous", f"{found.name!r} is already taken by "
-                                 f"ROI {first!r} in this case (structures are never merged)")
-            if found.name is not None:
-                taken[roi] = found.name
-            out.append(found)
-        return taken, out
+        owner: dict[str, str] = {}
+        for rank in ("synonym", "pattern"):
+            for k, found in enumerate(matches):
+                if found.how != rank or found.name is None:
+                    continue
+                if found.name in owner:
+                    matches[k] = RoiMatch(found.roi, None, "ambiguous",
+                                          f"{found.name!r} is already taken by ROI "
+                                          f"{owner[found.name]!r} in this case (structures are "
+                                          "never merged)")
+                    continue
+                owner[found.name] = found.roi
+                taken[found.roi] = found.name
+        return {roi: taken[roi] for roi in rois if roi in taken}, matches

@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize.errors import HarmonizeError, ReadError
+from harmonize.errors import HarmonizeError, LabelError, ReadError
 from harmonize.gate import confine
 from harmonize.jsonio import unescape_name
 from harmonize.labels.channels import load_channels
 from harmonize.labels.roi_names import RoiMatcher
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
-from harmonize.read.dicom_seg import names_from_labels, read_label_file
+from harmonize.read.dicom_seg import is_dicom_seg, names_from_labels, read_label_file
 from harmonize.read.grid import describe_grid, in_voxel_order_of, label_on_image_grid, same_grid
 from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
 from harmonize.read.volume import Volume, read_header, read_volume
@@ -218,11 +218,39 @@ def _read_record(record: ManifestRecord, base: Path, *, label: bool, image_voxel
     if label and mask is not None:
         with _naming(record.dataset, record.case_id, mask,
                      hint=_source_hint(record, "mask")):
-            raw = read_label_file(mask, images, names_from_labels(record.labels))
+            raw = _record_label(record, mask, images)
             label_volume = label_on_image_grid(image, raw)
             label_volume.operations = list(raw.operations)
     return CaseData(record.dataset, record.case_id, image, label_volume,
                     tuple(names) if names else None, tuple(images), mask if label else None)
+
+
+def _record_label(record: ManifestRecord, mask: Path, images: list[Path]) -> Volume:
+    """A record's mask as a label volume. An RTSTRUCT or DICOM-SEG mask is read again the way
+    its dataset reads it (the descriptor's classes and structure-name patterns, from the
+    installed plugins), and must give the record's own class table: a structure that maps
+    differently now would shift every combination value, so that is a :class:`LabelError`."""
+    dicom_label = len(images) == 1 and images[0].is_dir() and (
+        is_rtstruct(mask) or is_dicom_seg(mask))
+    if not dicom_label:
+        return read_label_file(mask, images, names_from_labels(record.labels))
+    from harmonize.labels.vocabulary import load_vocabulary
+    from harmonize.plugin.catalog import load_catalog
+
+    descriptor = load_catalog().get(record.dataset).descriptor
+    matcher = RoiMatcher.from_descriptor(descriptor)
+    raw = (read_rtstruct_label(mask, images[0], descriptor, matcher=matcher) if is_rtstruct(mask)
+           else read_label_file(mask, images, list(descriptor.classes), matcher))
+    vocabulary = load_vocabulary()
+    now = {vocabulary.resolve(name): sorted(values)
+           for name, values in (raw.classes or {}).items()}
+    if now != {name: sorted(values) for name, values in record.labels.items()}:
+        raise LabelError(
+            f"the label's structures map to {now}, the manifest's record says "
+            f"{dict(record.labels)}", file=mask,
+            hint="the dataset's descriptor or the vocabulary changed since the manifest was "
+                 "written: run `harmonize manifest` again")
+    return raw
 
 
 def unknown_label_values(record: ManifestRecord, values: Iterable[int]) -> list[int]:
