@@ -169,3 +169,13 @@ def test_every_sat_ds_label_name_resolves_in_the_vocabulary():
         except Exception:  # noqa: BLE001 - collect them all
             unresolved.append((dataset, label))
     assert unresolved == []
+
+
+def test_import_sat_says_why_a_channel_mask_export_is_not_imported(tmp_path):
+    from harmonize.export.sat_import import import_sat
+
+    manifest = _run_manifest("chaos-ct", tmp_path)
+    exported = export_sat([manifest], tmp_path / "sat")
+    result = import_sat(exported.jsonl["CHAOS_CT"], "sat-chaos", tmp_path / "imported")
+    assert not result.records and result.skipped
+    assert all("channel mask" in s.reason for s in result.skipped)

@@ -221,3 +221,14 @@ def test_one_label_per_voxel_exports_never_give_a_class_foreign_voxels(tmp_path)
         for name, region in doc["classes"].items():
             if name in masks:
                 assert not (np.isin(label, region) & ~masks[name]).any(), (name, region)
+
+
+def test_qa_legend_names_every_structure_of_a_shared_value():
+    from harmonize.export import specific_names
+    from harmonize.qa.montage import value_names
+
+    combined = combine_structures(["liver", "liver tumor", "spleen"], _masks(), AFFINE)
+    names = value_names(combined.classes, specific_names(combined.classes))
+    assert names[1] == "liver" and names[3] == "spleen"
+    shared = {v: n for v, n in names.items() if v > 3}
+    assert sorted(shared.values()) == ["liver + liver tumor", "liver + spleen"]

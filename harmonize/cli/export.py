@@ -286,9 +286,17 @@ def sat_command(
         raise _fail(exc) from None
     finally:
         bar.close()
+    more = f" and {len(result.unlabelled) - 5} more" if len(result.unlabelled) > 5 else ""
     warnings = [f"{len(result.unlabelled)} case(s) without a mask not exported "
-                f"(SAT-DS samples need one): {', '.join(result.unlabelled[:5])}"
+                f"(SAT-DS samples need one): {', '.join(result.unlabelled[:5])}{more}"
                 ] if result.unlabelled else []
+    from harmonize.labels.sat_ds import load_sat_ds
+
+    unknown = sorted(set(result.jsonl) - set(load_sat_ds()))
+    if unknown:
+        warnings.append(f"SAT-DS's loader.py has no Loader_Wrapper method for {unknown}: "
+                        "add one (most read label[i] as mask value i + 1), or name the dataset "
+                        "with --sat-name ID=NAME")
     warnings += result.notes[:20] + ([f"... and {len(result.notes) - 20} more (--format json)"]
                                      if len(result.notes) > 20 else [])
     _report({"out": str(out), "lines": result.lines,
@@ -389,8 +397,10 @@ def import_sat_command(
     _report({"manifest": str(result.manifest), "cases": len(result.records),
              "skipped": [s.to_dict() for s in result.skipped]},
             result.errors, result.warnings, format,
-            f"[bold green]wrote[/] {result.manifest}: {len(result.records)} cases, "
-            f"{len(result.skipped)} skipped, {len(result.errors)} errors")
+            (f"[bold green]wrote[/] {result.manifest}: " if result.manifest else
+             "[bold yellow]wrote nothing[/]: ")
+            + f"{len(result.records)} cases, {len(result.skipped)} skipped, "
+            f"{len(result.errors)} errors")
 
 
 def register(app: typer.Typer) -> None:

@@ -87,7 +87,13 @@ def sat_labels(labels: dict[str, list[int]]) -> tuple[list[str], int, dict[int, 
             order.append(names[value])
     values = len(order)
     value_map = {v: order.index(name) + 1 for v, name in names.items()}
-    sat_values = {name: sorted({value_map[int(v)] for v in vs if int(v) in value_map})
+    members: dict[int, set[int]] = {}
+    for value, sat in value_map.items():
+        members.setdefault(sat, set()).add(value)
+    # a class holds a SAT value only when all of its voxels are the class's (a voxel that
+    # overlapping structures share has one SAT value, its most specific class's)
+    sat_values = {name: sorted(sat for sat, vals in members.items()
+                               if vals <= {int(v) for v in vs})
                   for name, vs in labels.items()}
     order += [name for name, vs in labels.items() if not vs and name not in order]
     return order, values, value_map, sat_values

@@ -131,6 +131,12 @@ class SatJsonlDataset(DatasetPlugin):
                                   hint="pass --base-dir: the folder SAT-DS paths are relative to")
                 continue
             mask_path = self._path(str(mask)) if mask else None
+            if (line.get("harmonize") or {}).get("layout") == "channels":
+                yield Skipped(mask_path or image, f"{where}: a channel mask (C, X, Y, Z: one "
+                              "channel per structure, as SAT-DS reads this dataset) is not "
+                              "imported", case_id=case_id,
+                              hint="use the manifest `harmonize run` wrote for this export")
+                continue
             if mask_path is not None and not mask_path.exists():
                 yield Skipped(mask_path, f"{where}: mask file does not exist", case_id=case_id,
                               hint="pass --base-dir or restore the mask")

@@ -139,7 +139,8 @@ def case_slices(record: ManifestRecord, image: Volume, mask: Volume | None,
                     else np.zeros(shown.shape, bool))
             views[view] = (shown, msk, comp, float(aspects[view]))
         cells.append(ClassPanels(cls, (ix, iy, iz), n, views))
-    return Panels(record.dataset, record.case_id, cells, display_range, dict(names), units,
+    return Panels(record.dataset, record.case_id, cells, display_range,
+                  value_names(record.labels, names), units,
                   note, hidden)
 
 
@@ -154,6 +155,18 @@ def _figure(width: float, height: float) -> Any:
 
 def _short(text: str) -> str:
     return text if len(text) <= LEGEND_CHARS else text[: LEGEND_CHARS - 1] + "\u2026"
+
+
+def value_names(labels: dict[str, list[int]], specific: dict[int, str]) -> dict[int, str]:
+    """Legend name of each mask value: its most specific class, or, for a value overlapping
+    structures share, every structure holding it ("lung tumor + left lung")."""
+    sets = {name: {int(v) for v in values} for name, values in labels.items()}
+    out = {}
+    for value, name in specific.items():
+        holders = [n for n, vs in sets.items() if value in vs]
+        minimal = [n for n in holders if not any(sets[o] < sets[n] for o in holders)]
+        out[value] = " + ".join(minimal) if len(minimal) > 1 else name
+    return out
 
 
 def _legend_kw() -> dict[str, Any]:
