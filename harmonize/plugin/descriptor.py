@@ -21,11 +21,12 @@ import yaml
 from harmonize.errors import DescriptorError
 from harmonize.labels.channels import load_channels
 from harmonize.plugin.descriptor_schema import DESCRIPTOR_SCHEMA, MODALITIES
+from harmonize.plugin.layout_checks import layout_problems
 from harmonize.schemacheck import Problem, describe_problems, json_view, schema_problems
 from harmonize.yamlio import load_yaml
 
-__all__ = ["MODALITIES", "SCHEMA_FILE", "Descriptor", "LayoutGroup", "load_descriptor",
-           "parse_descriptor"]
+__all__ = ["MODALITIES", "SCHEMA_FILE", "Descriptor", "LayoutGroup", "SplitFile",
+           "load_descriptor", "parse_descriptor"]
 
 #: The published schema's file name under ``registry/schema/``.
 SCHEMA_FILE = "descriptor.schema.json"
@@ -35,14 +36,32 @@ SCHEMA_FILE = "descriptor.schema.json"
 class LayoutGroup:
     """One glob of images in a YAML-only dataset, with its label template and official split.
 
-    ``label`` is a path template relative to the root; ``{case}`` is the case id, ``{name}`` the
-    image file name, ``{parent}`` the image's folder relative to the root.
+    ``images`` is a glob with optional placeholders (:mod:`harmonize.plugin.layout_paths`);
+    ``label`` and ``structures`` (one mask per structure, ``{structure}`` in the file name) are
+    path templates relative to the root; ``{case}`` is the case id, ``{name}`` the image file
+    name, ``{parent}`` the image's folder relative to the root. ``channel_files`` maps channel
+    names to one template each, in channel order.
     """
 
     images: str
     label: str | None = None
+    structures: str | None = None
+    channel_files: Mapping[str, str] | None = None
     split: str | None = None
     label_required: bool = True
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """Where a release states its official split (see ``split_file`` in the schema)."""
+
+    path: str
+    id_column: str | None = None
+    split_column: str | None = None
+    id_key: str | None = None
+    id_pattern: str | None = None
+    split: str | None = None
+    by: str = "case"
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,10 @@ class Descriptor:
     case_id: str | None = None
     patient_id: str | None = None
     roi_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    structure_files: Mapping[str, str] = field(default_factory=dict)
+    split_names: Mapping[str, str] = field(default_factory=dict)
+    split_file: SplitFile | None = None
+    split_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -153,7 +176,11 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
     if "layout" in data:
         groups = data["layout"] if isinstance(data["layout"], list) else [data["layout"]]
         out["layout"] = tuple(LayoutGroup(**group) for group in groups)
-    problems = _semantic_problems(data, out)
+    if "split_file" in data:
+        out["split_file"] = SplitFile(**data["split_file"])
+    if "split_ids" in data:
+        out["split_ids"] = {k: tuple(v) for k, v in data["split_ids"].items()}
+    problems = _semantic_problems(data, out) + layout_problems(data, out)
     if problems:
         raise fail(problems)
     _check_channels(out, source)
@@ -219,6 +246,13 @@ def _check_channels(out: dict[str, Any], source: Path | None) -> None:
             vocabulary.resolve(target, dataset=out["id"], file=source)
         except DescriptorError as exc:
             raise _at(exc, f"channel_synonyms.{name}") from None
+    for k, group in enumerate(out.get("layout") or ()):
+        for name in group.channel_files or {}:
+            try:
+                vocabulary.resolve(name, dataset=out["id"], file=source,
+                                   synonyms=out.get("channel_synonyms"))
+            except DescriptorError as exc:
+                raise _at(exc, f"layout[{k}].channel_files.{name}") from None
     for k, name in enumerate(out.get("channels") or ()):
         try:
             vocabulary.resolve(name, dataset=out["id"], file=source,

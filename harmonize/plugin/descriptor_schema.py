@@ -29,10 +29,13 @@ _TEXT = {"type": "string"}
 _LABEL_VALUE = {"type": "integer", "minimum": 1,
                 "description": "A foreground label value (>= 1) declared in 'values'."}
 
+_TEMPLATE = _INSIDE_ROOT + r"([^{}]|\{(case|name|parent|patient|session)\})*$"
+
 LAYOUT_GROUP: dict[str, Any] = {
     "type": "object",
     "description": "One group of images found by a glob, with its label template and official "
-    "split. Groups are scanned in order; an image matched by two groups is two cases.",
+    "split. Groups are scanned in order; a case id found twice (in one group or two) is an "
+    "error naming both files.",
     "required": ["images"],
     "additionalProperties": False,
     "properties": {
@@ -42,21 +45,56 @@ LAYOUT_GROUP: dict[str, Any] = {
             "description": "Glob relative to the dataset root (pathlib syntax: '*', '?', "
             "'[...]', '**' for any depth) selecting this group's image files, one case per "
             "file; it must stay inside the dataset root (no leading '/' and no '..'). "
-            "Hidden and AppleDouble files are skipped and reported.",
+            "Hidden and AppleDouble files are skipped and reported. It may name parts of the "
+            "path with placeholders, each inside one folder or file name: {case} (the case id), "
+            "{patient} (the patient id), {session} (kept in the record's metadata) and {split} "
+            "(the official split, through split_names); {name:glob} constrains one (default "
+            "'*'); a placeholder used twice must match the same text both times. Without {case} "
+            "the case id comes from the file name (case_id).",
+            "examples": ["imagesTr/*.nii.gz", "{case:BDMAP_*}/ct.nii.gz",
+                         "{case}/{case}-t1n.nii.gz",
+                         "images{split}/{case}_0000.nii.gz", "{case:case_*}/{case}_IMG_CT.nrrd"],
         },
         "label": {
             "type": ["string", "null"],
-            "pattern": _INSIDE_ROOT + r"([^{}]|\{(case|name|parent)\})*$",
+            "pattern": _TEMPLATE,
             "description": "Path of a case's label file relative to the dataset root, with the "
-            "placeholders {case} (the case id), {name} (the image file name) and {parent} (the "
-            "image's folder relative to the root) and no other braces; it must stay inside the "
-            "dataset root (no leading '/' and no '..'). Omit it (or null) for a group released "
-            "without labels. Label files no image claims are reported as skipped.",
+            "placeholders {case} (the case id), {name} (the image file name), {parent} (the "
+            "image's folder relative to the root), {patient} and {session} and no other braces; "
+            "it must stay inside the dataset root (no leading '/' and no '..'). Omit it (or "
+            "null) for a group released without labels. Label files no image claims are "
+            "reported as skipped.",
+            "examples": ["labelsTr/{name}", "{parent}/{case}-seg.nii.gz"],
+        },
+        "structures": {
+            "type": "string",
+            "pattern": _INSIDE_ROOT + r"([^{}]|\{(case|name|parent|patient|session|structure)\})*$",
+            "description": "Instead of label: one binary mask file per structure. A path "
+            "template like label's whose file name holds {structure}, the structure's part of "
+            "the file name, mapped to a class by structure_files (default: the text itself is "
+            "the class name). The masks of a case are combined into one label map keeping "
+            "overlaps (every structure's voxels come back exactly); a structure without a file "
+            "is not annotated in that case. The descriptor's values must number the classes "
+            "1..N, one value each, in order.",
+            "examples": ["{parent}/segmentations/{structure}.nii.gz",
+                         "{parent}/{case}_OAR_{structure}.seg.nrrd"],
+        },
+        "channel_files": {
+            "type": "object",
+            "minProperties": 1,
+            "description": "One image file per channel: channel name (registry/channels.yaml or "
+            "channel_synonyms) -> path template like label's, in channel order. The file "
+            "matched by images anchors the case; a missing channel file skips the case.",
+            "propertyNames": {"pattern": r"\S"},
+            "additionalProperties": {"type": "string", "pattern": _TEMPLATE},
+            "examples": [{"T1": "{parent}/{case}-t1n.nii.gz", "T1ce": "{parent}/{case}-t1c.nii.gz",
+                          "T2": "{parent}/{case}-t2w.nii.gz", "FLAIR": "{parent}/{case}-t2f.nii.gz"}],
         },
         "split": {
             "enum": [*SPLITS, None],
             "description": "Official split of every case in the group (train, val or test); "
-            "omit it (or null) when the release has none. Official test cases stay test.",
+            "omit it (or null) when the release has none. Official test cases stay test. "
+            "A {split} placeholder, split_file and split_ids take precedence.",
         },
         "label_required": {
             "type": "boolean",
@@ -64,6 +102,62 @@ LAYOUT_GROUP: dict[str, Any] = {
             "description": "true (default): an image whose label file is missing is skipped "
             "and reported. false: the case is kept unlabelled (labels published later).",
         },
+    },
+    "not": {"required": ["label", "structures"]},
+}
+
+#: The descriptor's top-level layout keys beyond ``layout``, ``case_id`` and ``patient_id``.
+LAYOUT_KEYS: dict[str, Any] = {
+    "structure_files": {
+        "type": "object",
+        "description": "YAML-only datasets with structures: the {structure} text of a file name "
+        "-> its class (a key of classes). Files whose text is neither listed nor a class are "
+        "skipped and reported.",
+        "additionalProperties": {"type": "string", "pattern": r"\S"},
+        "examples": [{"kidney_left": "left kidney", "gall_bladder": "gallbladder"}],
+    },
+    "split_names": {
+        "type": "object",
+        "description": "YAML-only datasets: the release's split names ({split} placeholder "
+        "text, split_file values) -> train, val or test. Unlisted names must already be one of "
+        "those three.",
+        "additionalProperties": {"enum": list(SPLITS)},
+        "examples": [{"Tr": "train", "Ts": "test", "training": "train"}],
+    },
+    "split_file": {
+        "type": "object",
+        "description": "YAML-only datasets: the official split read from a file of the release "
+        "(by extension: .csv/.tsv with id_column and split_column; .json, an object of split "
+        "name -> list of ids, or of objects whose id_key holds the id; .txt, one id per line, "
+        "all in split). Ids not listed keep the group's split.",
+        "required": ["path"],
+        "additionalProperties": False,
+        "properties": {
+            "path": {"type": "string", "pattern": _INSIDE_ROOT + r"[^{}]*$",
+                     "description": "the file, relative to the dataset root"},
+            "id_column": {**_TEXT, "description": "CSV: the column holding the id"},
+            "split_column": {**_TEXT, "description": "CSV: the column holding the split"},
+            "id_key": {**_TEXT, "description": "JSON: the key of an entry object holding the id"},
+            "id_pattern": {**_TEXT, "description": "Python regex with a group (?P<id>...) "
+                           "searched in each listed id (e.g. a path); default: the whole text"},
+            "split": {"enum": list(SPLITS), "description": ".txt: the split of every id listed"},
+            "by": {"enum": ["case", "patient"], "default": "case",
+                   "description": "whether the file lists case ids or patient ids"},
+        },
+        "examples": [
+            {"path": "metadata/patients.csv", "id_column": "patient_id",
+             "split_column": "subset", "by": "patient"},
+            {"path": "dataset.json", "id_key": "image",
+             "id_pattern": "(?P<id>[^/]+)\\.nii\\.gz$"},
+        ],
+    },
+    "split_ids": {
+        "type": "object",
+        "description": "YAML-only datasets: official split -> list of case ids; wins over every "
+        "other split source.",
+        "propertyNames": {"enum": list(SPLITS)},
+        "additionalProperties": {"type": "array", "items": _TEXT, "uniqueItems": True},
+        "examples": [{"val": ["case_07", "case_09"]}],
     },
 }
 
@@ -205,8 +299,9 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
             "type": "string",
             "description": "YAML-only datasets: a Python regular expression searched in the "
             "case id; its named group (?P<id>...) is the patient id (cases of one patient share "
-            "a split). Default: the case id.",
+            "a split). Default: the case id; a {patient} placeholder in images wins.",
         },
+        **LAYOUT_KEYS,
     },
     "$defs": {"layoutGroup": LAYOUT_GROUP},
 }

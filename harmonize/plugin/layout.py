@@ -1,16 +1,22 @@
-"""YAML-only datasets: a regular layout described by globs, a label template and id regexes.
+"""YAML-only datasets: a regular layout described by globs, templates and id patterns.
 
 Used for descriptors that carry a ``layout`` section, e.g.::
 
     layout:
       - {images: "imagesTr/*.nii.gz", label: "labelsTr/{name}", split: train}
-      - {images: "imagesTs/*.nii.gz", label: "labelsTs/{name}", split: test}
-    case_id: '^(?P<id>case_\\d{4})'        # on the image file name; default: name without suffix
+      - {images: "{case:BDMAP_*}/ct.nii.gz", structures: "{parent}/segmentations/{structure}.nii.gz"}
+      - images: "{case}/{case}-t1n.nii.gz"
+        channel_files: {T1: "{parent}/{case}-t1n.nii.gz", T2: "{parent}/{case}-t2w.nii.gz"}
+        label: "{parent}/{case}-seg.nii.gz"
+    case_id: '^(?P<id>case_\\d{4})'        # on the {case} text or the file name
     patient_id: '^(?P<id>.+)$'             # on the case id; default: the case id
 
 Every key, placeholder and default is documented in the descriptor's JSON Schema
-(:data:`~harmonize.plugin.descriptor_schema.LAYOUT_GROUP`, ``registry/schema/``), which loading
-checks; the patterns arrive here valid (confined to the root, known placeholders, compiled regexes).
+(:data:`~harmonize.plugin.descriptor_schema.LAYOUT_GROUP`, ``registry/schema/``); loading checks
+it and :mod:`harmonize.plugin.layout_checks`, so patterns arrive here valid. Paths: image
+patterns and splits in :mod:`~harmonize.plugin.layout_paths` and
+:mod:`~harmonize.plugin.layout_splits`, one file per structure in
+:mod:`~harmonize.plugin.layout_structures`.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from harmonize.errors import DiscoveryError
+from harmonize.errors import DiscoveryError, LabelError
 from harmonize.gate import confine_template
 from harmonize.plugin.case import Case, Skipped
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 from harmonize.plugin.descriptor import Descriptor, LayoutGroup
+from harmonize.plugin.layout_paths import PathPattern, any_glob, compile_pattern, fill
+from harmonize.plugin.layout_splits import OfficialSplits, official_splits
+from harmonize.plugin.layout_structures import read_structures, structure_files
+from harmonize.read.volume import Volume
 
 
 class LayoutDataset(DatasetPlugin):
@@ -44,64 +54,34 @@ class LayoutDataset(DatasetPlugin):
         return self.descriptor.id
 
     def discover(self, root: Path) -> Iterator[Case | Skipped]:
+        """Every image the groups' patterns match, in group order (see the module doc); a case
+        id found for two images is a :class:`DiscoveryError` naming both files."""
         root = self.check_root(root)
         desc = self.descriptor
-        case_re = re.compile(desc.case_id) if desc.case_id else None
-        patient_re = re.compile(desc.patient_id) if desc.patient_id else None
+        splits = official_splits(desc, root)
         matched = 0
         claimed: set[Path] = set()
+        first_file: dict[str, Path] = {}
         for group in desc.layout:
-            for image in sorted(root.glob(group.images)):
+            pattern = compile_pattern(group.images)
+            for image in sorted(root.glob(pattern.glob)):
                 matched += 1
                 if is_hidden(image):
                     yield Skipped(image, "hidden or AppleDouble file, not data")
                     continue
-                name = image.name
-                if case_re is not None:
-                    found = case_re.search(name)
-                    if found is None:
-                        yield Skipped(
-                            image,
-                            f"file name does not match the case_id pattern {desc.case_id!r}",
-                            hint="check the file belongs to this dataset",
-                        )
-                        continue
-                    case_id = found.group("id")
-                else:
-                    case_id = strip_nifti_suffix(name)
-                patient_id = case_id
-                if patient_re is not None:
-                    found = patient_re.search(case_id)
-                    if found is None:
-                        yield Skipped(image, f"case id {case_id!r} does not match patient_id pattern",
-                                      case_id=case_id)
-                        continue
-                    patient_id = found.group("id")
-                label = None
-                if group.label is not None:
-                    parent = image.parent.relative_to(root).as_posix()
-                    label = confine_template(
-                        group.label.format(case=case_id, name=name, parent=parent), root,
-                        template=group.label, dataset=desc.id, file=image)
-                    claimed.add(label)
-                    if not label.is_file():
-                        if group.label_required:
-                            yield Skipped(
-                                image,
-                                f"no label file {label.relative_to(root).as_posix()}",
-                                case_id=case_id,
-                                hint="re-extract the release; a case without its label is not used",
+                for item in self._case(root, group, pattern, image, splits, claimed):
+                    if isinstance(item, Case):
+                        if item.case_id in first_file:
+                            raise DiscoveryError(
+                                f"case id {item.case_id!r} is found twice: "
+                                f"{first_file[item.case_id]} and {image}",
+                                dataset=desc.id, file=desc.source_file,
+                                hint="take the case id from the part of the path that differs: "
+                                "a {case} placeholder in images (e.g. '{case}/ct.nii.gz') or a "
+                                "case_id pattern",
                             )
-                            continue
-                        label = None
-                yield Case(
-                    case_id=case_id,
-                    patient_id=patient_id,
-                    images=(image,),
-                    label=label,
-                    official_split=group.split,
-                    channel_names=desc.channels,
-                )
+                        first_file[item.case_id] = image
+                    yield item
         if matched:
             yield from orphan_labels(root, desc.layout, claimed)
         if matched == 0:
@@ -113,22 +93,134 @@ class LayoutDataset(DatasetPlugin):
                 hint=f"point --root at the extracted release ({desc.expected_root or 'see README'})",
             )
 
+    def _case(self, root: Path, group: LayoutGroup, pattern: PathPattern, image: Path,
+              splits: OfficialSplits, claimed: set[Path]) -> Iterator[Case | Skipped]:
+        """The case of one matched image (or why not), preceded by files it reports."""
+        desc = self.descriptor
+        fields = pattern.match(image.relative_to(root).as_posix())
+        if fields is None:
+            yield Skipped(image, f"path does not fit the images pattern {group.images!r}")
+            return
+        ids = self._ids(image, fields)
+        if isinstance(ids, Skipped):
+            yield ids
+            return
+        case_id, patient_id = ids
+        values = {"case": case_id, "patient": patient_id, "name": image.name,
+                  "parent": image.parent.relative_to(root).as_posix(),
+                  "session": fields.get("session", "")}
+
+        def path_of(template: str) -> Path:
+            return confine_template(fill(template, values), root, template=template,
+                                    dataset=desc.id, file=image)
+
+        images: tuple[Path, ...] = (image,)
+        if group.channel_files:
+            images = tuple(path_of(t) for t in group.channel_files.values())
+            missing = [p for p in images if not p.exists()]
+            if missing:
+                yield Skipped(image, "no channel file " + ", ".join(
+                    p.relative_to(root).as_posix() for p in missing), case_id=case_id,
+                    hint="re-extract the release; a case needs every channel")
+                return
+        label: Path | None = None
+        annotated = None
+        if group.label is not None:
+            label = path_of(group.label)
+            claimed.add(label)
+            if not label.is_file():
+                label = None
+        elif group.structures is not None:
+            folder_t, _, file_t = group.structures.rpartition("/")
+            folder = path_of(folder_t or ".")
+            found, reported = structure_files(desc, folder, file_t, values)
+            claimed.update(found.values())
+            claimed.update(s.path for s in reported)
+            yield from reported
+            if found:
+                label, annotated = folder, tuple(found)
+        if label is None and (group.label or group.structures) and group.label_required:
+            missing_what = (f"no label file {fill(group.label, values)}" if group.label else
+                            f"no structure file {fill(group.structures or '', values)}")
+            yield Skipped(image, missing_what, case_id=case_id,
+                          hint="re-extract the release; a case without its label is not used")
+            return
+        try:
+            split = splits.of(case_id, patient_id, fields.get("split"), group.split)
+        except ValueError:
+            yield Skipped(image, f"folder text {fields.get('split')!r} names no split",
+                          case_id=case_id, hint="map it in the descriptor's split_names")
+            return
+        yield Case(
+            case_id=case_id,
+            patient_id=patient_id,
+            images=images,
+            label=label,
+            official_split=split,
+            channel_names=tuple(group.channel_files) if group.channel_files else desc.channels,
+            annotated=annotated,
+            metadata={"session": fields["session"]} if "session" in fields else {},
+        )
+
+    def _ids(self, image: Path, fields: dict[str, str]) -> tuple[str, str] | Skipped:
+        """(case id, patient id) of an image: ``{case}``/``{patient}`` text, refined by the
+        ``case_id``/``patient_id`` patterns, else the file name without its suffix."""
+        desc = self.descriptor
+        source = fields.get("case", image.name)
+        if desc.case_id:
+            found = re.search(desc.case_id, source)
+            if found is None:
+                what = "{case} text" if "case" in fields else "file name"
+                return Skipped(image, f"{what} does not match the case_id pattern "
+                               f"{desc.case_id!r}", hint="check the file belongs to this dataset")
+            case_id = found.group("id")
+        else:
+            case_id = fields.get("case") or strip_nifti_suffix(image.name)
+        if "patient" in fields:
+            return case_id, fields["patient"]
+        if desc.patient_id:
+            found = re.search(desc.patient_id, case_id)
+            if found is None:
+                return Skipped(image, f"case id {case_id!r} does not match patient_id pattern",
+                               case_id=case_id)
+            return case_id, found.group("id")
+        return case_id, case_id
+
+    def read_label(self, case: Case) -> Volume | None:
+        """The combined structure masks when ``case.label`` is a structure folder, else
+        ``None`` (the core reads the label file)."""
+        if case.label is None or not case.label.is_dir():
+            return None
+        templates = dict.fromkeys(g.structures.rpartition("/")[2]
+                                  for g in self.descriptor.layout if g.structures)
+        problem: LabelError | None = None
+        for file_t in templates:
+            try:
+                return read_structures(self.descriptor, case, file_t)
+            except LabelError as exc:
+                if problem is None:
+                    problem = exc
+        if problem is not None:
+            raise problem
+        return None
+
 
 def label_glob(template: str) -> str:
     """The glob matching every file a label template can name (placeholders become ``*``)."""
-    return re.sub(r"\{(case|name|parent)\}", "*", template)
+    return any_glob(template)
 
 
 def orphan_labels(
     root: Path, groups: tuple[LayoutGroup, ...], claimed: set[Path]
 ) -> Iterator[Skipped]:
-    """A :class:`Skipped` for every label file no image claimed (its image is missing), so a
-    partial download is reported instead of silently ignored."""
+    """A :class:`Skipped` for every label (or structure) file no image claimed (its image is
+    missing), so a partial download is reported instead of silently ignored."""
     seen: set[Path] = set()
     for group in groups:
-        if group.label is None:
+        template = group.label or group.structures
+        if template is None:
             continue
-        for label in sorted(root.glob(label_glob(group.label))):
+        for label in sorted(root.glob(any_glob(template))):
             if label in claimed or label in seen or not label.is_file():
                 continue
             seen.add(label)
