@@ -29,7 +29,7 @@ _TEXT = {"type": "string"}
 _LABEL_VALUE = {"type": "integer", "minimum": 1,
                 "description": "A foreground label value (>= 1) declared in 'values'."}
 
-_TEMPLATE = _INSIDE_ROOT + r"([^{}]|\{(case|name|parent|patient|session)\})*$"
+_TEMPLATE = _INSIDE_ROOT + r"([^{}]|\{\w+\})*$"
 
 LAYOUT_GROUP: dict[str, Any] = {
     "type": "object",
@@ -48,8 +48,8 @@ LAYOUT_GROUP: dict[str, Any] = {
             "Hidden and AppleDouble files are skipped and reported. It may name parts of the "
             "path with placeholders, each inside one folder or file name: {case} (the case id), "
             "{patient} (the patient id), {session} (kept in the record's metadata) and {split} "
-            "(the official split, through split_names); {name:glob} constrains one (default "
-            "'*'); a placeholder used twice must match the same text both times. Without {case} "
+            "(the official split, through split_names), or any other name (e.g. {region}) "
+            "that templates reuse; {name:glob} constrains one (default '*'); a placeholder used twice must match the same text both times. Without {case} "
             "the case id comes from the file name (case_id).",
             "examples": ["imagesTr/*.nii.gz", "{case:BDMAP_*}/ct.nii.gz",
                          "{case}/{case}-t1n.nii.gz",
@@ -60,7 +60,8 @@ LAYOUT_GROUP: dict[str, Any] = {
             "pattern": _TEMPLATE,
             "description": "Path of a case's label file relative to the dataset root, with the "
             "placeholders {case} (the case id), {name} (the image file name), {parent} (the "
-            "image's folder relative to the root), {patient} and {session} and no other braces; "
+            "image's folder relative to the root), {patient} and the images pattern's "
+            "placeholders, and no other braces; "
             "it must stay inside the dataset root (no leading '/' and no '..'). Omit it (or "
             "null) for a group released without labels. Label files no image claims are "
             "reported as skipped.",
@@ -68,7 +69,7 @@ LAYOUT_GROUP: dict[str, Any] = {
         },
         "structures": {
             "type": "string",
-            "pattern": _INSIDE_ROOT + r"([^{}]|\{(case|name|parent|patient|session|structure)\})*$",
+            "pattern": _TEMPLATE,
             "description": "Instead of label: one binary mask file per structure. A path "
             "template like label's whose file name holds {structure}, the structure's part of "
             "the file name, mapped to a class by structure_files (default: the text itself is "

@@ -106,9 +106,8 @@ class LayoutDataset(DatasetPlugin):
             yield ids
             return
         case_id, patient_id = ids
-        values = {"case": case_id, "patient": patient_id, "name": image.name,
-                  "parent": image.parent.relative_to(root).as_posix(),
-                  "session": fields.get("session", "")}
+        values = {**fields, "case": case_id, "patient": patient_id, "name": image.name,
+                  "parent": image.parent.relative_to(root).as_posix()}
 
         def path_of(template: str) -> Path:
             return confine_template(fill(template, values), root, template=template,

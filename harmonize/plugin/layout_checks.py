@@ -58,7 +58,8 @@ def _group_problems(where: str, group: Any) -> list[Problem]:
         pattern = compile_pattern(group.images)
     except PatternError as exc:
         return [Problem(f"{where}.images", str(exc))]
-    available = tuple(f for f in TEMPLATE_FIELDS if f != "session" or "session" in pattern.fields)
+    available = tuple(dict.fromkeys((*(f for f in TEMPLATE_FIELDS if f != "session"),
+                                     *pattern.fields)))
     problems = []
     templates = [("label", group.label)] + [
         (f"channel_files.{name}", t) for name, t in (group.channel_files or {}).items()]
@@ -84,7 +85,7 @@ def _structures_template_problems(where: str, template: str, available: tuple[st
         if in_file.count("structure") != 1 or "structure" in template_fields(folder):
             raise PatternError(f"{template!r} needs {{structure}} exactly once, in the file "
                                "name (the last path component)")
-        if {"name", "parent"} & set(in_file):
+        if set(in_file) - {"structure", "case", "patient", "session"}:
             raise PatternError(f"{template!r}: the file name part may use {{structure}}, "
                                "{case}, {patient} and {session} only")
     except PatternError as exc:

@@ -2,7 +2,7 @@
 
 An image pattern is a glob relative to the dataset root (``*``, ``?``, ``[...]``, ``**``) that may
 hold named placeholders, each inside one path component: ``{case}``, ``{patient}``,
-``{session}`` and ``{split}``, optionally constrained by a glob after a colon
+``{session}`` and ``{split}``, or free names (``{region}``) that templates reuse, optionally constrained by a glob after a colon
 (``{case:BDMAP_*}/ct.nii.gz``, ``{patient}-{session:[0-9][0-9][0-9]}``). Discovery globs with the
 placeholders replaced by their constraint (default ``*``) and reads the placeholders' text back
 from the path relative to the root (:meth:`PathPattern.match`; earlier placeholders take as much
@@ -16,8 +16,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-#: placeholders an image pattern may hold
+#: placeholders of an image pattern that mean something; any other name (``{region}``) is free
+#: text that templates can reuse
 IMAGE_FIELDS = ("case", "patient", "session", "split")
+#: names an image pattern may not use (templates fill them from the matched file)
+RESERVED = ("name", "parent", "structure")
 #: placeholders a label, structure or channel template may use (``structure``: structures only)
 TEMPLATE_FIELDS = ("case", "name", "parent", "patient", "session")
 PLACEHOLDER = re.compile(r"\{(\w+)(?::([^{}/]*))?\}")
@@ -43,8 +46,8 @@ class PathPattern:
         return None if found is None else {k: v for k, v in found.groupdict().items()}
 
 
-def compile_pattern(text: str, allowed: tuple[str, ...] = IMAGE_FIELDS) -> PathPattern:
-    """Compile an image pattern; a :class:`PatternError` for an unknown or repeated placeholder,
+def compile_pattern(text: str) -> PathPattern:
+    """Compile an image pattern; a :class:`PatternError` for a reserved placeholder name, a
     a placeholder spanning ``/``, unbalanced braces or an empty constraint. A placeholder used again
     must match the same text (``{case}/{case}-t1n.nii.gz``)."""
     glob, regex, fields, pos = [], [], [], 0
@@ -54,9 +57,9 @@ def compile_pattern(text: str, allowed: tuple[str, ...] = IMAGE_FIELDS) -> PathP
         glob.append(literal)
         regex.append(glob_regex(literal))
         name, constraint = found.group(1), found.group(2)
-        if name not in allowed:
-            raise PatternError(f"unknown placeholder {{{name}}} in {text!r}; use "
-                               + ", ".join(f"{{{f}}}" for f in allowed))
+        if name in RESERVED:
+            raise PatternError(f"{{{name}}} in {text!r} is filled from the matched file in "
+                               "templates; an images pattern may not capture it")
         if name in fields:  # a repeat: the same text again
             if constraint is not None:
                 raise PatternError(f"constrain {{{name}}} at its first use in {text!r}")

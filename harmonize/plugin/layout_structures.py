@@ -45,8 +45,8 @@ def file_regex(file_template: str, values: Mapping[str, str]) -> re.Pattern[str]
 
 def structure_files(desc: Descriptor, folder: Path, file_template: str,
                     values: Mapping[str, str]) -> tuple[dict[str, Path], list[Skipped]]:
-    """Class -> file for every structure file in ``folder``, and a :class:`Skipped` per file
-    matching the template whose structure text maps to no class."""
+    """Class -> file for every structure file in ``folder`` (in the classes' value order), and a
+    :class:`Skipped` per file matching the template whose structure text maps to no class."""
     pattern = file_regex(file_template, values)
     found: dict[str, Path] = {}
     skipped = []
@@ -69,7 +69,8 @@ def structure_files(desc: Descriptor, folder: Path, file_template: str,
                                    hint="map each file to its own class in structure_files"))
         else:
             found[name] = path
-    return found, skipped
+    order = structure_names(desc)
+    return dict(sorted(found.items(), key=lambda item: order.index(item[0]))), skipped
 
 
 def read_structures(desc: Descriptor, case: Case, file_template: str) -> Volume:

@@ -1,0 +1,324 @@
+"""The layout language on tiny copies of real releases' layouts.
+
+Layouts (never from memory): AbdomenAtlas 1.1 Mini and HaN-Seg from SAT-DS ``processor.py``
+(``preprocess_AbdomenAtlas``: ``AbdomenAtlas1.1Mini_BDMAP_00000001_00000500/BDMAP_00000100/
+ct.nii.gz`` + ``segmentations/<organ>.nii.gz``; ``preprocess_HAN_Seg``: ``case_xx/
+case_xx_IMG_CT.nrrd`` + ``case_xx_OAR_<name>.seg.nrrd``), BraTS 2023 GLI from ``preprocess_BraTS2023``
+(``<case>/<case>-{t1n,t1c,t2w,t2f,seg}.nii.gz``), the RECIST dataset's final-formatted layout and
+MSD's ``dataset.json`` from DATASETS.md sections 2 and 4. Oracles are the written arrays (read
+back with nibabel / SimpleITK) and per-voxel brute force, never the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from harmonize.engine.config import Target
+from harmonize.engine.pipeline import run
+from harmonize.errors import DiscoveryError
+from harmonize.loader import HarmonizedDataset
+from harmonize.plugin.catalog import Catalog
+from harmonize.plugin.descriptor import parse_descriptor
+from harmonize.plugin.discovery import discover
+from harmonize.plugin.layout import LayoutDataset
+from harmonize.read.case import read_case
+from harmonize.testing import write_nifti
+
+SHAPE = (10, 9, 7)
+AFFINE = np.diag([1.5, 1.5, 3.0, 1.0])
+BASE = {"modality": "CT", "licence": "test", "citation": "test", "homepage": "https://x.invalid"}
+
+
+def plugin_of(**descriptor) -> LayoutDataset:
+    return LayoutDataset(parse_descriptor({**BASE, **descriptor}))
+
+
+def ball(centre: tuple[float, float, float], radius: float) -> np.ndarray:
+    grid = np.indices(SHAPE).astype(float)
+    return sum((g - c) ** 2 for g, c in zip(grid, centre)) <= radius**2
+
+
+# ------------------------------------------------------------------ AbdomenAtlas: ids from folders,
+# one file per structure, overlaps kept
+
+ATLAS_ORGANS = {"liver": "liver", "hepatic_vessel": "hepatic vessel", "kidney_left": "left kidney",
+                "aorta": "aorta"}
+ATLAS = {
+    "id": "atlas-toy", "name": "AbdomenAtlas-like",
+    "values": {0: "background", 1: "liver", 2: "hepatic vessel", 3: "left kidney", 4: "aorta"},
+    "classes": {"liver": [1], "hepatic vessel": [2], "left kidney": [3], "aorta": [4]},
+    "ct_window": [-200, 250],
+    "layout": {"images": "AbdomenAtlas1.1Mini_*/{case:BDMAP_*}/ct.nii.gz",
+               "structures": "{parent}/segmentations/{structure}.nii.gz"},
+    "structure_files": {"hepatic_vessel": "hepatic vessel", "kidney_left": "left kidney"},
+}
+
+
+def atlas_masks() -> dict[str, np.ndarray]:
+    """A vessel inside the liver, a kidney touching the liver, an aorta crossing both."""
+    aorta = np.zeros(SHAPE, bool)
+    aorta[3:7, 4, :] = True
+    return {"liver": ball((4, 4, 3), 3.2), "hepatic_vessel": ball((4, 4, 3), 1.4),
+            "kidney_left": ball((7, 4, 3), 2.2), "aorta": aorta}
+
+
+def write_atlas(root: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Three cases in two partition folders; BDMAP_00000002 has no aorta file (not annotated)."""
+    rng = np.random.default_rng(1)
+    written = {}
+    for partition, case, drop in (
+            ("AbdomenAtlas1.1Mini_BDMAP_00000001_00000500", "BDMAP_00000001", None),
+            ("AbdomenAtlas1.1Mini_BDMAP_00000001_00000500", "BDMAP_00000002", "aorta"),
+            ("AbdomenAtlas1.1Mini_BDMAP_00000501_00001000", "BDMAP_00000501", None)):
+        folder = root / partition / case
+        write_nifti(folder / "ct.nii.gz", rng.integers(-200, 200, SHAPE).astype(np.int16), AFFINE)
+        masks = {k: v for k, v in atlas_masks().items() if k != drop}
+        for organ, mask in masks.items():
+            write_nifti(folder / "segmentations" / f"{organ}.nii.gz", mask.astype(np.uint8), AFFINE)
+        written[case] = {ATLAS_ORGANS[k]: v for k, v in masks.items()}
+    return written
+
+
+def test_case_ids_from_folders_and_structures_per_case(tmp_path):
+    write_atlas(tmp_path)
+    result = discover(plugin_of(**ATLAS), tmp_path)
+    cases = {c.case_id: c for c in result.cases}
+    assert sorted(cases) == ["BDMAP_00000001", "BDMAP_00000002", "BDMAP_00000501"]
+    assert cases["BDMAP_00000002"].annotated == ("liver", "hepatic vessel", "left kidney")
+    assert cases["BDMAP_00000001"].label == tmp_path / (
+        "AbdomenAtlas1.1Mini_BDMAP_00000001_00000500/BDMAP_00000001/segmentations")
+    assert not result.skipped
+
+
+def test_overlapping_structure_files_come_back_exactly_after_run(tmp_path):
+    written = write_atlas(tmp_path / "release")
+    plugin = plugin_of(**ATLAS)
+    catalog = Catalog(datasets={"atlas-toy": plugin}, errors=[])
+    result = run([Target("atlas-toy", tmp_path / "release")], tmp_path / "out", workers=1,
+                 progress=False, catalog=catalog)
+    assert not result.errors
+    names = list(ATLAS["classes"])
+    dataset = HarmonizedDataset(result.manifests["atlas-toy"], patch_size=None, classes=names)
+    assert len(dataset) == 3
+    for i in range(len(dataset)):
+        sample, record = dataset[i], dataset.records[i]
+        masks = written[record.case_id]
+        assert sorted(record.annotated) == sorted(masks)
+        for k, name in enumerate(sample["classes"]):
+            if name in masks:  # RAS at native spacing already: voxel for voxel
+                np.testing.assert_array_equal(sample["mask"][k].numpy().astype(bool),
+                                              masks[name], err_msg=f"{record.case_id} {name}")
+
+
+def test_duplicate_case_ids_name_both_files(tmp_path):
+    write_atlas(tmp_path)
+    layout = {**ATLAS["layout"], "images": "*/*/ct.nii.gz"}  # the issue's attempt: ids 'ct'
+    with pytest.raises(DiscoveryError) as err:
+        list(plugin_of(**{**ATLAS, "layout": layout}).discover(tmp_path))
+    message = str(err.value)
+    assert "'ct' is found twice" in message
+    assert "BDMAP_00000001/ct.nii.gz" in message and "BDMAP_00000002/ct.nii.gz" in message
+
+
+def test_unknown_structure_file_is_reported(tmp_path):
+    write_atlas(tmp_path)
+    stray = next(tmp_path.glob("*/BDMAP_00000001/segmentations")) / "pancreas.nii.gz"
+    write_nifti(stray, np.zeros(SHAPE, np.uint8), AFFINE)
+    result = discover(plugin_of(**ATLAS), tmp_path)
+    assert [(s.path, s.case_id) for s in result.skipped] == [(stray, "BDMAP_00000001")]
+    assert "maps to no class" in result.skipped[0].reason
+
+
+def test_case_without_any_structure_file_is_skipped(tmp_path):
+    write_atlas(tmp_path)
+    for path in tmp_path.glob("*/BDMAP_00000501/segmentations/*"):
+        path.unlink()
+    result = discover(plugin_of(**ATLAS), tmp_path)
+    assert "BDMAP_00000501" not in {c.case_id for c in result.cases}
+    assert "no structure file" in result.skipped[0].reason
+
+
+# ------------------------------------------------------------------ HaN-Seg: .seg.nrrd per OAR
+
+
+def test_hanseg_structure_files_in_nrrd(tmp_path):
+    rng = np.random.default_rng(2)
+    brainstem, cochlea = ball((5, 4, 3), 2.5), ball((5, 5, 3), 1.2)  # overlapping on purpose
+    for case in ("case_01", "case_02"):
+        folder = tmp_path / "set_1" / case
+        folder.mkdir(parents=True)
+        ct = sitk.GetImageFromArray(rng.integers(-100, 100, SHAPE[::-1]).astype(np.int16))
+        ct.SetSpacing((1.5, 1.5, 3.0))
+        sitk.WriteImage(ct, str(folder / f"{case}_IMG_CT.nrrd"))
+        for name, mask in (("Brainstem", brainstem), ("Cochlea_L", cochlea)):
+            seg = sitk.GetImageFromArray(mask.transpose(2, 1, 0).astype(np.uint8))
+            seg.SetSpacing((1.5, 1.5, 3.0))
+            sitk.WriteImage(seg, str(folder / f"{case}_OAR_{name}.seg.nrrd"))
+    plugin = plugin_of(
+        id="hanseg-toy", name="HaN-Seg-like",
+        values={0: "background", 1: "brainstem", 2: "left cochlea"},
+        classes={"brainstem": 1, "left cochlea": 2},
+        layout={"images": "set_1/{case:case_*}/{case}_IMG_CT.nrrd",
+                "structures": "{parent}/{case}_OAR_{structure}.seg.nrrd"},
+        structure_files={"Brainstem": "brainstem", "Cochlea_L": "left cochlea"})
+    result = discover(plugin, tmp_path)
+    assert [c.case_id for c in result.cases] == ["case_01", "case_02"] and not result.skipped
+    data = read_case(result.cases[0], plugin=plugin)
+    values = data.label.classes
+    got = {name: np.isin(data.label.data, vals) for name, vals in values.items()}
+    np.testing.assert_array_equal(got["brainstem"], brainstem)
+    np.testing.assert_array_equal(got["left cochlea"], cochlea)
+
+
+# ------------------------------------------------------------------ BraTS 2023: one file per channel
+
+BRATS_SEQ = ("t1n", "t1c", "t2w", "t2f")
+BRATS = {
+    "id": "brats-toy", "name": "BraTS-like", "modality": "MR",
+    "values": {0: "background", 1: "NETC", 2: "SNFH", 3: "ET"},
+    "classes": {"necrotic brain tumor core": 1, "peritumoral edema": 2,
+                "enhancing brain tumor": 3},
+    "layout": {"images": "ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData/{case}/{case}-t1n.nii.gz",
+               "channel_files": {"T1": "{parent}/{case}-t1n.nii.gz",
+                                 "T1ce": "{parent}/{case}-t1c.nii.gz",
+                                 "T2": "{parent}/{case}-t2w.nii.gz",
+                                 "FLAIR": "{parent}/{case}-t2f.nii.gz"},
+               "label": "{parent}/{case}-seg.nii.gz", "split": "train"},
+    "patient_id": r"^(?P<id>BraTS-GLI-\d{5})-\d{3}$",
+}
+
+
+def test_brats_channels_from_one_file_each(tmp_path):
+    top = tmp_path / "ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData"
+    rng = np.random.default_rng(3)
+    for case in ("BraTS-GLI-00000-000", "BraTS-GLI-00000-001", "BraTS-GLI-00002-000"):
+        for seq in BRATS_SEQ:
+            if case.endswith("00002-000") and seq == "t2f":
+                continue  # a missing channel skips the case
+            write_nifti(top / case / f"{case}-{seq}.nii.gz",
+                        rng.normal(size=SHAPE).astype(np.float32), AFFINE)
+        write_nifti(top / case / f"{case}-seg.nii.gz",
+                    rng.integers(0, 4, SHAPE).astype(np.uint8), AFFINE)
+    plugin = plugin_of(**{**BASE, **BRATS})
+    result = discover(plugin, tmp_path)
+    assert [(c.case_id, c.patient_id) for c in result.cases] == [
+        ("BraTS-GLI-00000-000", "BraTS-GLI-00000"), ("BraTS-GLI-00000-001", "BraTS-GLI-00000")]
+    assert "no channel file" in result.skipped[0].reason and "t2f" in result.skipped[0].reason
+    case = result.cases[1]
+    data = read_case(case, plugin=plugin)
+    assert data.channels == ("T1", "T1 contrast-enhanced", "T2", "FLAIR")  # canonical names
+    for k, seq in enumerate(BRATS_SEQ):
+        expected = nib.load(top / case.case_id / f"{case.case_id}-{seq}.nii.gz").get_fdata()
+        np.testing.assert_allclose(data.channel(k), expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------ splits
+
+
+def write_recist(root: Path) -> None:
+    """final-formatted/images/<region>/<subset>/{images,masks}/<pid:03d>_<uid>.nii.gz"""
+    for region, subset, name in (("abdomen", "train", "001_1.2.3.4"),
+                                 ("thorax", "train", "001_1.2.3.9"),
+                                 ("thorax", "test", "002_1.2.5.1")):
+        for kind in ("images", "masks"):
+            write_nifti(root / "images" / region / subset / kind / f"{name}.nii.gz",
+                        np.zeros(SHAPE, np.uint8), AFFINE)
+
+
+RECIST = {"id": "recist-toy", "name": "RECIST-like",
+          "values": {0: "background", 1: "lesion"}, "classes": {"lesion": 1},
+          "layout": {"images": "images/{region}/{split}/images/{case}.nii.gz",
+                     "label": "images/{region}/{split}/masks/{case}.nii.gz"},
+          "patient_id": r"^(?P<id>\d{3})_"}
+
+
+def test_split_from_folder_and_free_placeholders(tmp_path):
+    write_recist(tmp_path)
+    result = discover(plugin_of(**RECIST), tmp_path)
+    got = {(c.case_id, c.patient_id, c.official_split, c.label.parent.parent.parent.name)
+           for c in result.cases}
+    assert got == {("001_1.2.3.4", "001", "train", "abdomen"),
+                   ("001_1.2.3.9", "001", "train", "thorax"),
+                   ("002_1.2.5.1", "002", "test", "thorax")}
+    assert not result.skipped
+
+
+def test_split_folder_names_are_mapped_or_reported(tmp_path):
+    write_recist(tmp_path)
+    (tmp_path / "images/thorax/test").rename(tmp_path / "images/thorax/Testing")
+    result = discover(plugin_of(**RECIST), tmp_path)
+    assert "'Testing' names no split" in result.skipped[0].reason
+    result = discover(plugin_of(**RECIST, split_names={"Testing": "test"}), tmp_path)
+    assert {c.official_split for c in result.cases} == {"train", "test"}
+
+
+def write_msd(root: Path) -> None:
+    """Task02_Heart with its dataset.json (training: objects, test: paths)."""
+    for folder, name in (("imagesTr", "la_003"), ("imagesTr", "la_004"), ("imagesTs", "la_001")):
+        write_nifti(root / folder / f"{name}.nii.gz", np.zeros(SHAPE, np.int16), AFFINE)
+    for name in ("la_003", "la_004"):
+        write_nifti(root / "labelsTr" / f"{name}.nii.gz", np.zeros(SHAPE, np.uint8), AFFINE)
+    (root / "dataset.json").write_text(json.dumps({
+        "name": "LeftAtrium", "labels": {"0": "background", "1": "left atrium"},
+        "training": [{"image": f"./imagesTr/{n}.nii.gz", "label": f"./labelsTr/{n}.nii.gz"}
+                     for n in ("la_003", "la_004")],
+        "test": ["./imagesTs/la_001.nii.gz"]}))
+
+
+MSD = {"id": "msd-toy", "name": "MSD-like", "modality": "MR",
+       "values": {0: "background", 1: "left atrium"}, "classes": {"left heart atrium": 1},
+       "layout": [{"images": "imagesTr/*.nii.gz", "label": "labelsTr/{name}"},
+                  {"images": "imagesTs/*.nii.gz"}],
+       "split_file": {"path": "dataset.json", "id_key": "image",
+                      "id_pattern": r"(?P<id>[^/]+)\.nii\.gz$"},
+       "split_names": {"training": "train"}}
+
+
+def test_split_from_a_json_file_and_from_ids(tmp_path):
+    write_msd(tmp_path)
+    result = discover(plugin_of(**MSD), tmp_path)
+    assert {c.case_id: c.official_split for c in result.cases} == {
+        "la_003": "train", "la_004": "train", "la_001": "test"}
+    result = discover(plugin_of(**MSD, split_ids={"val": ["la_004"]}), tmp_path)
+    assert {c.case_id: c.official_split for c in result.cases}["la_004"] == "val"
+
+
+def test_split_from_a_csv_by_patient(tmp_path):
+    write_recist(tmp_path)
+    (tmp_path / "metadata").mkdir()
+    (tmp_path / "metadata/patients.csv").write_text(
+        "patient_id,subset,sex\n001,training,M\n002,test,F\n")
+    layout = {"images": "images/{region}/*/images/{case}.nii.gz",
+              "label": "{parent}/../masks/{case}.nii.gz"}
+    with pytest.raises(Exception, match="outside the dataset root|layout"):
+        plugin_of(**{**RECIST, "layout": layout})  # '..' is refused at load time
+    layout["label"] = "images/{region}/*/masks/{case}.nii.gz".replace("*", "{sub}")
+    layout["images"] = "images/{region}/{sub}/images/{case}.nii.gz"
+    plugin = plugin_of(**{**RECIST, "layout": layout}, split_names={"training": "train"},
+                       split_file={"path": "metadata/patients.csv", "id_column": "patient_id",
+                                   "split_column": "subset", "by": "patient"})
+    result = discover(plugin, tmp_path)
+    assert {c.case_id: c.official_split for c in result.cases} == {
+        "001_1.2.3.4": "train", "001_1.2.3.9": "train", "002_1.2.5.1": "test"}
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read the split file"),
+    ("patient_id,subset\n001,holdout\n", "'holdout' (for '001') is not train, val or test"),
+    ("patient,subset\n001,test\n", "no column(s) ['patient_id']"),
+])
+def test_bad_split_files_name_the_file(tmp_path, content, message):
+    write_recist(tmp_path)
+    if content is not None:
+        (tmp_path / "patients.csv").write_text(content)
+    plugin = plugin_of(**RECIST, split_file={"path": "patients.csv", "id_column": "patient_id",
+                                             "split_column": "subset", "by": "patient"})
+    with pytest.raises(DiscoveryError) as err:
+        list(plugin.discover(tmp_path))
+    assert message in str(err.value) and "patients.csv" in str(err.value)
