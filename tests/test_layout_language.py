@@ -322,3 +322,61 @@ def test_bad_split_files_name_the_file(tmp_path, content, message):
     with pytest.raises(DiscoveryError) as err:
         list(plugin.discover(tmp_path))
     assert message in str(err.value) and "patients.csv" in str(err.value)
+
+
+# ------------------------------------------------------------------ what a descriptor cannot say
+
+
+STRUCTURES = {"values": {0: "background", 1: "liver", 2: "aorta"},
+              "classes": {"liver": 1, "aorta": 2},
+              "layout": {"images": "{case}/ct.nii.gz",
+                         "structures": "{parent}/segmentations/{structure}.nii.gz"}}
+
+
+@pytest.mark.parametrize("change, key, message", [
+    ({"layout": {"images": "{name}/ct.nii.gz"}}, "layout.images", "{name}"),
+    ({"layout": {"images": "{case/ct.nii.gz"}}, "layout.images", "braces"),
+    ({"layout": {"images": "{case}/ct.nii.gz", "label": "{parent}/{session}.nii.gz"}},
+     "layout.label", "{session}"),
+    ({"layout": {"images": "{case}/ct.nii.gz", "label": ["a.nii.gz", "b.nii.gz"]}},
+     "layout.label", "must be a string or null"),
+    ({"layout": {"images": "{case}/ct.nii.gz", "label": "{parent}/seg.nii.gz",
+                 "structures": "{parent}/{structure}.nii.gz"}}, "layout.structures", "not both"),
+    ({**STRUCTURES, "layout": {"images": "{case}/ct.nii.gz",
+                               "structures": "{structure}/mask.nii.gz"}},
+     "layout.structures", "exactly once, in the file name"),
+    ({**STRUCTURES, "values": {0: "background", 1: "liver", 3: "aorta"},
+      "classes": {"liver": 1, "aorta": 3}}, "values", "1..N"),
+    ({**STRUCTURES, "classes": {"liver": [1, 2]}}, "classes.liver", "exactly one value"),
+    ({**STRUCTURES, "structure_files": {"Liver": "livr"}}, "structure_files.Liver",
+     "not a class"),
+    ({"layout": {"images": "{case}/ct.nii.gz"}, "structure_files": {"a": "liver"}},
+     "structure_files", "no layout group has 'structures'"),
+    ({"layout": {"images": "{case}/ct.nii.gz"}, "split_file": {"path": "meta.csv"}},
+     "split_file.id_column", "needs id_column"),
+    ({"layout": {"images": "{case}/ct.nii.gz"},
+      "split_file": {"path": "d.json", "id_pattern": "(.+)"}}, "split_file.id_pattern",
+     "(?P<id>...)"),
+    ({"layout": {"images": "{case}/ct.nii.gz"}, "split_file": {"path": "split.xlsx"}},
+     "split_file.path", "a split file is one of"),
+    ({"layout": {"images": "{case}/ct.nii.gz"}, "split_ids": {"val": ["a"], "test": ["a"]}},
+     "split_ids.", "'a' is also listed in split_ids."),
+    ({"split_names": {"Tr": "train"}}, "split_names", "only a YAML-only dataset"),
+    ({"layout": [{"images": "{case}/t1.nii.gz",
+                  "channel_files": {"T7": "{parent}/t7.nii.gz"}}]},
+     "layout[0].channel_files.T7", "T7"),
+])
+def test_what_a_descriptor_cannot_say_is_named_at_load(tmp_path, change, key, message):
+    import yaml
+
+    from harmonize.errors import DescriptorError
+    from harmonize.plugin.descriptor import load_descriptor
+
+    data = {**BASE, "id": "bad-toy", "name": "Bad", "values": {0: "background", 1: "liver"},
+            "classes": {"liver": 1}, **change}
+    path = tmp_path / "bad-toy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DescriptorError) as err:
+        load_descriptor(path)
+    text = str(err.value)
+    assert str(path) in text and key in text and message in text, text

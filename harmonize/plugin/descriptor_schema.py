@@ -70,7 +70,7 @@ LAYOUT_GROUP: dict[str, Any] = {
         "structures": {
             "type": "string",
             "pattern": _TEMPLATE,
-            "description": "Instead of label: one binary mask file per structure. A path "
+            "description": "Instead of label (not both): one binary mask file per structure. A path "
             "template like label's whose file name holds {structure}, the structure's part of "
             "the file name, mapped to a class by structure_files (default: the text itself is "
             "the class name). The masks of a case are combined into one label map keeping "
@@ -104,7 +104,6 @@ LAYOUT_GROUP: dict[str, Any] = {
             "and reported. false: the case is kept unlabelled (labels published later).",
         },
     },
-    "not": {"required": ["label", "structures"]},
 }
 
 #: The descriptor's top-level layout keys beyond ``layout``, ``case_id`` and ``patient_id``.

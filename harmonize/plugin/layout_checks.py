@@ -33,8 +33,9 @@ def layout_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Problem]:
         return [Problem(key, "only a YAML-only dataset (with a 'layout' section) uses this key")
                 for key in LAYOUT_ONLY if key in data]
     problems: list[Problem] = []
+    listed = isinstance(data["layout"], list)
     for k, group in enumerate(groups):
-        problems += _group_problems(f"layout[{k}]", group)
+        problems += _group_problems(f"layout[{k}]" if listed else "layout", group)
     with_structures = [g for g in groups if g.structures]
     if with_structures:
         problems += _structure_class_problems(out)
@@ -70,7 +71,10 @@ def _group_problems(where: str, group: Any) -> list[Problem]:
             check_template(template, available)
         except PatternError as exc:
             problems.append(Problem(f"{where}.{key}", str(exc)))
-    if group.structures is not None:
+    if group.structures is not None and group.label is not None:
+        problems.append(Problem(f"{where}.structures", "a group has either one label file "
+                                "(label) or one file per structure (structures), not both"))
+    elif group.structures is not None:
         problems += _structures_template_problems(f"{where}.structures", group.structures,
                                                   available)
     return problems
