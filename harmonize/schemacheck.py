@@ -168,6 +168,10 @@ def _problems(error: Any) -> Iterable[tuple[int, Problem]]:
             yield 1, Problem(key_path([*path, missing]),
                              "missing required key" + (f" ({about})" if about else ""))
         return
+    if kind == "not" and isinstance(value, dict) and list(value) == ["required"]:
+        yield 1, Problem(key_path(path), f"give {' or '.join(map(repr, value['required']))}, "
+                         "not both")
+        return
     about = _description(error)
     if "propertyNames" in error.relative_schema_path:
         # the instance is the offending key itself

@@ -190,7 +190,13 @@ DESCRIPTOR_EDGES = [
     {"layout": [{"images": "a/..b/*", "label": "l/{parent}/{case}.nii.gz"}]},
     {"layout": [{"images": "a/../*"}]},
     {"layout": [{"images": "*", "label": None, "split": None, "label_required": False}]},
-    {"layout": [{"images": "*", "label": "{case}/{x}"}]},
+    {"layout": [{"images": "*", "label": "{case}/{x y}"}]},        # not a placeholder
+    {"layout": [{"images": "{x}/*", "label": "{x}/{case}.nii.gz"}]},  # a free placeholder
+    {"layout": [{"images": "{case}/*", "label": "{parent}/x.nii.gz", "structures": "{structure}"}]},
+    {"layout": [{"images": "{case}/*", "channel_files": {"T1": "{parent}/t1.nii.gz"}}]},
+    {"split_file": {"path": "../split.csv", "id_column": "a", "split_column": "b"}},
+    {"split_ids": {"holdout": ["a"]}},
+    {"split_names": {"Tr": "training"}},
     {"overlaps": []},
     {"overlaps": [{"dataset": "Other"}]},
     {"channel_synonyms": {}},

@@ -104,6 +104,7 @@ LAYOUT_GROUP: dict[str, Any] = {
             "and reported. false: the case is kept unlabelled (labels published later).",
         },
     },
+    "not": {"required": ["label", "structures"]},
 }
 
 #: The descriptor's top-level layout keys beyond ``layout``, ``case_id`` and ``patient_id``.

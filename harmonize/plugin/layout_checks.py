@@ -71,10 +71,7 @@ def _group_problems(where: str, group: Any) -> list[Problem]:
             check_template(template, available)
         except PatternError as exc:
             problems.append(Problem(f"{where}.{key}", str(exc)))
-    if group.structures is not None and group.label is not None:
-        problems.append(Problem(f"{where}.structures", "a group has either one label file "
-                                "(label) or one file per structure (structures), not both"))
-    elif group.structures is not None:
+    if group.structures is not None:
         problems += _structures_template_problems(f"{where}.structures", group.structures,
                                                   available)
     return problems
