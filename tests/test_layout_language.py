@@ -380,3 +380,93 @@ def test_what_a_descriptor_cannot_say_is_named_at_load(tmp_path, change, key, me
         load_descriptor(path)
     text = str(err.value)
     assert str(path) in text and key in text and message in text, text
+
+
+# ------------------------------------------------------------------ odd label encodings
+
+
+def test_grey_value_ranges_chaos_values(tmp_path):
+    """CHAOS MR grey values (DATASETS.md section 6: liver 63 (55-70), right kidney 126 (110-135),
+    left kidney 189 (175-200), spleen 252 (240-255)), here saved as a NIfTI mask."""
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 5, SHAPE).astype(np.uint8)
+    ranges = {1: (55, 70), 2: (110, 135), 3: (175, 200), 4: (240, 255)}
+    grey = np.zeros(SHAPE, np.uint8)
+    for value, (low, high) in ranges.items():
+        grey[truth == value] = rng.integers(low, high + 1, int((truth == value).sum()))
+    write_nifti(tmp_path / "MR/1/T2SPIR/image.nii.gz", np.zeros(SHAPE, np.int16), AFFINE)
+    write_nifti(tmp_path / "MR/1/T2SPIR/ground.nii.gz", grey, AFFINE)
+    plugin = plugin_of(
+        id="chaos-toy", name="CHAOS-like", modality="MR",
+        values={0: "background", 1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"},
+        classes={"liver": 1, "right kidney": 2, "left kidney": 3, "spleen": 4},
+        layout={"images": "MR/{patient}/{case}/image.nii.gz", "label": "{parent}/ground.nii.gz"},
+        value_ranges={k: list(v) for k, v in ranges.items()})
+    (case,) = discover(plugin, tmp_path).cases
+    np.testing.assert_array_equal(read_case(case, plugin=plugin).label.data, truth)
+    grey[0, 0, 0] = 90  # between liver and right kidney
+    write_nifti(tmp_path / "MR/1/T2SPIR/ground.nii.gz", grey, AFFINE)
+    with pytest.raises(Exception, match=r"grey value\(s\) in no value range: \[90\]"):
+        read_case(case, plugin=plugin)
+
+
+@pytest.mark.parametrize("encoding", ["one-hot", "one-hot-with-background"])
+def test_one_hot_label_segrap_layout(tmp_path, encoding):
+    """SegRap2023 (SAT-DS preprocess_SegRap2023_Task1): images under
+    SegRap2023_Training_Set_120cases/<case>/image_contrast.nii.gz, one-hot labels under
+    SegRap2023_Training_Set_120cases_OneHot_Labels/Task001/<case>.nii.gz; overlapping channels."""
+    masks = {"brain": ball((5, 4, 3), 3.5), "brainstem": ball((5, 4, 3), 1.5),
+             "optic chiasm": ball((8, 4, 3), 1.2)}
+    layers = list(masks.values())
+    if encoding == "one-hot-with-background":
+        layers.insert(0, ~np.any(layers, axis=0))
+    write_nifti(tmp_path / "SegRap2023_Training_Set_120cases/segrap_0001/image_contrast.nii.gz",
+                np.zeros(SHAPE, np.int16), AFFINE)
+    write_nifti(tmp_path / "SegRap2023_Training_Set_120cases_OneHot_Labels/Task001/"
+                "segrap_0001.nii.gz", np.stack(layers, axis=-1).astype(np.uint8), AFFINE)
+    plugin = plugin_of(
+        id="segrap-toy", name="SegRap-like",
+        values={0: "background", 1: "brain", 2: "brainstem", 3: "optic chiasm"},
+        classes={"brain": 1, "brainstem": 2, "optic chiasm": 3}, label_encoding=encoding,
+        layout={"images": "SegRap2023_Training_Set_120cases/{case:segrap_*}/image_contrast.nii.gz",
+                "label": "SegRap2023_Training_Set_120cases_OneHot_Labels/Task001/{case}.nii.gz"})
+    (case,) = discover(plugin, tmp_path).cases
+    label = read_case(case, plugin=plugin).label
+    for name, mask in masks.items():
+        np.testing.assert_array_equal(np.isin(label.data, label.classes[name]), mask, err_msg=name)
+
+
+def test_myops_style_values_are_plain_values(tmp_path):
+    """MyoPS 2020 test labels use 200/500/600/1220/2221 (SAT-DS preprocess_MyoPS2020:
+    test20/<case>_C0.nii.gz, test_data_gd/<case>_gdencrypt.nii.gz): the descriptor's values say
+    so and the label is read as is."""
+    rng = np.random.default_rng(5)
+    raw = rng.choice(np.array([0, 200, 500, 600, 1220, 2221], np.uint16), SHAPE)
+    write_nifti(tmp_path / "test20/myops_test_201_C0.nii.gz", np.zeros(SHAPE, np.int16), AFFINE)
+    write_nifti(tmp_path / "test_data_gd/myops_test_201_gdencrypt.nii.gz", raw, AFFINE)
+    plugin = plugin_of(
+        id="myops-toy", name="MyoPS-like", modality="MR",
+        values={0: "background", 200: "LV blood pool", 500: "RV blood pool", 600: "LV myocardium",
+                1220: "edema", 2221: "scar"},
+        classes={"left heart ventricle": 200, "right heart ventricle": 500, "myocardium": 600,
+                 "myocardial edema": 1220, "myocardial scar": 2221},
+        layout={"images": "test20/myops_test_{case}_C0.nii.gz",
+                "label": "test_data_gd/myops_test_{case}_gdencrypt.nii.gz"})
+    (case,) = discover(plugin, tmp_path).cases
+    np.testing.assert_array_equal(read_case(case, plugin=plugin).label.data, raw)
+
+
+@pytest.mark.parametrize("change, key, message", [
+    ({"value_ranges": {1: [55, 70], 2: [60, 80]}}, "value_ranges.2", "overlaps the range of 1"),
+    ({"value_ranges": {5: [55, 70]}}, "value_ranges.5", "not a foreground value"),
+    ({"label_encoding": "one-hot", "classes": {"liver": [1, 2]}}, "classes.liver",
+     "exactly one value"),
+])
+def test_bad_encodings_are_named_at_load(change, key, message):
+    from harmonize.errors import DescriptorError
+
+    data = {**BASE, "id": "enc-toy", "name": "Enc", "values": {0: "bg", 1: "liver", 2: "spleen"},
+            "classes": {"liver": 1, "spleen": 2}, "layout": {"images": "{case}/ct.nii.gz"}}
+    with pytest.raises(DescriptorError) as err:
+        parse_descriptor({**data, **change})
+    assert key in str(err.value) and message in str(err.value), str(err.value)

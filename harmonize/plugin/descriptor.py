@@ -101,6 +101,8 @@ class Descriptor:
     split_names: Mapping[str, str] = field(default_factory=dict)
     split_file: SplitFile | None = None
     split_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    value_ranges: Mapping[int, tuple[float, float]] = field(default_factory=dict)
+    label_encoding: str = "values"
     source_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -178,6 +180,8 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
         out["layout"] = tuple(LayoutGroup(**group) for group in groups)
     if "split_file" in data:
         out["split_file"] = SplitFile(**data["split_file"])
+    if "value_ranges" in data:
+        out["value_ranges"] = {int(k): (v[0], v[1]) for k, v in data["value_ranges"].items()}
     if "split_ids" in data:
         out["split_ids"] = {k: tuple(v) for k, v in data["split_ids"].items()}
     problems = _semantic_problems(data, out) + layout_problems(data, out)

@@ -152,6 +152,25 @@ LAYOUT_KEYS: dict[str, Any] = {
              "id_pattern": "(?P<id>[^/]+)\\.nii\\.gz$"},
         ],
     },
+    "value_ranges": {
+        "type": "object",
+        "description": "YAML-only datasets: grey-value ranges [low, high] (inclusive) of the "
+        "label files that stand for a label value (masks saved as images); a non-zero voxel in "
+        "no range is an error.",
+        "propertyNames": {"pattern": "^[0-9]+$"},
+        "additionalProperties": {"type": "array", "items": {"type": "number"},
+                                 "minItems": 2, "maxItems": 2},
+        "examples": [{"1": [55, 70], "2": [110, 135], "3": [175, 200], "4": [240, 255]}],
+    },
+    "label_encoding": {
+        "enum": ["values", "one-hot", "one-hot-with-background"],
+        "default": "values",
+        "description": "YAML-only datasets: how a label file encodes structures. values "
+        "(default): one 3D map of label values. one-hot: a 4D file whose channel k is the k-th "
+        "class in value order (values 1..N, one per class; overlaps kept); "
+        "one-hot-with-background: the same after a background channel 0.",
+        "examples": ["one-hot"],
+    },
     "split_ids": {
         "type": "object",
         "description": "YAML-only datasets: official split -> list of case ids; wins over every "

@@ -33,6 +33,7 @@ from harmonize.plugin.descriptor import Descriptor, LayoutGroup
 from harmonize.plugin.layout_paths import PathPattern, any_glob, compile_pattern, fill
 from harmonize.plugin.layout_splits import OfficialSplits, official_splits
 from harmonize.plugin.layout_structures import read_structures, structure_files
+from harmonize.plugin.layout_values import read_encoded_label
 from harmonize.read.volume import Volume
 
 
@@ -186,10 +187,12 @@ class LayoutDataset(DatasetPlugin):
         return case_id, case_id
 
     def read_label(self, case: Case) -> Volume | None:
-        """The combined structure masks when ``case.label`` is a structure folder, else
-        ``None`` (the core reads the label file)."""
-        if case.label is None or not case.label.is_dir():
+        """The combined structure masks when ``case.label`` is a structure folder, the decoded
+        label for ``value_ranges``/``label_encoding``, else ``None`` (the core reads it)."""
+        if case.label is None:
             return None
+        if not case.label.is_dir():
+            return read_encoded_label(self.descriptor, case.label)
         templates = dict.fromkeys(g.structures.rpartition("/")[2]
                                   for g in self.descriptor.layout if g.structures)
         problem: LabelError | None = None

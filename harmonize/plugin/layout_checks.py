@@ -22,7 +22,8 @@ from harmonize.plugin.layout_paths import (
 from harmonize.schemacheck import Problem
 
 #: top-level keys that only mean something with a layout
-LAYOUT_ONLY = ("structure_files", "split_names", "split_file", "split_ids")
+LAYOUT_ONLY = ("structure_files", "split_names", "split_file", "split_ids", "value_ranges",
+               "label_encoding")
 SPLIT_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".txt")
 
 
@@ -37,11 +38,16 @@ def layout_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Problem]:
     for k, group in enumerate(groups):
         problems += _group_problems(f"layout[{k}]" if listed else "layout", group)
     with_structures = [g for g in groups if g.structures]
-    if with_structures:
+    one_hot = out.get("label_encoding", "values") != "values"
+    if with_structures or one_hot:
         problems += _structure_class_problems(out)
-    elif "structure_files" in data:
+    if one_hot and out.get("value_ranges"):
+        problems.append(Problem("value_ranges", "a one-hot label has no grey values; drop "
+                                "value_ranges or label_encoding"))
+    if not with_structures and "structure_files" in data:
         problems.append(Problem("structure_files", "no layout group has 'structures' (one file "
                                 "per structure); remove structure_files or add structures"))
+    problems += _range_problems(out)
     if out.get("split_file") is not None:
         problems += _split_file_problems(out["split_file"])
     owner: dict[str, str] = {}
@@ -95,8 +101,8 @@ def _structures_template_problems(where: str, template: str, available: tuple[st
 
 
 def _structure_class_problems(out: dict[str, Any]) -> list[Problem]:
-    """Structures are combined with stable values (structure i is value i): the descriptor must
-    say exactly that, so its values and classes stay true for single-structure voxels."""
+    """Structures (files or one-hot channels) are combined with stable values (structure i is
+    value i): the descriptor must say exactly that, so its values and classes stay true for single-structure voxels."""
     problems = []
     foreground = [v for v in out["values"] if v]
     if foreground != list(range(1, len(foreground) + 1)):
@@ -117,6 +123,23 @@ def _structure_class_problems(out: dict[str, Any]) -> list[Problem]:
         if name not in out["classes"]:
             problems.append(Problem(f"structure_files.{text}", f"{name!r} is not a class "
                                     f"of this descriptor ({sorted(out['classes'])})"))
+    return problems
+
+
+def _range_problems(out: dict[str, Any]) -> list[Problem]:
+    problems = []
+    ranges = sorted((low, high, value) for value, (low, high) in
+                    (out.get("value_ranges") or {}).items())
+    for low, high, value in ranges:
+        if value not in out["values"] or value == 0:
+            problems.append(Problem(f"value_ranges.{value}", "is not a foreground value "
+                                    "declared in 'values'"))
+        if not 0 < low <= high:
+            problems.append(Problem(f"value_ranges.{value}", f"[{low}, {high}] must be "
+                                    "0 < low <= high (zero is background)"))
+    for (_, high, a), (low, _, b) in zip(ranges, ranges[1:]):
+        if low <= high:
+            problems.append(Problem(f"value_ranges.{b}", f"overlaps the range of {a}"))
     return problems
 
 
