@@ -362,6 +362,14 @@ STRUCTURES = {"values": {0: "background", 1: "liver", 2: "aorta"},
     ({"layout": {"images": "{case}/ct.nii.gz"}, "split_ids": {"val": ["a"], "test": ["a"]}},
      "split_ids.", "'a' is also listed in split_ids."),
     ({"split_names": {"Tr": "train"}}, "split_names", "only a YAML-only dataset"),
+    ({"layout": {"images": "{case}.mhd", "label": "m/{case}.mhd", "raters": "union"}},
+     "layout.label", "needs {rater} exactly once"),
+    ({"layout": {"images": "{case}.mhd", "label": "m/{case}_rad{rater}.mhd"}},
+     "layout.raters", "{rater} needs raters"),
+    ({"layout": {"images": "{case}.mhd", "label": "{rater}/{case}.mhd", "raters": "majority"}},
+     "layout.label", "{rater} exactly once, in the file name"),
+    ({"layout": {"images": "{case}.mhd", "label": "m/{case}.mhd", "raters": "vote"}},
+     "layout.raters", "must be one of ['union', 'majority'], got 'vote'"),
     ({"layout": [{"images": "{case}/t1.nii.gz",
                   "channel_files": {"T7": "{parent}/t7.nii.gz"}}]},
      "layout[0].channel_files.T7", "T7"),
@@ -470,3 +478,61 @@ def test_bad_encodings_are_named_at_load(change, key, message):
     with pytest.raises(DescriptorError) as err:
         parse_descriptor({**data, **change})
     assert key in str(err.value) and message in str(err.value), str(err.value)
+
+
+# ------------------------------------------------------------------ several raters per case
+
+
+def write_lndb(root: Path, n_raters: dict[str, int]) -> dict[str, list[np.ndarray]]:
+    """LNDb (SAT-DS preprocess_LNDb): data0/LNDb-0001.mhd (+ .raw), masks/LNDb-0001_rad<k>.mhd;
+    here the masks hold two values so the rule is checked per class."""
+    rng = np.random.default_rng(6)
+    written = {}
+    for case, n in n_raters.items():
+        image = sitk.GetImageFromArray(np.zeros(SHAPE[::-1], np.int16))
+        image.SetSpacing((1.5, 1.5, 3.0))
+        (root / "data0").mkdir(parents=True, exist_ok=True)
+        (root / "masks").mkdir(exist_ok=True)
+        sitk.WriteImage(image, str(root / "data0" / f"{case}.mhd"))
+        written[case] = []
+        for k in range(1, n + 1):
+            data = rng.choice(np.array([0, 0, 1, 2], np.uint8), SHAPE)
+            mask = sitk.GetImageFromArray(data.transpose(2, 1, 0))
+            mask.SetSpacing((1.5, 1.5, 3.0))
+            sitk.WriteImage(mask, str(root / "masks" / f"{case}_rad{k}.mhd"))
+            written[case].append(data)
+    return written
+
+
+LNDB = {"id": "lndb-toy", "name": "LNDb-like",
+        "values": {0: "background", 1: "nodule", 2: "non-nodule"},
+        "classes": {"lung nodule": 1, "lung lesion": [1, 2]},
+        "layout": {"images": "data*/{case}.mhd", "label": "masks/{case}_rad{rater}.mhd"}}
+
+
+@pytest.mark.parametrize("rule", ["union", "majority"])
+def test_rater_rules_against_brute_force(tmp_path, rule):
+    written = write_lndb(tmp_path, {"LNDb-0001": 3, "LNDb-0002": 2})
+    plugin = plugin_of(**{**LNDB, "layout": {**LNDB["layout"], "raters": rule}})
+    cases = discover(plugin, tmp_path).cases
+    assert [c.case_id for c in cases] == ["LNDb-0001", "LNDb-0002"]
+    for case in cases:
+        label = read_case(case, plugin=plugin).label
+        raters = written[case.case_id]
+        for name, members in (("lung nodule", {1}), ("lung lesion", {1, 2})):
+            got = np.isin(label.data, label.classes[name])
+            for idx in np.ndindex(SHAPE):
+                votes = sum(int(r[idx]) in members for r in raters)
+                expected = votes >= 1 if rule == "union" else votes * 2 > len(raters)
+                assert got[idx] == expected, (case.case_id, name, idx, votes)
+
+
+def test_rater_choose_reads_one_file(tmp_path):
+    written = write_lndb(tmp_path, {"LNDb-0001": 3, "LNDb-0002": 1})
+    plugin = plugin_of(**{**LNDB, "layout": {**LNDB["layout"], "raters": {"choose": "2"}}})
+    result = discover(plugin, tmp_path)
+    (case,) = result.cases  # LNDb-0002 has no rad2: skipped
+    assert "no label file masks/LNDb-0002_rad{rater}.mhd" in result.skipped[0].reason
+    assert case.label.name == "LNDb-0001_rad2.mhd"
+    np.testing.assert_array_equal(read_case(case, plugin=plugin).label.data,
+                                  written["LNDb-0001"][1])

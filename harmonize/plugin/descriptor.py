@@ -40,13 +40,15 @@ class LayoutGroup:
     ``label`` and ``structures`` (one mask per structure, ``{structure}`` in the file name) are
     path templates relative to the root; ``{case}`` is the case id, ``{name}`` the image file
     name, ``{parent}`` the image's folder relative to the root. ``channel_files`` maps channel
-    names to one template each, in channel order.
+    names to one template each, in channel order; ``raters`` (union, majority or
+    ``{choose: <rater>}``) combines the files a label template with ``{rater}`` names.
     """
 
     images: str
     label: str | None = None
     structures: str | None = None
     channel_files: Mapping[str, str] | None = None
+    raters: str | Mapping[str, str] | None = None
     split: str | None = None
     label_required: bool = True
 

@@ -61,7 +61,7 @@ LAYOUT_GROUP: dict[str, Any] = {
             "description": "Path of a case's label file relative to the dataset root, with the "
             "placeholders {case} (the case id), {name} (the image file name), {parent} (the "
             "image's folder relative to the root), {patient} and the images pattern's "
-            "placeholders, and no other braces; "
+            "placeholders ({rater} in the file name with raters), and no other braces; "
             "it must stay inside the dataset root (no leading '/' and no '..'). Omit it (or "
             "null) for a group released without labels. Label files no image claims are "
             "reported as skipped.",
@@ -90,6 +90,18 @@ LAYOUT_GROUP: dict[str, Any] = {
             "additionalProperties": {"type": "string", "pattern": _TEMPLATE},
             "examples": [{"T1": "{parent}/{case}-t1n.nii.gz", "T1ce": "{parent}/{case}-t1c.nii.gz",
                           "T2": "{parent}/{case}-t2w.nii.gz", "FLAIR": "{parent}/{case}-t2f.nii.gz"}],
+        },
+        "raters": {
+            "oneOf": [
+                {"enum": ["union", "majority"]},
+                {"type": "object", "required": ["choose"], "additionalProperties": False,
+                 "properties": {"choose": {"type": "string", "minLength": 1}}},
+            ],
+            "description": "With a label template whose file name holds {rater}: several label "
+            "files per case, one per rater. union / majority: per class, a voxel is in the "
+            "class when any rater / more than half of the case's raters put it there (overlaps "
+            "kept); {choose: <rater>}: that rater's file only.",
+            "examples": ["union", "majority", {"choose": "1"}],
         },
         "split": {
             "enum": [*SPLITS, None],

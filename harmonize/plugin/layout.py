@@ -22,7 +22,7 @@ patterns and splits in :mod:`~harmonize.plugin.layout_paths` and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from harmonize.errors import DiscoveryError, LabelError
@@ -32,6 +32,7 @@ from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffi
 from harmonize.plugin.descriptor import Descriptor, LayoutGroup
 from harmonize.plugin.layout_paths import PathPattern, any_glob, compile_pattern, fill
 from harmonize.plugin.layout_splits import OfficialSplits, official_splits
+from harmonize.plugin.layout_raters import rater_files, read_raters
 from harmonize.plugin.layout_structures import read_structures, structure_files
 from harmonize.plugin.layout_values import read_encoded_label
 from harmonize.read.volume import Volume
@@ -125,7 +126,15 @@ class LayoutDataset(DatasetPlugin):
                 return
         label: Path | None = None
         annotated = None
-        if group.label is not None:
+        if group.raters is not None and group.label is not None:
+            folder_t, _, file_t = group.label.rpartition("/")
+            raters = rater_files(path_of(folder_t or "."), file_t, values)
+            claimed.update(raters.values())
+            if isinstance(group.raters, Mapping):
+                label = raters.get(group.raters["choose"])
+            elif raters:
+                label = path_of(folder_t or ".")
+        elif group.label is not None:
             label = path_of(group.label)
             claimed.add(label)
             if not label.is_file():
@@ -133,7 +142,7 @@ class LayoutDataset(DatasetPlugin):
         elif group.structures is not None:
             folder_t, _, file_t = group.structures.rpartition("/")
             folder = path_of(folder_t or ".")
-            found, reported = structure_files(desc, folder, file_t, values)
+            found, reported = structure_files(desc, folder, file_t, values, exclude=images)
             claimed.update(found.values())
             claimed.update(s.path for s in reported)
             yield from reported
@@ -193,12 +202,15 @@ class LayoutDataset(DatasetPlugin):
             return None
         if not case.label.is_dir():
             return read_encoded_label(self.descriptor, case.label)
-        templates = dict.fromkeys(g.structures.rpartition("/")[2]
-                                  for g in self.descriptor.layout if g.structures)
         problem: LabelError | None = None
-        for file_t in templates:
+        for group in self.descriptor.layout:
             try:
-                return read_structures(self.descriptor, case, file_t)
+                if group.structures:
+                    file_t = group.structures.rpartition("/")[2]
+                    return read_structures(self.descriptor, case, file_t)
+                if group.label and isinstance(group.raters, str):
+                    file_t = group.label.rpartition("/")[2]
+                    return read_raters(self.descriptor, case, file_t, group.raters)
             except LabelError as exc:
                 if problem is None:
                     problem = exc

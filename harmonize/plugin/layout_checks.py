@@ -68,7 +68,12 @@ def _group_problems(where: str, group: Any) -> list[Problem]:
     available = tuple(dict.fromkeys((*(f for f in TEMPLATE_FIELDS if f != "session"),
                                      *pattern.fields)))
     problems = []
-    templates = [("label", group.label)] + [
+    if group.raters is not None or (group.label and "rater" in template_fields(group.label)):
+        problems += _rater_problems(where, group, available)
+        templates = []
+    else:
+        templates = [("label", group.label)]
+    templates += [
         (f"channel_files.{name}", t) for name, t in (group.channel_files or {}).items()]
     for key, template in templates:
         if template is None:
@@ -81,6 +86,24 @@ def _group_problems(where: str, group: Any) -> list[Problem]:
         problems += _structures_template_problems(f"{where}.structures", group.structures,
                                                   available)
     return problems
+
+
+def _rater_problems(where: str, group: Any, available: tuple[str, ...]) -> list[Problem]:
+    if group.raters is None or group.label is None:
+        return [Problem(f"{where}.raters", "raters needs a label template with {rater} in its "
+                        "file name, and {rater} needs raters (union, majority or {choose: ...})")]
+    try:
+        check_template(group.label, (*available, "rater"))
+        folder, _, file_name = group.label.rpartition("/")
+        in_file = template_fields(file_name)
+        if in_file.count("rater") != 1 or "rater" in template_fields(folder):
+            raise PatternError(f"{group.label!r} needs {{rater}} exactly once, in the file name")
+        if set(in_file) - {"rater", "case", "patient", "session"}:
+            raise PatternError(f"{group.label!r}: the file name part may use {{rater}}, "
+                               "{case}, {patient} and {session} only")
+    except PatternError as exc:
+        return [Problem(f"{where}.label", str(exc))]
+    return []
 
 
 def _structures_template_problems(where: str, template: str, available: tuple[str, ...]

@@ -30,23 +30,26 @@ def structure_names(desc: Descriptor) -> list[str]:
     return [name for name, _ in sorted(desc.classes.items(), key=lambda item: item[1][0])]
 
 
-def file_regex(file_template: str, values: Mapping[str, str]) -> re.Pattern[str]:
-    """The regex of a structure file name: the template's placeholders filled from ``values``,
-    ``{structure}`` captured."""
+def file_regex(file_template: str, values: Mapping[str, str], capture: str = "structure"
+               ) -> re.Pattern[str]:
+    """The regex of a structure (or rater) file name: the template's placeholders filled from
+    ``values``, ``{capture}`` captured."""
     parts, pos = [], 0
     for found in PLACEHOLDER.finditer(file_template):
         parts.append(re.escape(file_template[pos:found.start()]))
         name = found.group(1)
-        parts.append("(?P<structure>.+)" if name == "structure" else re.escape(values[name]))
+        parts.append(f"(?P<{capture}>.+)" if name == capture else re.escape(values[name]))
         pos = found.end()
     parts.append(re.escape(file_template[pos:]))
     return re.compile("".join(parts))
 
 
 def structure_files(desc: Descriptor, folder: Path, file_template: str,
-                    values: Mapping[str, str]) -> tuple[dict[str, Path], list[Skipped]]:
+                    values: Mapping[str, str], exclude: tuple[Path, ...] = ()
+                    ) -> tuple[dict[str, Path], list[Skipped]]:
     """Class -> file for every structure file in ``folder`` (in the classes' value order), and a
-    :class:`Skipped` per file matching the template whose structure text maps to no class."""
+    :class:`Skipped` per file matching the template whose structure text maps to no class
+    (the case's own image files, ``exclude``, are not structures)."""
     pattern = file_regex(file_template, values)
     found: dict[str, Path] = {}
     skipped = []
@@ -54,7 +57,7 @@ def structure_files(desc: Descriptor, folder: Path, file_template: str,
         return found, skipped
     for path in sorted(folder.iterdir()):
         match = pattern.fullmatch(path.name)
-        if match is None or path.name.startswith((".", "_")):
+        if match is None or path.name.startswith((".", "_")) or path in exclude:
             continue
         text = match.group("structure")
         name = desc.structure_files.get(text, text)
@@ -78,7 +81,7 @@ def read_structures(desc: Descriptor, case: Case, file_template: str) -> Volume:
     assert case.label is not None
     values = {"case": case.case_id, "patient": case.patient_id,
               "session": str(case.metadata.get("session", ""))}
-    files, _ = structure_files(desc, case.label, file_template, values)
+    files, _ = structure_files(desc, case.label, file_template, values, exclude=case.images)
     if not files:
         raise LabelError("no structure file left in the case's structure folder",
                          file=case.label, hint="re-run discovery; files were removed since")
@@ -98,9 +101,12 @@ def read_structures(desc: Descriptor, case: Case, file_template: str) -> Volume:
 
 
 def _binary(data: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """A structure file's mask: 0 outside, one non-zero value (1, or e.g. 255) inside."""
     array = np.asarray(data)
-    if array.size and (array.min() < 0 or array.max() > 1):
-        raise LabelError(f"structure {name!r} holds values other than 0 and 1 "
-                         f"(range {array.min()}..{array.max()})", file=path,
-                         hint="a structure file is a binary mask")
-    return array.astype(bool)
+    inside = array != 0
+    values = np.unique(array[inside]) if inside.any() else array[:0]
+    if values.size > 1:
+        raise LabelError(f"structure {name!r} holds {values.size} different non-zero values "
+                         f"({values[:5].tolist()}...)", file=path,
+                         hint="a structure file is a binary mask (0 and one other value)")
+    return inside
