@@ -31,8 +31,8 @@ from harmonize.plugin.case import Case, Skipped
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 from harmonize.plugin.descriptor import Descriptor, LayoutGroup
 from harmonize.plugin.layout_paths import PathPattern, any_glob, compile_pattern, fill
-from harmonize.plugin.layout_splits import OfficialSplits, official_splits
 from harmonize.plugin.layout_raters import rater_files, read_raters
+from harmonize.plugin.layout_splits import OfficialSplits, official_splits
 from harmonize.plugin.layout_structures import read_structures, structure_files
 from harmonize.plugin.layout_values import read_encoded_label
 from harmonize.read.volume import Volume
