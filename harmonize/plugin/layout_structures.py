@@ -52,7 +52,7 @@ def structure_files(desc: Descriptor, folder: Path, file_template: str,
     (the case's own image files, ``exclude``, are not structures)."""
     pattern = file_regex(file_template, values)
     found: dict[str, Path] = {}
-    skipped = []
+    skipped: list[Skipped] = []
     if not folder.is_dir():
         return found, skipped
     for path in sorted(folder.iterdir()):
