@@ -362,6 +362,8 @@ STRUCTURES = {"values": {0: "background", 1: "liver", 2: "aorta"},
     ({"layout": {"images": "{case}/ct.nii.gz"}, "split_ids": {"val": ["a"], "test": ["a"]}},
      "split_ids.", "'a' is also listed in split_ids."),
     ({"split_names": {"Tr": "train"}}, "split_names", "only a YAML-only dataset"),
+    ({"layout": {"images": "{case}.nii.gz", "label_root": "msd"}}, "layout.label_root",
+     "'msd' is not a root named in 'roots'"),
     ({"layout": {"images": "{case}.mhd", "label": "m/{case}.mhd", "raters": "union"}},
      "layout.label", "needs {rater} exactly once"),
     ({"layout": {"images": "{case}.mhd", "label": "m/{case}_rad{rater}.mhd"}},
@@ -536,3 +538,50 @@ def test_rater_choose_reads_one_file(tmp_path):
     assert case.label.name == "LNDb-0001_rad2.mhd"
     np.testing.assert_array_equal(read_case(case, plugin=plugin).label.data,
                                   written["LNDb-0001"][1])
+
+
+# ------------------------------------------------------------------ images and labels apart
+
+
+def write_couinaud(tmp_path: Path) -> tuple[Path, Path]:
+    """Couinaud liver segments (SAT-DS preprocess_Couinaud_Liver): <couinaud>/hepaticvessel_XXX
+    .nii.gz (each with a macOS '.'-companion) on MSD Task08_HepaticVessel/imagesTr/ images."""
+    msd, couinaud = tmp_path / "Task08_HepaticVessel", tmp_path / "Couinaud_Liver"
+    rng = np.random.default_rng(7)
+    for name in ("hepaticvessel_001", "hepaticvessel_002", "hepaticvessel_004"):
+        write_nifti(msd / "imagesTr" / f"{name}.nii.gz", np.zeros(SHAPE, np.int16), AFFINE)
+    for name in ("hepaticvessel_001", "hepaticvessel_004"):
+        write_nifti(couinaud / f"{name}.nii.gz", rng.integers(0, 9, SHAPE).astype(np.uint8),
+                    AFFINE)
+        (couinaud / f".{name}.nii.gz").write_bytes(b"\0\5\26\7")
+    return msd, couinaud
+
+
+COUINAUD = {"id": "couinaud-toy", "name": "Couinaud-like",
+            "values": {0: "background", **{k: f"segment {k}" for k in range(1, 9)}},
+            "classes": {f"liver segment {k}": k for k in range(1, 9)},
+            "roots": {"msd": "../Task08_HepaticVessel"},
+            "layout": {"images_root": "msd", "images": "imagesTr/{case}.nii.gz",
+                       "label": "{case}.nii.gz"}}
+
+
+def test_labels_on_another_releases_images(tmp_path, monkeypatch):
+    msd, couinaud = write_couinaud(tmp_path)
+    plugin = plugin_of(**COUINAUD)
+    result = discover(plugin, couinaud)
+    assert [(c.case_id, c.images[0], c.label) for c in result.cases] == [
+        (n, msd.resolve() / "imagesTr" / f"{n}.nii.gz", couinaud / f"{n}.nii.gz")
+        for n in ("hepaticvessel_001", "hepaticvessel_004")]
+    reasons = {s.path.name: s.reason for s in result.skipped}
+    assert reasons == {"hepaticvessel_002.nii.gz": "no label file hepaticvessel_002.nii.gz",
+                       ".hepaticvessel_001.nii.gz": "hidden or AppleDouble file, not data",
+                       ".hepaticvessel_004.nii.gz": "hidden or AppleDouble file, not data"}
+    expected = nib.load(couinaud / "hepaticvessel_004.nii.gz").get_fdata()
+    np.testing.assert_array_equal(read_case(result.cases[1], plugin=plugin).label.data, expected)
+    # given at run time instead: the descriptor's path is wrong, the variable wins
+    moved = tmp_path / "elsewhere"
+    msd.rename(moved)
+    with pytest.raises(DiscoveryError, match="root 'msd' is not a folder"):
+        list(plugin.discover(couinaud))
+    monkeypatch.setenv("HARMONIZE_ROOTS", f"msd={moved}")
+    assert len(discover(plugin, couinaud).cases) == 2

@@ -49,6 +49,8 @@ class LayoutGroup:
     structures: str | None = None
     channel_files: Mapping[str, str] | None = None
     raters: str | Mapping[str, str] | None = None
+    images_root: str | None = None
+    label_root: str | None = None
     split: str | None = None
     label_required: bool = True
 
@@ -105,6 +107,7 @@ class Descriptor:
     split_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     value_ranges: Mapping[int, tuple[float, float]] = field(default_factory=dict)
     label_encoding: str = "values"
+    roots: Mapping[str, str] = field(default_factory=dict)
     source_file: Path | None = field(default=None, compare=False)
 
     @property

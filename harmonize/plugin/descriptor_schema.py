@@ -103,6 +103,18 @@ LAYOUT_GROUP: dict[str, Any] = {
             "kept); {choose: <rater>}: that rater's file only.",
             "examples": ["union", "majority", {"choose": "1"}],
         },
+        "images_root": {
+            "type": "string", "pattern": r"^\w+$",
+            "description": "Find this group's images (and channel files) under the named "
+            "extra root (roots) instead of --root.",
+            "examples": ["msd"],
+        },
+        "label_root": {
+            "type": "string", "pattern": r"^\w+$",
+            "description": "Find this group's label, structure or rater files under the named "
+            "extra root (roots) instead of --root.",
+            "examples": ["dap"],
+        },
         "split": {
             "enum": [*SPLITS, None],
             "description": "Official split of every case in the group (train, val or test); "
@@ -182,6 +194,16 @@ LAYOUT_KEYS: dict[str, Any] = {
         "class in value order (values 1..N, one per class; overlaps kept); "
         "one-hot-with-background: the same after a background channel 0.",
         "examples": ["one-hot"],
+    },
+    "roots": {
+        "type": "object",
+        "description": "YAML-only datasets: extra folders, by name, for releases whose images and "
+        "labels are apart (labels added to another release's images). Each path is relative to "
+        "--root (it may leave it) or absolute; HARMONIZE_ROOTS=name=path overrides it at run "
+        "time. Groups use them with images_root / label_root.",
+        "propertyNames": {"pattern": r"^\w+$"},
+        "additionalProperties": {"type": "string", "minLength": 1},
+        "examples": [{"msd": "../Task08_HepaticVessel"}],
     },
     "split_ids": {
         "type": "object",

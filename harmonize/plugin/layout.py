@@ -32,6 +32,7 @@ from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffi
 from harmonize.plugin.descriptor import Descriptor, LayoutGroup
 from harmonize.plugin.layout_paths import PathPattern, any_glob, compile_pattern, fill
 from harmonize.plugin.layout_raters import rater_files, read_raters
+from harmonize.plugin.layout_roots import MAIN, resolve_roots
 from harmonize.plugin.layout_splits import OfficialSplits, official_splits
 from harmonize.plugin.layout_structures import read_structures, structure_files
 from harmonize.plugin.layout_values import read_encoded_label
@@ -61,17 +62,20 @@ class LayoutDataset(DatasetPlugin):
         root = self.check_root(root)
         desc = self.descriptor
         splits = official_splits(desc, root)
+        roots = resolve_roots(desc, root)
         matched = 0
         claimed: set[Path] = set()
         first_file: dict[str, Path] = {}
         for group in desc.layout:
             pattern = compile_pattern(group.images)
-            for image in sorted(root.glob(pattern.glob)):
+            base = roots[group.images_root or MAIN]
+            for image in sorted(base.glob(pattern.glob)):
                 matched += 1
                 if is_hidden(image):
                     yield Skipped(image, "hidden or AppleDouble file, not data")
                     continue
-                for item in self._case(root, group, pattern, image, splits, claimed):
+                where = (base, roots[group.label_root or MAIN])
+                for item in self._case(where, group, pattern, image, splits, claimed):
                     if isinstance(item, Case):
                         if item.case_id in first_file:
                             raise DiscoveryError(
@@ -85,7 +89,7 @@ class LayoutDataset(DatasetPlugin):
                         first_file[item.case_id] = image
                     yield item
         if matched:
-            yield from orphan_labels(root, desc.layout, claimed)
+            yield from orphan_labels(roots, desc.layout, claimed)
         if matched == 0:
             globs = ", ".join(g.images for g in desc.layout)
             raise DiscoveryError(
@@ -95,10 +99,13 @@ class LayoutDataset(DatasetPlugin):
                 hint=f"point --root at the extracted release ({desc.expected_root or 'see README'})",
             )
 
-    def _case(self, root: Path, group: LayoutGroup, pattern: PathPattern, image: Path,
-              splits: OfficialSplits, claimed: set[Path]) -> Iterator[Case | Skipped]:
-        """The case of one matched image (or why not), preceded by files it reports."""
+    def _case(self, roots: tuple[Path, Path], group: LayoutGroup, pattern: PathPattern,
+              image: Path, splits: OfficialSplits, claimed: set[Path]
+              ) -> Iterator[Case | Skipped]:
+        """The case of one matched image (or why not), preceded by files it reports; ``roots``
+        are the group's image root and label root."""
         desc = self.descriptor
+        root, label_root = roots
         fields = pattern.match(image.relative_to(root).as_posix())
         if fields is None:
             yield Skipped(image, f"path does not fit the images pattern {group.images!r}")
@@ -111,13 +118,13 @@ class LayoutDataset(DatasetPlugin):
         values = {**fields, "case": case_id, "patient": patient_id, "name": image.name,
                   "parent": image.parent.relative_to(root).as_posix()}
 
-        def path_of(template: str) -> Path:
-            return confine_template(fill(template, values), root, template=template,
+        def path_of(template: str, base: Path = label_root) -> Path:
+            return confine_template(fill(template, values), base, template=template,
                                     dataset=desc.id, file=image)
 
         images: tuple[Path, ...] = (image,)
         if group.channel_files:
-            images = tuple(path_of(t) for t in group.channel_files.values())
+            images = tuple(path_of(t, root) for t in group.channel_files.values())
             missing = [p for p in images if not p.exists()]
             if missing:
                 yield Skipped(image, "no channel file " + ", ".join(
@@ -225,16 +232,17 @@ def label_glob(template: str) -> str:
 
 
 def orphan_labels(
-    root: Path, groups: tuple[LayoutGroup, ...], claimed: set[Path]
+    roots: Mapping[str, Path], groups: tuple[LayoutGroup, ...], claimed: set[Path]
 ) -> Iterator[Skipped]:
     """A :class:`Skipped` for every label (or structure) file no image claimed (its image is
-    missing), so a partial download is reported instead of silently ignored."""
+    missing), so a partial download is reported instead of silently ignored. ``roots`` maps root
+    names to folders (``""``: the dataset root)."""
     seen: set[Path] = set()
     for group in groups:
         template = group.label or group.structures
         if template is None:
             continue
-        for label in sorted(root.glob(any_glob(template))):
+        for label in sorted(roots[group.label_root or MAIN].glob(any_glob(template))):
             if label in claimed or label in seen or not label.is_file():
                 continue
             seen.add(label)

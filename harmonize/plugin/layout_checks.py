@@ -23,7 +23,7 @@ from harmonize.schemacheck import Problem
 
 #: top-level keys that only mean something with a layout
 LAYOUT_ONLY = ("structure_files", "split_names", "split_file", "split_ids", "value_ranges",
-               "label_encoding")
+               "label_encoding", "roots")
 SPLIT_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".txt")
 
 
@@ -36,7 +36,13 @@ def layout_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     listed = isinstance(data["layout"], list)
     for k, group in enumerate(groups):
-        problems += _group_problems(f"layout[{k}]" if listed else "layout", group)
+        where = f"layout[{k}]" if listed else "layout"
+        problems += _group_problems(where, group)
+        for key in ("images_root", "label_root"):
+            name = getattr(group, key)
+            if name is not None and name not in (out.get("roots") or {}):
+                problems.append(Problem(f"{where}.{key}", f"{name!r} is not a root named in "
+                                        f"'roots' ({sorted(out.get('roots') or {})})"))
     with_structures = [g for g in groups if g.structures]
     one_hot = out.get("label_encoding", "values") != "values"
     if with_structures or one_hot:

@@ -1,0 +1,61 @@
+"""Images and labels under different roots (descriptor key ``roots``, group keys ``images_root``
+and ``label_root``).
+
+A release that adds labels to another release's images (Couinaud liver segments on MSD Task08
+images; DAP Atlas labels on autoPET CT) names the other folder in its descriptor::
+
+    roots: {msd: ../Task08_HepaticVessel}     # relative to --root, or absolute
+    layout: {images_root: msd, images: "imagesTr/{case}.nii.gz", label: "{case}.nii.gz"}
+
+At run time ``HARMONIZE_ROOTS=msd=/data/Task08_HepaticVessel`` (several joined with the path
+separator, ``:`` on POSIX) overrides the descriptor's path. Every root must be an existing folder;
+templates are confined to their own root by the path gate, and each extra root is remembered as a
+trusted root (:func:`harmonize.gate.remember_root`) because manifests will point into it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harmonize.errors import DiscoveryError
+from harmonize.gate import remember_root
+from harmonize.plugin.descriptor import Descriptor
+
+#: run-time override of the descriptor's extra roots: ``name=path`` entries
+ROOTS_ENV = "HARMONIZE_ROOTS"
+#: the dataset root's name in group keys (the default)
+MAIN = ""
+
+
+def resolve_roots(desc: Descriptor, root: Path) -> dict[str, Path]:
+    """Name -> folder for the dataset root (``""``) and every root the descriptor names."""
+    overrides = _overrides(desc)
+    roots = {MAIN: root}
+    for name, default in desc.roots.items():
+        given = overrides.get(name)
+        path = Path(os.path.expanduser(given if given is not None else default))
+        folder = path if path.is_absolute() else root / path
+        if not folder.is_dir():
+            source = (f"{ROOTS_ENV} ({name}={given})" if given is not None
+                      else f"the descriptor's roots.{name} ({default!r}, relative to --root)")
+            raise DiscoveryError(
+                f"root {name!r} is not a folder: {folder}", dataset=desc.id,
+                file=desc.source_file,
+                hint=f"{source} must name the extracted release; set "
+                f"{ROOTS_ENV}={name}=<folder> to point elsewhere")
+        roots[name] = folder.resolve()
+        remember_root(roots[name])
+    return roots
+
+
+def _overrides(desc: Descriptor) -> dict[str, str]:
+    out = {}
+    for entry in filter(None, os.environ.get(ROOTS_ENV, "").split(os.pathsep)):
+        name, sep, path = entry.partition("=")
+        if not sep or not path:
+            raise DiscoveryError(f"{ROOTS_ENV} entry {entry!r} is not name=path",
+                                 dataset=desc.id, hint=f"e.g. {ROOTS_ENV}=msd=/data/msd")
+        if name in desc.roots:
+            out[name] = path
+    return out
