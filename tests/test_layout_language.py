@@ -585,3 +585,71 @@ def test_labels_on_another_releases_images(tmp_path, monkeypatch):
         list(plugin.discover(couinaud))
     monkeypatch.setenv("HARMONIZE_ROOTS", f"msd={moved}")
     assert len(discover(plugin, couinaud).cases) == 2
+
+
+# ------------------------------------------------------------------ formats
+
+
+def write_slicer_seg(path: Path, layers: list[np.ndarray], segments: list[tuple[str, int, int]]
+                     ) -> None:
+    """A 3D Slicer .seg.nrrd as Slicer writes it: 'kinds: list domain domain domain' (one layer
+    per list entry), Segment<k>_ID/_Name/_LabelValue/_Layer fields (plain NRRD text, so the
+    header is written by hand and only the voxels by numpy)."""
+    data = np.stack(layers, axis=-1).astype(np.uint8)  # (X, Y, Z, L)
+    header = [
+        "NRRD0004", "type: unsigned char", "dimension: 4", "space: left-posterior-superior",
+        f"sizes: {data.shape[3]} {data.shape[0]} {data.shape[1]} {data.shape[2]}",
+        "space directions: none (1.5,0,0) (0,1.5,0) (0,0,3)",
+        "kinds: list domain domain domain", "encoding: raw", "space origin: (0,0,0)",
+        "Segmentation_MasterRepresentation:=Binary labelmap",
+    ]
+    for k, (name, value, layer) in enumerate(segments):
+        header += [f"Segment{k}_ID:=Segment_{k + 1}", f"Segment{k}_Name:={name}",
+                   f"Segment{k}_LabelValue:={value}", f"Segment{k}_Layer:={layer}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # NRRD raw order: the first axis (the layer) fastest, then X, Y, Z
+    path.write_bytes(("\n".join(header) + "\n\n").encode() + data.transpose(2, 1, 0, 3).tobytes())
+
+
+def test_slicer_segmentation_segments_by_name(tmp_path):
+    brainstem, cochlea = ball((5, 4, 3), 2.5), ball((5, 5, 3), 1.2)
+    parotid = ball((1, 1, 1), 1.0)
+    layer0 = brainstem.astype(np.uint8) + 2 * parotid  # two segments share layer 0
+    write_slicer_seg(tmp_path / "case_01/case_01.seg.nrrd", [layer0, cochlea],
+                     [("Brainstem", 1, 0), ("Cochlea_L", 1, 1), ("Parotid_L", 2, 0)])
+    write_nifti(tmp_path / "case_01/case_01_IMG_CT.nii.gz", np.zeros(SHAPE, np.int16),
+                np.diag([-1.5, -1.5, 3.0, 1.0]))  # the NRRD's LPS grid in RAS
+    plugin = plugin_of(
+        id="seg-toy", name="Slicer-seg", label_encoding="slicer-segments",
+        values={0: "background", 1: "brainstem", 2: "left cochlea", 3: "left parotid gland"},
+        classes={"brainstem": 1, "left cochlea": 2, "left parotid gland": 3},
+        structure_files={"Brainstem": "brainstem", "Cochlea_L": "left cochlea",
+                         "Parotid_L": "left parotid gland"},
+        layout={"images": "{case}/{case}_IMG_CT.nii.gz", "label": "{parent}/{case}.seg.nrrd"})
+    (case,) = discover(plugin, tmp_path).cases
+    label = read_case(case, plugin=plugin).label
+    for name, mask in (("brainstem", brainstem), ("left cochlea", cochlea),
+                       ("left parotid gland", parotid)):
+        np.testing.assert_array_equal(np.isin(label.data, label.classes[name]), mask,
+                                      err_msg=name)
+
+
+def test_dicom_series_folders_as_images(tmp_path):
+    """CHAOS CT (DATASETS.md section 6): Train_Sets/CT/<n>/DICOM_anon/*.dcm; a folder is an
+    image (its PNG ground truth needs a plugin: here the group is unlabelled)."""
+    from harmonize.testing.dicom import SeriesGeometry, SliceFile, write_series
+
+    geometry = SeriesGeometry(rows=6, columns=5, pixel_spacing=(0.8, 0.8), origin=(0, 0, 0),
+                              step=2.5)
+    for n in ("1", "5"):
+        slices = [SliceFile(f"i{k:04d},0000b.dcm", np.full((6, 5), k, np.int16), k, k + 1)
+                  for k in range(4)]
+        write_series(tmp_path / "Train_Sets/CT" / n / "DICOM_anon", slices, geometry,
+                     modality="CT", series_uid=f"2.25.{n}1", study_uid=f"2.25.{n}2",
+                     patient_id=n)
+    plugin = plugin_of(id="chaos-ct-toy", name="CHAOS-CT-like",
+                       values={0: "background", 1: "liver"}, classes={"liver": 1},
+                       layout={"images": "Train_Sets/CT/{case}/DICOM_anon", "split": "train"})
+    result = discover(plugin, tmp_path)
+    assert [(c.case_id, c.label) for c in result.cases] == [("1", None), ("5", None)]
+    assert read_case(result.cases[0], plugin=plugin, label=False).image.shape[2] == 4

@@ -135,8 +135,8 @@ LAYOUT_GROUP: dict[str, Any] = {
 LAYOUT_KEYS: dict[str, Any] = {
     "structure_files": {
         "type": "object",
-        "description": "YAML-only datasets with structures: the {structure} text of a file name "
-        "-> its class (a key of classes). Files whose text is neither listed nor a class are "
+        "description": "YAML-only datasets with structures (or slicer-segments): the "
+        "{structure} text of a file name, or a segment name, -> its class (a key of classes). Files whose text is neither listed nor a class are "
         "skipped and reported.",
         "additionalProperties": {"type": "string", "pattern": r"\S"},
         "examples": [{"kidney_left": "left kidney", "gall_bladder": "gallbladder"}],
@@ -187,12 +187,14 @@ LAYOUT_KEYS: dict[str, Any] = {
         "examples": [{"1": [55, 70], "2": [110, 135], "3": [175, 200], "4": [240, 255]}],
     },
     "label_encoding": {
-        "enum": ["values", "one-hot", "one-hot-with-background"],
+        "enum": ["values", "one-hot", "one-hot-with-background", "slicer-segments"],
         "default": "values",
         "description": "YAML-only datasets: how a label file encodes structures. values "
         "(default): one 3D map of label values. one-hot: a 4D file whose channel k is the k-th "
         "class in value order (values 1..N, one per class; overlaps kept); "
-        "one-hot-with-background: the same after a background channel 0.",
+        "one-hot-with-background: the same after a background channel 0. slicer-segments: a "
+        "3D Slicer segmentation (.seg.nrrd) whose Segment<k>_Name/_LabelValue/_Layer header "
+        "fields name the segments (mapped by structure_files; overlaps kept).",
         "examples": ["one-hot"],
     },
     "roots": {

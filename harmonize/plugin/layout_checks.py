@@ -44,15 +44,17 @@ def layout_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(f"{where}.{key}", f"{name!r} is not a root named in "
                                         f"'roots' ({sorted(out.get('roots') or {})})"))
     with_structures = [g for g in groups if g.structures]
-    one_hot = out.get("label_encoding", "values") != "values"
+    one_hot = out.get("label_encoding", "values") != "values"  # one-hot or Slicer segments
     if with_structures or one_hot:
         problems += _structure_class_problems(out)
     if one_hot and out.get("value_ranges"):
-        problems.append(Problem("value_ranges", "a one-hot label has no grey values; drop "
-                                "value_ranges or label_encoding"))
-    if not with_structures and "structure_files" in data:
+        problems.append(Problem("value_ranges", "a one-hot or Slicer-segment label has no grey "
+                                "values; drop value_ranges or label_encoding"))
+    if not with_structures and "structure_files" in data and out.get(
+            "label_encoding") != "slicer-segments":
         problems.append(Problem("structure_files", "no layout group has 'structures' (one file "
-                                "per structure); remove structure_files or add structures"))
+                                "per structure) and the labels are not slicer-segments; remove "
+                                "structure_files"))
     problems += _range_problems(out)
     if out.get("split_file") is not None:
         problems += _split_file_problems(out["split_file"])

@@ -184,6 +184,17 @@ def _sitk_info(name: str):
     return reader
 
 
+def header_fields(path: Path) -> dict[str, str]:
+    """The key/value fields of an NRRD/MHA header (e.g. a Slicer segmentation's
+    ``Segment0_Name``), without reading voxels; a :class:`ReadError` names the file."""
+    try:
+        reader = _sitk_info(str(path))
+    except RuntimeError as exc:
+        raise ReadError(f"cannot read the header: {exc}", file=path,
+                        hint="check the file is a readable NRRD/MHA") from exc
+    return {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
+
+
 def sitk_affine(
     origin: tuple[float, ...], spacing: tuple[float, ...], direction: tuple[float, ...]
 ) -> np.ndarray:
