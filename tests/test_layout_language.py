@@ -653,3 +653,46 @@ def test_dicom_series_folders_as_images(tmp_path):
     result = discover(plugin, tmp_path)
     assert [(c.case_id, c.label) for c in result.cases] == [("1", None), ("5", None)]
     assert read_case(result.cases[0], plugin=plugin, label=False).image.shape[2] == 4
+
+
+def test_split_from_a_sectioned_text_file_ctspine1k(tmp_path):
+    """CTSpine1K on the Hugging Face mirror (DATASETS.md section 3, plugins/ctspine1k.py):
+    raw_data/volumes/<collection>/<name>.nii.gz, raw_data/labels/<collection>/<name>_seg.nii.gz,
+    metadata/data_split.txt with 'trainset:', 'test_public:', 'test_private:' sections, CRLF line
+    ends and blank lines between sections."""
+    listed = {"HNSCC-3DCT-RT": [("HN_P001", "trainset"), ("HN_P002", "test_private")],
+              "MSD-T10": [("liver_110", "test_public")]}
+    for collection, cases in listed.items():
+        for name, _ in cases:
+            write_nifti(tmp_path / "raw_data/volumes" / collection / f"{name}.nii.gz",
+                        np.zeros(SHAPE, np.int16), AFFINE)
+            write_nifti(tmp_path / "raw_data/labels" / collection / f"{name}_seg.nii.gz",
+                        np.zeros(SHAPE, np.uint8), AFFINE)
+    (tmp_path / "metadata").mkdir()
+    (tmp_path / "metadata/data_split.txt").write_bytes(
+        b"trainset:\r\nHN_P001.nii.gz\r\n\r\ntest_public:\r\nliver_110.nii.gz\r\n\r\n"
+        b"test_private:\r\nHN_P002.nii.gz\r\n")
+    plugin = plugin_of(
+        id="ctspine-toy", name="CTSpine1K-like",
+        values={0: "background", 1: "C1"}, classes={"C1 vertebra": 1},
+        layout={"images": "raw_data/volumes/{collection}/{case}.nii.gz",
+                "label": "raw_data/labels/{collection}/{case}_seg.nii.gz"},
+        split_file={"path": "metadata/data_split.txt", "id_pattern": r"^(?P<id>.+?)\.nii\.gz$"},
+        split_names={"trainset": "train", "test_public": "val", "test_private": "test"})
+    result = discover(plugin, tmp_path)
+    assert {c.case_id: c.official_split for c in result.cases} == {
+        "HN_P001": "train", "HN_P002": "test", "liver_110": "val"}
+    assert not result.skipped
+
+
+def test_patient_and_session_from_the_file_name(tmp_path):
+    """BraTS 2023 ids: BraTS-GLI-<patient>-<time point>; {session} lands in the case metadata."""
+    top = tmp_path / "ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData"
+    for case in ("BraTS-GLI-00000-000", "BraTS-GLI-00000-001"):
+        write_nifti(top / case / f"{case}-t1n.nii.gz", np.zeros(SHAPE, np.float32), AFFINE)
+    layout = {"images": "*/{case}/{patient}-{session:[0-9][0-9][0-9]}-t1n.nii.gz"}
+    descriptor = {k: v for k, v in BRATS.items() if k != "patient_id"}  # {patient} instead
+    result = discover(plugin_of(**{**descriptor, "layout": layout}), tmp_path)
+    assert [(c.case_id, c.patient_id, dict(c.metadata)) for c in result.cases] == [
+        ("BraTS-GLI-00000-000", "BraTS-GLI-00000", {"session": "000"}),
+        ("BraTS-GLI-00000-001", "BraTS-GLI-00000", {"session": "001"})]

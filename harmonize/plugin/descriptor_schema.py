@@ -154,7 +154,8 @@ LAYOUT_KEYS: dict[str, Any] = {
         "description": "YAML-only datasets: the official split read from a file of the release "
         "(by extension: .csv/.tsv with id_column and split_column; .json, an object of split "
         "name -> list of ids, or of objects whose id_key holds the id; .txt, one id per line, "
-        "all in split). Ids not listed keep the group's split.",
+        "all in split, or without split, sections each opened by a line '<split name>:'). Ids "
+        "not listed keep the group's split.",
         "required": ["path"],
         "additionalProperties": False,
         "properties": {
@@ -165,13 +166,15 @@ LAYOUT_KEYS: dict[str, Any] = {
             "id_key": {**_TEXT, "description": "JSON: the key of an entry object holding the id"},
             "id_pattern": {**_TEXT, "description": "Python regex with a group (?P<id>...) "
                            "searched in each listed id (e.g. a path); default: the whole text"},
-            "split": {"enum": list(SPLITS), "description": ".txt: the split of every id listed"},
+            "split": {"enum": list(SPLITS), "description": ".txt: the split of every id listed "
+                      "(omit it for a file of '<split name>:' sections)"},
             "by": {"enum": ["case", "patient"], "default": "case",
                    "description": "whether the file lists case ids or patient ids"},
         },
         "examples": [
             {"path": "metadata/patients.csv", "id_column": "patient_id",
              "split_column": "subset", "by": "patient"},
+            {"path": "metadata/data_split.txt", "id_pattern": "^(?P<id>.+?)\\.nii\\.gz$"},
             {"path": "dataset.json", "id_key": "image",
              "id_pattern": "(?P<id>[^/]+)\\.nii\\.gz$"},
         ],
@@ -347,9 +350,10 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
         "case_id": {
             "type": "string",
             "description": "YAML-only datasets: a Python regular expression searched in each "
-            "image file name; its named group (?P<id>...) is the case id. An image it does not "
-            "match is skipped and reported. Default: the file name without its image suffix "
-            "(.nii.gz, .nii, .nrrd, .mha, .mhd).",
+            "image's {case} text (when its images pattern has one) or file name; its named group "
+            "(?P<id>...) is the case id. An image it does not match is skipped and reported. "
+            "Default: the {case} text, else the file name without its image suffix (.nii.gz, "
+            ".nii, .nrrd, .mha, .mhd).",
         },
         "patient_id": {
             "type": "string",

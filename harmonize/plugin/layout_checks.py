@@ -180,8 +180,8 @@ def _split_file_problems(spec: Any) -> list[Problem]:
     if suffix not in SPLIT_FILE_SUFFIXES:
         problems.append(Problem("split_file.path", f"{spec.path!r}: a split file is one of "
                                 f"{', '.join(SPLIT_FILE_SUFFIXES)}"))
-    needs = {".csv": ("id_column", "split_column"), ".tsv": ("id_column", "split_column"),
-             ".txt": ("split",)}.get(suffix, ())
+    needs = {".csv": ("id_column", "split_column"),
+             ".tsv": ("id_column", "split_column")}.get(suffix, ())
     for key in needs:
         if getattr(spec, key) is None:
             problems.append(Problem(f"split_file.{key}", f"a {suffix} split file needs {key}"))

@@ -104,7 +104,7 @@ def _pairs(suffix: str, text: str, spec: SplitFile) -> list[tuple[str, str]]:
             raise ValueError(f"no column(s) {missing}; the file has {rows.fieldnames}")
         return [(row[spec.id_column or ""], row[spec.split_column or ""]) for row in rows]
     if suffix == ".txt":
-        return [(line.strip(), spec.split or "") for line in text.splitlines() if line.strip()]
+        return _text_pairs(text, spec.split)
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("a JSON split file is an object: split name -> list of ids")
@@ -114,6 +114,22 @@ def _pairs(suffix: str, text: str, spec: SplitFile) -> list[tuple[str, str]]:
             continue  # other keys of the file (e.g. dataset.json's "name")
         for entry in entries:
             pairs.append((_entry_id(entry, spec), name))
+    return pairs
+
+
+def _text_pairs(text: str, split: str | None) -> list[tuple[str, str]]:
+    """One id per line, all in ``split``; without it, sections opened by ``<name>:`` lines
+    (blank lines ignored)."""
+    pairs, section = [], split
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        if split is None and line.endswith(":"):
+            section = line[:-1].strip()
+            continue
+        if section is None:
+            raise ValueError(f"id {line!r} comes before any '<split name>:' line")
+        pairs.append((line, section))
     return pairs
 
 
