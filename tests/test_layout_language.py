@@ -696,3 +696,26 @@ def test_patient_and_session_from_the_file_name(tmp_path):
     assert [(c.case_id, c.patient_id, dict(c.metadata)) for c in result.cases] == [
         ("BraTS-GLI-00000-000", "BraTS-GLI-00000", {"session": "000"}),
         ("BraTS-GLI-00000-001", "BraTS-GLI-00000", {"session": "001"})]
+
+
+def test_extra_root_given_on_the_command_line(tmp_path, monkeypatch):
+    import yaml
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+
+    msd, couinaud = write_couinaud(tmp_path)
+    moved = tmp_path / "elsewhere"
+    msd.rename(moved)
+    descriptor = tmp_path / "couinaud-toy.yaml"
+    descriptor.write_text(yaml.safe_dump({**BASE, **COUINAUD}))
+    monkeypatch.setenv("HARMONIZE_ROOTS", "")  # restored after the test
+    args = ["discover", "--descriptor", str(descriptor), "-d", "couinaud-toy", "-r",
+            str(couinaud), "--format", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "root 'msd' is not a folder" in result.output
+    result = CliRunner().invoke(app, ["--extra-root", f"msd={moved}", *args])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["cases"]) == 2
+    result = CliRunner().invoke(app, ["--extra-root", "msd", *args])
+    assert result.exit_code == 2 and "is not name=path" in result.output

@@ -77,9 +77,19 @@ def _main(
     trust_root: Annotated[list[Path] | None, typer.Option(
         "--trust-root", help="A folder manifests may point into besides their own (repeatable); "
         f"adds to {TRUSTED_ROOTS_ENV}.")] = None,
+    extra_root: Annotated[list[str] | None, typer.Option(
+        "--extra-root", help="NAME=PATH: a folder a YAML-only dataset names in its 'roots' "
+        "(labels and images apart; repeatable); adds to HARMONIZE_ROOTS.")] = None,
 ) -> None:
     if trust_root:
         add_trusted_roots(trust_root)
+    if extra_root:
+        from harmonize.plugin.layout_roots import add_extra_roots
+
+        try:
+            add_extra_roots(extra_root)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--extra-root") from None
     if version:
         console.print(f"harmonize-med {__version__}")
         raise typer.Exit()

@@ -7,8 +7,9 @@ images; DAP Atlas labels on autoPET CT) names the other folder in its descriptor
     roots: {msd: ../Task08_HepaticVessel}     # relative to --root, or absolute
     layout: {images_root: msd, images: "imagesTr/{case}.nii.gz", label: "{case}.nii.gz"}
 
-At run time ``HARMONIZE_ROOTS=msd=/data/Task08_HepaticVessel`` (several joined with the path
-separator, ``:`` on POSIX) overrides the descriptor's path. Every root must be an existing folder;
+At run time ``harmonize --extra-root msd=/data/Task08_HepaticVessel ...`` (repeatable) or
+``HARMONIZE_ROOTS=msd=/data/Task08_HepaticVessel`` (several joined with the path separator, ``:``
+on POSIX) overrides the descriptor's path. Every root must be an existing folder;
 templates are confined to their own root by the path gate, and each extra root is remembered as a
 trusted root (:func:`harmonize.gate.remember_root`) because manifests will point into it.
 """
@@ -49,6 +50,18 @@ def resolve_roots(desc: Descriptor, root: Path) -> dict[str, Path]:
     return roots
 
 
+def add_extra_roots(entries: list[str]) -> None:
+    """Add ``name=path`` entries (paths made absolute) to :data:`ROOTS_ENV` for this process and
+    its workers; a :class:`ValueError` names an entry that is not ``name=path``."""
+    current = [e for e in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if e]
+    for entry in entries:
+        name, sep, path = entry.partition("=")
+        if not sep or not name.isidentifier() or not path:
+            raise ValueError(f"{entry!r} is not name=path (e.g. msd=/data/Task08_HepaticVessel)")
+        current.append(f"{name}={Path(os.path.expanduser(path)).absolute()}")
+    os.environ[ROOTS_ENV] = os.pathsep.join(current)
+
+
 def _overrides(desc: Descriptor) -> dict[str, str]:
     out = {}
     for entry in filter(None, os.environ.get(ROOTS_ENV, "").split(os.pathsep)):
@@ -57,5 +70,5 @@ def _overrides(desc: Descriptor) -> dict[str, str]:
             raise DiscoveryError(f"{ROOTS_ENV} entry {entry!r} is not name=path",
                                  dataset=desc.id, hint=f"e.g. {ROOTS_ENV}=msd=/data/msd")
         if name in desc.roots:
-            out[name] = path
+            out[name] = path  # a later entry wins
     return out
