@@ -21,8 +21,8 @@ from harmonize.labels.overlap import combine_structures
 from harmonize.plugin.case import Case, Skipped
 from harmonize.plugin.descriptor import Descriptor
 from harmonize.plugin.layout_paths import PLACEHOLDER
-from harmonize.read.grid import describe_grid, same_grid
-from harmonize.read.volume import Volume, read_volume
+from harmonize.read.grid import same_grid
+from harmonize.read.volume import Header, Volume, read_header, read_volume
 
 
 def structure_names(desc: Descriptor) -> list[str]:
@@ -85,19 +85,43 @@ def read_structures(desc: Descriptor, case: Case, file_template: str) -> Volume:
     if not files:
         raise LabelError("no structure file left in the case's structure folder",
                          file=case.label, hint="re-run discovery; files were removed since")
-    masks: dict[str, np.ndarray] = {}
-    affine = None
-    first: Volume | None = None
+    masks: dict[str, _LazyMask] = {}
+    first: tuple[str, Header] | None = None
     for name, path in files.items():
-        volume = read_volume(path, kind="label", allow_channels=False)
+        header = read_header(path)
         if first is None:
-            first, affine = volume, volume.affine
-        elif volume.shape != first.shape or not same_grid(volume.affine, first.affine):
-            raise LabelError(f"structure {name!r} is on grid {describe_grid(volume)}, not the "
-                             f"first structure's {describe_grid(first)}", file=path,
+            first = (name, header)
+        elif _shape3(header) != _shape3(first[1]) or not same_grid(header.affine,
+                                                                    first[1].affine):
+            raise LabelError(f"structure {name!r} has shape {list(_shape3(header))} and "
+                             f"orientation {header.orientation}, structure {first[0]!r} "
+                             f"{list(_shape3(first[1]))} and {first[1].orientation}", file=path,
                              hint="every structure mask of a case must be on one grid")
-        masks[name] = _binary(volume.data, name, path)
-    return combine_structures(structure_names(desc), masks, np.asarray(affine))
+        masks[name] = _LazyMask(path, name, _shape3(header))
+    assert first is not None
+    return combine_structures(structure_names(desc), masks,  # type: ignore[arg-type]
+                              np.asarray(first[1].affine))
+
+
+def _shape3(header: Header) -> tuple[int, ...]:
+    shape = tuple(header.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
+class _LazyMask:
+    """A structure file whose voxels are read when :func:`combine_structures` asks for them
+    (once, twice where structures overlap), so a case's masks are never all in memory at once
+    (117 TotalSegmentator-size masks would need gigabytes)."""
+
+    def __init__(self, path: Path, name: str, shape: tuple[int, ...]) -> None:
+        self.path, self.name, self.shape = path, name, shape
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        volume = read_volume(self.path, kind="label", allow_channels=False)
+        mask = _binary(volume.data, self.name, self.path)
+        return mask if dtype is None else mask.astype(dtype)  # type: ignore[call-overload]
 
 
 def _binary(data: np.ndarray, name: str, path: Path) -> np.ndarray:
