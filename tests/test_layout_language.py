@@ -719,3 +719,34 @@ def test_extra_root_given_on_the_command_line(tmp_path, monkeypatch):
     assert len(json.loads(result.stdout)["cases"]) == 2
     result = CliRunner().invoke(app, ["--extra-root", "msd", *args])
     assert result.exit_code == 2 and "is not name=path" in result.output
+
+
+def test_totalsegmentator_layout_in_yaml_matches_its_plugin(tmp_path):
+    """The TotalSegmentator v2 release (its plugin's fabricator writes the real layout:
+    s0000/ct.nii.gz, s0000/segmentations/<structure>.nii.gz, ';'-separated meta.csv with a BOM)
+    described in YAML: the same cases and splits as the Python plugin, every structure's voxels
+    exactly its file's (the plugin paints later-wins; the layout keeps overlaps)."""
+    from harmonize.plugin.catalog import load_catalog
+    from harmonize.plugins.fabricators.totalsegmentator import make_totalsegmentator
+
+    root = make_totalsegmentator(tmp_path, n_cases=3) / "Totalsegmentator_dataset_v201"
+    python_plugin = load_catalog(entry_points=False).get("totalsegmentator")
+    names = [n for v, n in sorted(python_plugin.descriptor.values.items()) if v]
+    plugin = plugin_of(
+        id="totalseg-yaml", name="TotalSegmentator in YAML",
+        values={0: "background", **{k + 1: n for k, n in enumerate(names)}},
+        classes={n: k + 1 for k, n in enumerate(names)},
+        layout={"images": "{case:s[0-9][0-9][0-9][0-9]}/ct.nii.gz",
+                "structures": "{parent}/segmentations/{structure}.nii.gz"},
+        split_file={"path": "meta.csv", "id_column": "image_id", "split_column": "split",
+                    "delimiter": ";"})
+    ours, theirs = discover(plugin, root).cases, discover(python_plugin, root).cases
+    assert [(c.case_id, c.official_split) for c in ours] == [
+        (c.case_id, c.official_split) for c in theirs]
+    assert len(ours) == 3
+    label = read_case(ours[0], plugin=plugin).label
+    for path in sorted((root / ours[0].case_id / "segmentations").glob("*.nii.gz")):
+        name = path.name[: -len(".nii.gz")]
+        expected = np.asanyarray(nib.load(path).dataobj) > 0
+        np.testing.assert_array_equal(np.isin(label.data, label.classes[name]), expected,
+                                      err_msg=name)

@@ -62,6 +62,7 @@ class SplitFile:
     path: str
     id_column: str | None = None
     split_column: str | None = None
+    delimiter: str | None = None
     id_key: str | None = None
     id_pattern: str | None = None
     split: str | None = None

@@ -163,6 +163,9 @@ LAYOUT_KEYS: dict[str, Any] = {
                      "description": "the file, relative to the dataset root"},
             "id_column": {**_TEXT, "description": "CSV: the column holding the id"},
             "split_column": {**_TEXT, "description": "CSV: the column holding the split"},
+            "delimiter": {"type": "string", "minLength": 1, "maxLength": 1,
+                          "description": "CSV: the field separator (default ',' for .csv, "
+                          "tab for .tsv; TotalSegmentator's meta.csv uses ';')"},
             "id_key": {**_TEXT, "description": "JSON: the key of an entry object holding the id"},
             "id_pattern": {**_TEXT, "description": "Python regex with a group (?P<id>...) "
                            "searched in each listed id (e.g. a path); default: the whole text"},

@@ -97,7 +97,8 @@ def _read_split_file(desc: Descriptor, root: Path, spec: SplitFile) -> dict[str,
 def _pairs(suffix: str, text: str, spec: SplitFile) -> list[tuple[str, str]]:
     """(id text, split name) for every entry of the file."""
     if suffix in (".csv", ".tsv"):
-        rows = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        rows = csv.DictReader(text.splitlines(),
+                              delimiter=spec.delimiter or ("\t" if suffix == ".tsv" else ","))
         columns = [spec.id_column, spec.split_column]
         missing = [c for c in columns if c not in (rows.fieldnames or [])]
         if missing:
