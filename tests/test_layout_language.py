@@ -726,8 +726,9 @@ def test_totalsegmentator_layout_in_yaml_matches_its_plugin(tmp_path):
     s0000/ct.nii.gz, s0000/segmentations/<structure>.nii.gz, ';'-separated meta.csv with a BOM)
     described in YAML: the same cases and splits as the Python plugin, every structure's voxels
     exactly its file's (the plugin paints later-wins; the layout keeps overlaps)."""
-    from harmonize.plugin.catalog import load_catalog
     from harmonize.plugins.fabricators.totalsegmentator import make_totalsegmentator
+
+    from harmonize.plugin.catalog import load_catalog
 
     root = make_totalsegmentator(tmp_path, n_cases=3) / "Totalsegmentator_dataset_v201"
     python_plugin = load_catalog(entry_points=False).get("totalsegmentator")
