@@ -107,7 +107,7 @@ LAYOUT_GROUP: dict[str, Any] = {
             "type": "string", "pattern": r"^\w+$",
             "description": "Find this group's images (and channel files) under the named "
             "extra root (roots) instead of --root.",
-            "examples": ["msd"],
+            "examples": ["base"],
         },
         "label_root": {
             "type": "string", "pattern": r"^\w+$",
@@ -165,7 +165,7 @@ LAYOUT_KEYS: dict[str, Any] = {
             "split_column": {**_TEXT, "description": "CSV: the column holding the split"},
             "delimiter": {"type": "string", "minLength": 1, "maxLength": 1,
                           "description": "CSV: the field separator (default ',' for .csv, "
-                          "tab for .tsv; TotalSegmentator's meta.csv uses ';')"},
+                          "tab for .tsv; e.g. ';')"},
             "id_key": {**_TEXT, "description": "JSON: the key of an entry object holding the id"},
             "id_pattern": {**_TEXT, "description": "Python regex with a group (?P<id>...) "
                            "searched in each listed id (e.g. a path); default: the whole text"},
@@ -211,7 +211,7 @@ LAYOUT_KEYS: dict[str, Any] = {
         "time. Groups use them with images_root / label_root.",
         "propertyNames": {"pattern": r"^\w+$"},
         "additionalProperties": {"type": "string", "minLength": 1},
-        "examples": [{"msd": "../Task08_HepaticVessel"}],
+        "examples": [{"base": "../base-release"}],
     },
     "split_ids": {
         "type": "object",

@@ -1,15 +1,16 @@
 """Images and labels under different roots (descriptor key ``roots``, group keys ``images_root``
 and ``label_root``).
 
-A release that adds labels to another release's images (Couinaud liver segments on MSD Task08
-images; DAP Atlas labels on autoPET CT) names the other folder in its descriptor::
+A release that adds labels to another release's images (liver segments drawn on a segmentation
+challenge's images; whole-body labels on a PET/CT challenge's CT) names the other folder in its
+descriptor::
 
-    roots: {msd: ../Task08_HepaticVessel}     # relative to --root, or absolute
-    layout: {images_root: msd, images: "imagesTr/{case}.nii.gz", label: "{case}.nii.gz"}
+    roots: {base: ../base-release}     # relative to --root, or absolute
+    layout: {images_root: base, images: "imagesTr/{case}.nii.gz", label: "{case}.nii.gz"}
 
-At run time ``harmonize --extra-root msd=/data/Task08_HepaticVessel ...`` (repeatable) or
-``HARMONIZE_ROOTS=msd=/data/Task08_HepaticVessel`` (several joined with the path separator, ``:``
-on POSIX) overrides the descriptor's path. Every root must be an existing folder;
+At run time ``harmonize --extra-root base=/data/base-release ...`` (repeatable) or
+``HARMONIZE_ROOTS=base=/data/base-release`` (several joined with the path separator, ``:`` on
+POSIX) overrides the descriptor's path. Every root must be an existing folder;
 templates are confined to their own root by the path gate, and each extra root is remembered as a
 trusted root (:func:`harmonize.gate.remember_root`) because manifests will point into it.
 """
@@ -57,7 +58,7 @@ def add_extra_roots(entries: list[str]) -> None:
     for entry in entries:
         name, sep, path = entry.partition("=")
         if not sep or not name.isidentifier() or not path:
-            raise ValueError(f"{entry!r} is not name=path (e.g. msd=/data/Task08_HepaticVessel)")
+            raise ValueError(f"{entry!r} is not name=path (e.g. base=/data/base-release)")
         current.append(f"{name}={Path(os.path.expanduser(path)).absolute()}")
     os.environ[ROOTS_ENV] = os.pathsep.join(current)
 
@@ -68,7 +69,7 @@ def _overrides(desc: Descriptor) -> dict[str, str]:
         name, sep, path = entry.partition("=")
         if not sep or not path:
             raise DiscoveryError(f"{ROOTS_ENV} entry {entry!r} is not name=path",
-                                 dataset=desc.id, hint=f"e.g. {ROOTS_ENV}=msd=/data/msd")
+                                 dataset=desc.id, hint=f"e.g. {ROOTS_ENV}=base=/data/base-release")
         if name in desc.roots:
             out[name] = path  # a later entry wins
     return out

@@ -113,7 +113,7 @@ def _shape3(header: Header) -> tuple[int, ...]:
 class _LazyMask:
     """A structure file whose voxels are read when :func:`combine_structures` asks for them
     (once, twice where structures overlap), so a case's masks are never all in memory at once
-    (117 TotalSegmentator-size masks would need gigabytes)."""
+    (a hundred whole-body CT masks would need gigabytes)."""
 
     def __init__(self, path: Path, name: str, shape: tuple[int, ...]) -> None:
         self.path, self.name, self.shape = path, name, shape

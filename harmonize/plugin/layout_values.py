@@ -1,7 +1,7 @@
 """Label files in odd encodings (descriptor keys ``value_ranges`` and ``label_encoding``).
 
 * ``value_ranges: {1: [55, 70], 2: [110, 135]}``: grey-value ranges (inclusive) that stand for a
-  label value (CHAOS-like masks saved as images). A non-zero voxel in no range is a
+  label value (masks saved as grey-value images). A non-zero voxel in no range is a
   :class:`~harmonize.errors.LabelError` listing the values, never silently dropped.
 * ``label_encoding: one-hot`` (or ``one-hot-with-background``: channel 0 is background and is
   dropped): a 4D label whose channel ``k`` is the ``k``-th class in value order (values 1..N, as
