@@ -48,7 +48,7 @@ app = typer.Typer(
 #: Modules that add commands: each defines ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = ("harmonize.cli.demo", "harmonize.cli.run", "harmonize.cli.cache",
                                         "harmonize.cli.qa", "harmonize.cli.export",
-                                        "harmonize.cli.structures")
+                                        "harmonize.cli.imports", "harmonize.cli.structures")
 
 DescriptorOpt = Annotated[
     list[Path] | None,
