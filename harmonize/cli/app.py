@@ -209,6 +209,7 @@ def manifest_command(
     descriptor: DescriptorOpt = None,
     format: FormatOpt = "table",
     allow_shrink: Annotated[bool, typer.Option("--allow-shrink", help="Replace OUT/<dataset>.jsonl even if cases it lists are missing now (default: keep it, exit 1 and list them).")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Processes describing cases (each reads its case in full).")] = 1,
 ) -> None:
     """Write OUT/<dataset>.jsonl describing the source files, and OUT/splits.json."""
     try:
@@ -223,7 +224,7 @@ def manifest_command(
             task = bar.add_task(dataset, total=len(found.cases))
             result = build_manifest(plugin, found, out, seed=seed, ratios=ratios,
                                     progress=lambda: bar.advance(task),
-                                    allow_shrink=allow_shrink)
+                                    allow_shrink=allow_shrink, workers=workers)
     except HarmonizeError as exc:  # e.g. another manifest in OUT cannot be read
         raise fail(exc) from None
     counts = split_counts(result.records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -166,8 +167,12 @@ def build_manifest(
     ratios: Sequence[float] = (0.7, 0.1, 0.2),
     progress: Any = None,
     allow_shrink: bool = False,
+    workers: int = 1,
 ) -> ManifestResult:
     """Describe every discovered case, assign splits and write ``<out_dir>/<dataset>.jsonl``.
+
+    ``workers`` > 1 describes cases in that many processes (the engine's local pool); records
+    keep the discovery order whatever order they finish in.
 
     A case that fails becomes an :class:`ErrorRecord`; the others are written. Nothing is written
     and ``path`` stays ``None`` (an existing manifest and ``splits.json`` are kept) when no case
@@ -186,14 +191,26 @@ def build_manifest(
     if discovery.errors and not discovery.cases:
         return result
     writable_folder(out_dir)
-    vocabulary = load_vocabulary()
-    for case in discovery.cases:
-        try:
-            result.records.append(record_for_case(plugin, case, out_dir, vocabulary=vocabulary))
-        except Exception as exc:  # noqa: BLE001 - report and go on
-            result.errors.append(ErrorRecord.from_exception(exc, dataset=dataset, case=case.case_id))
-        if progress is not None:
-            progress()
+    from harmonize.engine.executors import make_executor
+
+    cases = list(discovery.cases)
+    done: dict[int, ManifestRecord | BaseException] = {}
+    executor = make_executor("local", workers=max(1, min(workers, len(cases) or 1)))
+    try:
+        for index, outcome in executor.imap_unordered(
+                functools.partial(_describe, plugin, out_dir, load_vocabulary()), cases):
+            done[index] = outcome
+            if progress is not None:
+                progress()
+    finally:
+        executor.close()
+    for index, case in enumerate(cases):
+        outcome = done[index]
+        if isinstance(outcome, BaseException):
+            result.errors.append(ErrorRecord.from_exception(outcome, dataset=dataset,
+                                                            case=case.case_id))
+        else:
+            result.records.append(outcome)
     path = out_dir / f"{dataset}.jsonl"
     problems = [*result.errors, *(skipped_record(dataset, s) for s in discovery.skipped)]
     result.kept = check_shrink(path, [r.case_id for r in result.records], problems,
@@ -212,6 +229,12 @@ def build_manifest(
     remember_root(discovery.root)  # the manifest's paths point there: trust it for this user
     write_splits(out_dir)
     return result
+
+
+def _describe(plugin: DatasetPlugin, out_dir: Path, vocabulary: Vocabulary, case: Case
+              ) -> ManifestRecord:
+    """One case's source record (a pool worker's task)."""
+    return record_for_case(plugin, case, out_dir, vocabulary=vocabulary)
 
 
 def dumps(record: ManifestRecord | dict[str, Any]) -> str:
