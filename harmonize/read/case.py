@@ -21,6 +21,8 @@ Errors are :class:`ReadError` / :class:`LabelError` naming the dataset, the case
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ from harmonize.labels.channels import load_channels
 from harmonize.labels.roi_names import RoiMatcher
 from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.dataset import DatasetPlugin
+from harmonize.plugin.descriptor import Descriptor
 from harmonize.read.dicom_seg import is_dicom_seg, names_from_labels, read_label_file
 from harmonize.read.grid import describe_grid, in_voxel_order_of, label_on_image_grid, same_grid
 from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
@@ -235,10 +238,9 @@ def _record_label(record: ManifestRecord, mask: Path, images: list[Path]) -> Vol
     if not dicom_label:
         return read_label_file(mask, images, names_from_labels(record.labels))
     from harmonize.labels.vocabulary import load_vocabulary
-    from harmonize.plugin.catalog import load_catalog
+    from harmonize.plugin.catalog import DESCRIPTORS_ENV
 
-    descriptor = load_catalog().get(record.dataset).descriptor
-    matcher = RoiMatcher.from_descriptor(descriptor)
+    descriptor, matcher = _dataset_matcher(record.dataset, os.environ.get(DESCRIPTORS_ENV, ""))
     raw = (read_rtstruct_label(mask, images[0], descriptor, matcher=matcher) if is_rtstruct(mask)
            else read_label_file(mask, images, list(descriptor.classes), matcher))
     vocabulary = load_vocabulary()
@@ -251,6 +253,16 @@ def _record_label(record: ManifestRecord, mask: Path, images: list[Path]) -> Vol
             hint="the dataset's descriptor or the vocabulary changed since the manifest was "
                  "written: run `harmonize manifest` again")
     return raw
+
+
+@functools.lru_cache(maxsize=64)
+def _dataset_matcher(dataset: str, descriptors: str) -> tuple[Descriptor, RoiMatcher]:
+    """The installed dataset's descriptor and structure-name matcher (cached per process and
+    ``HARMONIZE_DESCRIPTORS`` value: an export re-reads hundreds of records of one dataset)."""
+    from harmonize.plugin.catalog import load_catalog
+
+    descriptor = load_catalog().get(dataset).descriptor
+    return descriptor, RoiMatcher.from_descriptor(descriptor)
 
 
 def unknown_label_values(record: ManifestRecord, values: Iterable[int]) -> list[int]:
