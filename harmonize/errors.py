@@ -169,3 +169,7 @@ class ErrorRecord:
                 self.message, dataset=self.dataset, case=self.case, file=self.file, hint=self.hint
             )
         )
+
+
+class RefusedRecordWarning(UserWarning):
+    """A manifest record was refused by the id gate (its error is the warning's message)."""

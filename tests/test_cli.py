@@ -134,3 +134,32 @@ def test_unreadable_manifests_are_clear_errors_not_tracebacks(kits23_root, tmp_p
     check = runner.invoke(app, ["validate", str(out / "other.jsonl")])
     assert check.exit_code == 1 and isinstance(check.exception, SystemExit)
     assert "other.jsonl:1: not a JSON object" in check.output
+
+
+def test_cache_help_names_the_loaders_default_folder():
+    from harmonize.cli.cache import CACHE_DIRNAME
+    from harmonize.loader.cache import DEFAULT_CACHE_DIRNAME
+
+    assert CACHE_DIRNAME == DEFAULT_CACHE_DIRNAME
+
+
+def test_split_mode_help_lists_the_validated_modes():
+    from harmonize.cli.export import split_mode_help
+    from harmonize.export.slice_splits import seeded_split_modes
+
+    text = split_mode_help()
+    for mode in seeded_split_modes().values():
+        assert f"{mode.name} ({mode.summary}" in text
+
+
+def test_the_command_line_starts_without_the_numeric_stack():
+    """`harmonize --help` imports the command modules only: numpy, nibabel, SimpleITK, torch and
+    the engine load in the commands that use them (start-up ~0.3 s instead of ~3 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, harmonize.cli.app; "  # importing it registers every command module
+            "print(sorted(m for m in ('numpy', 'nibabel', 'SimpleITK', 'torch', 'pydicom') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,7 +8,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,18 +23,11 @@ from harmonize.cli.console import (
     print_problems,
     progress_bar,
 )
-from harmonize.cli.roi_table import case_rois, roi_summary, roi_table
-from harmonize.errors import HarmonizeError, ManifestError
+from harmonize.errors import HarmonizeError, ManifestError, RefusedRecordWarning
 from harmonize.gate import TRUSTED_ROOTS_ENV, add_trusted_roots
-from harmonize.manifest.build import (
-    RefusedRecordWarning,
-    build_manifest,
-    read_manifest,
-    validate_manifest,
-)
-from harmonize.manifest.splits import check_ratios, find_leaks, split_counts
-from harmonize.plugin.catalog import Catalog, load_catalog
-from harmonize.plugin.discovery import discover
+
+if TYPE_CHECKING:
+    from harmonize.plugin.catalog import Catalog
 
 app = typer.Typer(
     help="Harmonize public medical imaging segmentation datasets: discover cases in their released "
@@ -60,6 +53,8 @@ CatalogueFormatOpt = Annotated[str, typer.Option("--format", help="table, json o
 
 
 def get_catalog(descriptors: list[Path] | None = None) -> Catalog:
+    from harmonize.plugin.catalog import load_catalog
+
     catalog = load_catalog(descriptors=descriptors or ())
     for error in catalog.errors:
         err_console.print(f"[bold yellow]plugin problem[/] {plain(error)}", highlight=False)
@@ -128,6 +123,9 @@ def discover_command(
     format: FormatOpt = "table",
 ) -> None:
     """List the cases found under --root and everything skipped there, with the reason."""
+    from harmonize.cli.roi_table import case_rois, roi_summary, roi_table
+    from harmonize.plugin.discovery import discover
+
     try:
         plugin = get_catalog(descriptor).get(dataset)
     except HarmonizeError as exc:
@@ -212,6 +210,10 @@ def manifest_command(
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Processes describing cases (each reads its case in full).")] = 1,
 ) -> None:
     """Write OUT/<dataset>.jsonl describing the source files, and OUT/splits.json."""
+    from harmonize.manifest.build import build_manifest
+    from harmonize.manifest.splits import check_ratios, split_counts
+    from harmonize.plugin.discovery import discover
+
     try:
         check_ratios(ratios)
         plugin = get_catalog(descriptor).get(dataset)
@@ -266,7 +268,8 @@ def validate_command(
 ) -> None:
     """Check manifests against the JSON Schema, their ids and paths against the gate (paths
     inside the manifest's folder or a trusted root), and splits for leakage across all of them."""
-    from harmonize.manifest.build import expand_manifests
+    from harmonize.manifest.build import expand_manifests, read_manifest, validate_manifest
+    from harmonize.manifest.splits import find_leaks
 
     problems: list[str] = []
     records = []
@@ -302,7 +305,7 @@ def duplicates_command(
 ) -> None:
     """Report the same image in several cases or datasets (content fingerprints) and patients
     linked across datasets; exit 1 if any such group sits in more than one split."""
-    from harmonize.manifest.build import expand_manifests
+    from harmonize.manifest.build import expand_manifests, read_manifest
     from harmonize.manifest.duplicates import find_duplicates
 
     files = expand_manifests(manifests)

@@ -16,9 +16,10 @@ from harmonize.cli.console import (
     progress_bar,
 )
 from harmonize.errors import HarmonizeError
-from harmonize.loader.cache import DEFAULT_CACHE_DIRNAME, VolumeCache, build_cache
-from harmonize.manifest.build import read_manifest
-from harmonize.manifest.records import SPLITS
+
+#: the loader's default cache folder name (``harmonize.loader.cache.DEFAULT_CACHE_DIRNAME``;
+#: not imported here: the loader imports torch, and ``harmonize --help`` must start fast)
+CACHE_DIRNAME = "cache"
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
         manifest: Annotated[list[Path], typer.Option("--manifest", "-m", exists=True, dir_okay=False,
                                                      help="Manifest(s) (.jsonl) to cache.")],
         cache_dir: Annotated[Path | None, typer.Option(
-            "--cache-dir", help=f"Cache folder (default: {DEFAULT_CACHE_DIRNAME}/ next to each manifest); "
+            "--cache-dir", help=f"Cache folder (default: {CACHE_DIRNAME}/ next to each manifest); "
                                 "pass the same folder to HarmonizedDataset(cache=...).")] = None,
         split: Annotated[str | None, typer.Option(help="Only records of this split.")] = None,
         workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
@@ -40,6 +41,10 @@ def register(app: typer.Typer) -> None:
         Entries that are up to date are kept; missing, stale (record changed) or corrupt ones are
         (re)built. Exits 1 if any record fails.
         """
+        from harmonize.loader.cache import DEFAULT_CACHE_DIRNAME, VolumeCache, build_cache
+        from harmonize.manifest.build import read_manifest
+        from harmonize.manifest.records import SPLITS
+
         if split is not None and split not in SPLITS:
             print_error(HarmonizeError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}"))
             raise typer.Exit(2)

@@ -22,14 +22,11 @@ from harmonize.cli.console import (
     print_json,
     print_problems,
 )
-from harmonize.engine.config import Target
 from harmonize.errors import ErrorRecord, HarmonizeError
-from harmonize.manifest.splits import find_leaks, split_counts
-from harmonize.plugin.catalog import load_catalog
-from harmonize.plugin.dataset import DatasetPlugin
 
 if TYPE_CHECKING:
     from harmonize.engine.pipeline import RunResult
+    from harmonize.plugin.dataset import DatasetPlugin
 
 DATA_DIR = "data"
 MANIFEST_DIR = "harmonized"
@@ -53,6 +50,8 @@ class DemoResult:
 
 def demo_plugins(datasets: list[str] | None = None) -> list[DatasetPlugin]:
     """Plugins taking part: those that can fabricate their layout and opt in (or are named)."""
+    from harmonize.plugin.catalog import load_catalog
+
     catalog = load_catalog(entry_points=False)
     if datasets:
         return [catalog.get(d) for d in datasets]
@@ -72,6 +71,7 @@ def run_demo(
     """Fabricate each demo dataset under ``out/data/<id>`` in its released layout, normalize all of
     them with :func:`harmonize.engine.pipeline.run` into ``out/harmonized`` (volumes, manifests, splits,
     errors) and load one mixed batch from the manifests."""
+    from harmonize.engine.config import Target
     from harmonize.engine.pipeline import run
 
     out = Path(out)
@@ -100,6 +100,8 @@ def run_demo(
 
 def summary_rows(result: DemoResult) -> list[dict]:
     """One row per dataset: cases, patients, labels, split sizes, skipped items, errors."""
+    from harmonize.manifest.splits import split_counts
+
     rows = []
     for dataset in result.datasets:
         records = [r for r in result.run.records if r.dataset == dataset]
@@ -134,6 +136,8 @@ def register(app: typer.Typer) -> None:
         except HarmonizeError as exc:
             print_error(exc)
             raise typer.Exit(2) from None
+        from harmonize.manifest.splits import find_leaks
+
         rows = summary_rows(result)
         leaks = [str(leak) for leak in find_leaks(result.run.records)]
         if format == "json":

@@ -18,16 +18,25 @@ from harmonize.cli.console import (
     progress_bar,
 )
 from harmonize.errors import ErrorRecord, HarmonizeError
-from harmonize.export.slice_splits import seeded_split_modes
+from harmonize.yamlio import load_registry
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-_SPLIT_MODE_HELP = "default (a dataset's published split where registry/presets.yaml names " \
-    "one, else the manifest's), manifest (the records' splits) or a seeded case split: " + \
-    "; ".join(f"{m.name} ({m.summary}" + (f"; default for {', '.join(m.datasets)}" if m.datasets
-                                           else "") + ")"
-              for m in seeded_split_modes().values()) + "."
+def split_mode_help() -> str:
+    """``--split-mode`` help, from the registry file as it is (the export, which validates the
+    modes, imports numpy; ``harmonize --help`` must start fast)."""
+    modes = load_registry("presets.yaml").get("slice_split_modes") or {}
+    seeded = "; ".join(
+        f"{name} ({entry.get('summary', '')}"
+        + (f"; default for {', '.join(entry['datasets'])}" if entry.get("datasets") else "") + ")"
+        for name, entry in modes.items())
+    return ("default (a dataset's published split where registry/presets.yaml names one, else "
+            "the manifest's), manifest (the records' splits) or a seeded case split: "
+            + seeded + ".")
+
+
+_SPLIT_MODE_HELP = split_mode_help()
 
 ManifestOpt = Annotated[
     list[Path],

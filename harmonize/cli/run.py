@@ -18,19 +18,25 @@ import typer
 from rich.table import Table
 
 from harmonize.cli.console import console, err_console, plain, print_json
-from harmonize.engine.config import is_number
 from harmonize.engine.lifetime import Terminated, exit_code, sigterm_raises
-from harmonize.engine.presets import PRESETS
 from harmonize.errors import ErrorRecord, HarmonizeError
-from harmonize.manifest.splits import split_counts
+from harmonize.yamlio import load_registry
 
 if TYPE_CHECKING:
     from harmonize.engine.pipeline import RunResult
 
-_PRESET_HELP = "A named convention of registry/presets.yaml: " + ", ".join(PRESETS) + "."
+# preset names straight from the registry file (the engine, which checks them, imports nibabel)
+_PRESET_HELP = ("A named convention of registry/presets.yaml: "
+                + ", ".join(load_registry("presets.yaml").get("normalization") or {}) + ".")
 
 #: Options that take several numbers on the command line, and how many.
 MULTI_VALUE_OPTIONS = {"--spacing": 3, "--ct-window": 2, "--mr-percentiles": 2}
+
+
+def _is_number(token: str) -> bool:
+    from harmonize.engine.config import is_number
+
+    return is_number(token)
 
 
 def join_multi_values(args: list[str]) -> list[str]:
@@ -47,7 +53,8 @@ def join_multi_values(args: list[str]) -> list[str]:
             break
         if token in MULTI_VALUE_OPTIONS:
             values: list[str] = []
-            while i < len(args) and len(values) < MULTI_VALUE_OPTIONS[token] and is_number(args[i]):
+            while (i < len(args) and len(values) < MULTI_VALUE_OPTIONS[token]
+                   and _is_number(args[i])):
                 values.append(args[i])
                 i += 1
             if values:
@@ -68,6 +75,8 @@ def summary(result: RunResult) -> dict[str, Any]:
                       | {e.dataset for e in result.errors if e.dataset})
     failed = Counter(e.dataset for e in result.errors if e.case)
     skipped = Counter(e.dataset for e in result.skipped)
+    from harmonize.manifest.splits import split_counts
+
     rows = []
     for dataset in datasets:
         records = [r for r in result.records if r.dataset == dataset]

@@ -13,7 +13,7 @@ from typing import Any
 import jsonlines
 
 from harmonize import jsonio
-from harmonize.errors import ErrorRecord, ManifestError
+from harmonize.errors import ErrorRecord, ManifestError, RefusedRecordWarning
 from harmonize.files import sha256_path, writable_folder, write_text_atomic
 from harmonize.gate import check_identifier, remember_root
 from harmonize.labels.rules import class_values
@@ -271,10 +271,6 @@ def write_splits(out_dir: Path) -> dict[str, list[str]]:
     doc = splits_document(records)
     write_text_atomic(Path(out_dir) / SPLITS_FILE, jsonio.dumps(doc, indent=1) + "\n")
     return doc
-
-
-class RefusedRecordWarning(UserWarning):
-    """A manifest record was refused by the id gate (its error is the warning's message)."""
 
 
 def read_manifest(path: Path, *, refused: list[ManifestError] | None = None,
