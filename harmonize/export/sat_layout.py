@@ -70,8 +70,13 @@ def sat_layout_lines(entry: Entry, out: Path, sat: SatDataset, vocabulary: Vocab
         else:
             dtype = np.uint8 if len(canonical) < 256 else np.uint16
             write_volume(Volume(lut.astype(dtype)[mask.data], mask.affine, "label"), target)
-        # our classes in SAT-DS's values (what `harmonize import sat` reads back exactly)
-        sat_values = {name: sorted({int(lut[v]) for v in values if v < len(lut) and lut[v]})
+        # our classes in SAT-DS's values (what `harmonize import sat` reads back exactly): a
+        # SAT-DS value belongs to a class only when all of our values it holds are the class's
+        members: dict[int, set[int]] = {}
+        for v in np.flatnonzero(lut):
+            members.setdefault(int(lut[v]), set()).add(int(v))
+        sat_values = {name: sorted(sat for sat, vals in members.items()
+                                   if vals <= {int(x) for x in values})
                       for name, values in record.labels.items()}
     else:
         data, lost = _channel_mask(mask.data, record.labels, canonical)
