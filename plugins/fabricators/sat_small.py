@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from harmonize.plugins.fabricators.abdomen import lps_affine
+
 from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 
 
