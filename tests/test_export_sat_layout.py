@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
+from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021, make_kipa22
 
 from harmonize.engine.config import Target
 from harmonize.engine.pipeline import run
@@ -36,17 +37,18 @@ from harmonize.read.case import read_case
 
 CATALOG = load_catalog(entry_points=False)
 SAT = load_sat_ds()
-#: SAT-DS datasets whose loader.py reads a layout harmonize does not write (ACDC: value 3 is
-#: label[0]); their records are exported in the generic layout
-NO_SAT_LAYOUT = {"acdc"}
-SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items()
-                    if p.descriptor.sat_ds and i not in NO_SAT_LAYOUT)
+# datasets whose SAT-DS loader methods all read a known mask layout (ACDC: value 3 is label[0];
+# MM_WHS_CT: its release values 205...850): the others are exported under their own id
+SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items() if p.descriptor.sat_ds
+                    and all(SAT[n].mask for n in p.descriptor.sat_ds))
 FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "word": lambda root, seed: make_word(root, n_train=2, n_val=0, n_test=0, seed=seed),
     "flare22": lambda root, seed: make_flare22(root, n_cases=2, seed=seed),
     "abdomenct-1k": lambda root, seed: make_abdomenct1k(root, n_cases=2, seed=seed),
     "segthor": lambda root, seed: make_segthor(root, n_cases=2, seed=seed),
     "promise12": lambda root, seed: make_promise12(root, per_part=1, seed=seed),
+    "kipa22": lambda root, seed: make_kipa22(root, cases=(0, 1), seed=seed),
+    "crossmoda2021": lambda root, seed: make_crossmoda2021(root, cases=(1, 2), seed=seed),
 }
 
 
