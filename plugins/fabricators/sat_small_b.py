@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-
 from harmonize.plugins.fabricators.abdomen import lps_affine
+
 from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 
 Shape = tuple[int, int, int]
@@ -47,7 +47,7 @@ def paint(shape: Shape, blobs: Mapping[int, Blob], rng: np.random.Generator,
           dtype: type = np.uint8) -> np.ndarray:
     """A label map with each value's ellipsoid painted in ``blobs`` order (jittered per case)."""
     jitter = rng.uniform(-0.02, 0.02, size=3)
-    label = np.zeros(shape, dtype=dtype)
+    label: np.ndarray = np.zeros(shape, dtype=dtype)
     for value, (centre, radii) in blobs.items():
         label[ellipsoid(shape, tuple(c + j for c, j in zip(centre, jitter)), radii)] = value
     return label
