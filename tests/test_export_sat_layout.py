@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
-from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021, make_kipa22
+from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
 from harmonize.engine.config import Target
 from harmonize.engine.pipeline import run
@@ -47,7 +47,6 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "abdomenct-1k": lambda root, seed: make_abdomenct1k(root, n_cases=2, seed=seed),
     "segthor": lambda root, seed: make_segthor(root, n_cases=2, seed=seed),
     "promise12": lambda root, seed: make_promise12(root, per_part=1, seed=seed),
-    "kipa22": lambda root, seed: make_kipa22(root, cases=(0, 1), seed=seed),
     "crossmoda2021": lambda root, seed: make_crossmoda2021(root, cases=(1, 2), seed=seed),
 }
 

@@ -1,4 +1,4 @@
-"""KiPA22, CrossMoDA 2021 and MM-WHS CT: YAML-only datasets in their released layouts.
+"""CrossMoDA 2021 and MM-WHS CT: YAML-only datasets in their released layouts.
 
 The oracle is the fabricated arrays themselves (read back with nibabel) and the layouts/values
 SAT-DS's processor.py and data/jsonl read (transcribed in the fabricator), never the layout
@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from harmonize.plugins.fabricators.sat_small_b import (
     make_crossmoda2021,
-    make_kipa22,
     make_mm_whs_ct,
 )
 from typer.testing import CliRunner
@@ -26,8 +25,6 @@ from harmonize.manifest.build import read_manifest
 RUNNER = CliRunner()
 #: dataset -> (fabricator, case ids written, label file of a case, values per class)
 CASES = {
-    "kipa22": (make_kipa22, ["0", "1", "10"], "train/label/{}.nii.gz",
-               {"renal vein": [1], "kidney": [2, 4], "renal artery": [3], "kidney tumor": [4]}),
     "crossmoda2021": (make_crossmoda2021, ["crossmoda_1", "crossmoda_100", "crossmoda_105"],
                       "source_training/{}_Label.nii.gz",
                       {"vestibular schwannoma": [1], "cochlea": [2]}),
@@ -38,7 +35,7 @@ CASES = {
                    "pulmonary artery": [850], "heart atrium": [420, 550],
                    "heart ventricle": [500, 600]}),
 }
-SAT_NAMES = {"kipa22": "KiPA22", "crossmoda2021": "CrossMoDA2021", "mm-whs-ct": "MM_WHS_CT"}
+SAT_NAMES = {"crossmoda2021": "CrossMoDA2021", "mm-whs-ct": "MM_WHS_CT"}
 
 
 def _invoke(*args: str) -> str:
@@ -96,9 +93,9 @@ def test_mm_whs_run_loader_and_sat_export(tmp_path):
     assert {line["dataset"] for line in lines} == {"MM_WHS_CT"}
 
 
-@pytest.mark.parametrize("dataset", ["kipa22", "crossmoda2021"])
+@pytest.mark.parametrize("dataset", ["crossmoda2021"])
 def test_sat_export_uses_sat_ds_name_and_values(dataset, tmp_path):
-    """KiPA22 and CrossMoDA2021: SAT-DS's loader reads ``mask == i + 1`` of the release's own
+    """CrossMoDA2021: SAT-DS's loader reads ``mask == i + 1`` of the release's own
     label files; the export gives those values (the release's) under SAT-DS's name."""
     make, case_ids, label_of, classes = CASES[dataset]
     root = make(tmp_path / "src")

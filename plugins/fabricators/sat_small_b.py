@@ -1,6 +1,6 @@
-"""Fabricate KiPA22, CrossMoDA 2021 and MM-WHS CT in their released layouts.
+"""Fabricate CrossMoDA 2021 and MM-WHS CT in their released layouts.
 
-YAML-only datasets (registry/datasets/{kipa22,crossmoda2021,mm-whs-ct}.yaml); the layouts, file
+YAML-only datasets (registry/datasets/{crossmoda2021,mm-whs-ct}.yaml); the layouts, file
 names and label values are those SAT-DS's processor.py and data/jsonl read. Each maker returns
 the folder to pass as root and writes structures as ellipsoids (fractions of each axis), so a
 test can count voxels per value from the arrays itself. Arrays are (X, Y, Z).
@@ -19,13 +19,6 @@ from harmonize.testing import ct_phantom, ellipsoid, write_nifti
 Shape = tuple[int, int, int]
 Blob = tuple[tuple[float, float, float], tuple[float, float, float]]
 
-#: KiPA22 values (1 renal vein, 2 kidney, 3 renal artery, 4 kidney tumor), later ones painted last
-KIPA22_BLOBS: dict[int, Blob] = {
-    2: ((0.35, 0.55, 0.5), (0.18, 0.22, 0.35)),
-    1: ((0.60, 0.50, 0.5), (0.15, 0.05, 0.08)),
-    3: ((0.60, 0.62, 0.5), (0.15, 0.04, 0.08)),
-    4: ((0.30, 0.60, 0.6), (0.07, 0.08, 0.12)),
-}
 #: CrossMoDA values (1 vestibular schwannoma, 2 cochlea)
 CROSSMODA_BLOBS: dict[int, Blob] = {
     1: ((0.40, 0.50, 0.5), (0.10, 0.12, 0.20)),
@@ -53,27 +46,11 @@ def paint(shape: Shape, blobs: Mapping[int, Blob], rng: np.random.Generator,
     return label
 
 
-def _ct(shape: Shape, label: np.ndarray, rng: np.random.Generator, offset: float = 0.0) -> np.ndarray:
+def _ct(shape: Shape, label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     image = ct_phantom(shape, rng, axial_axes=(0, 1)).astype(np.float32)
     image[label > 0] = 150.0 + (label[label > 0].astype(np.float32) % 7) * 20.0
     image += rng.normal(0.0, 8.0, size=shape).astype(np.float32)
-    return np.rint(image + offset).astype(np.int16)
-
-
-def make_kipa22(root: Path, *, cases: Sequence[int] = (0, 1, 10), seed: int = 0,
-                shape: Shape = (24, 24, 16)) -> Path:
-    """KiPA22/train/image/<n>.nii.gz + train/label/<n>.nii.gz (images stored +1000 HU, as the
-    release: SAT-DS subtracts 1000); sub-millimetre spacing, LPS affine."""
-    data = Path(root) / "KiPA22"
-    rng = np.random.default_rng(seed)
-    for number in cases:
-        label = paint(shape, KIPA22_BLOBS, rng)
-        affine = lps_affine((0.6 + 0.05 * (number % 3), 0.6 + 0.05 * (number % 3), 0.5),
-                            (60.0, 120.0, -80.0 - number))
-        write_nifti(data / "train" / "image" / f"{number}.nii.gz", _ct(shape, label, rng, 1000.0),
-                    affine)
-        write_nifti(data / "train" / "label" / f"{number}.nii.gz", label, affine)
-    return data
+    return np.rint(image).astype(np.int16)
 
 
 def make_crossmoda2021(root: Path, *, cases: Sequence[int] = (1, 100, 105), seed: int = 0,
