@@ -37,10 +37,11 @@ from harmonize.read.case import read_case
 
 CATALOG = load_catalog(entry_points=False)
 SAT = load_sat_ds()
-# datasets whose SAT-DS loader methods all read a known mask layout (ACDC: value 3 is label[0];
-# MM_WHS_CT: its release values 205...850): the others are exported under their own id
-SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items() if p.descriptor.sat_ds
-                    and all(SAT[n].mask for n in p.descriptor.sat_ds))
+#: SAT-DS datasets whose loader.py reads a layout harmonize does not write (ACDC: value 3 is
+#: label[0]; MM_WHS_CT: its release values 205...850): exported under their own id
+NO_SAT_LAYOUT = {"acdc", "mm-whs-ct"}
+SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items()
+                    if p.descriptor.sat_ds and i not in NO_SAT_LAYOUT)
 FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "word": lambda root, seed: make_word(root, n_train=2, n_val=0, n_test=0, seed=seed),
     "flare22": lambda root, seed: make_flare22(root, n_cases=2, seed=seed),

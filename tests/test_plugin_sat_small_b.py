@@ -68,7 +68,7 @@ def test_discover_and_manifest_in_the_released_layout(dataset, tmp_path):
 
 def test_mm_whs_run_loader_and_sat_export(tmp_path):
     """`harmonize run` keeps MM-WHS's 205...850 per class; the loader's masks count the voxels
-    the release file has per value; `export sat` writes SAT-DS's name MM_WHS_CT."""
+    the release file has per value; `export sat` keeps the id mm-whs-ct (see below)."""
     from harmonize.loader import HarmonizedDataset
 
     make, case_ids, label_of, classes = CASES["mm-whs-ct"]
@@ -88,9 +88,12 @@ def test_mm_whs_run_loader_and_sat_export(tmp_path):
         assert all(got.values())
     sat = tmp_path / "sat"
     _invoke("export", "sat", "--manifest", str(manifest), "--out", str(sat), "--no-progress")
-    lines = [json.loads(t) for t in (sat / "jsonl" / "MM_WHS_CT.jsonl").read_text().splitlines()]
+    # SAT-DS's MM_WHS_CT loader reads the release values 205...850, a layout harmonize does not
+    # write: the records keep their own id rather than a SAT-DS name SAT-DS would misread
+    assert not (sat / "jsonl" / "MM_WHS_CT.jsonl").exists()
+    lines = [json.loads(t) for t in (sat / "jsonl" / "mm-whs-ct.jsonl").read_text().splitlines()]
     assert sorted(line["harmonize"]["case_id"] for line in lines) == case_ids
-    assert {line["dataset"] for line in lines} == {"MM_WHS_CT"}
+    assert {line["dataset"] for line in lines} == {"mm-whs-ct"}
 
 
 @pytest.mark.parametrize("dataset", ["crossmoda2021"])

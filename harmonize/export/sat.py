@@ -236,6 +236,13 @@ def export_sat(
         unnamed: set[str] | None = None  # classes no SAT-DS dataset of this case names
         for name in sat_targets(entry.dataset, names, catalog):
             sat = table.get(name)
+            if sat is not None and sat.mask is None and entry.dataset not in names:
+                # SAT-DS's loader reads this dataset in a layout harmonize does not write: its
+                # name on our generic layout would be misread, so the record keeps its own id
+                result.notes.append(f"{entry.dataset}/{entry.case_id}: SAT-DS's loader reads "
+                                    f"{name} in a layout harmonize does not write; exported as "
+                                    f"{entry.dataset!r} in the generic layout")
+                name, sat = entry.dataset, None
             try:
                 if sat is not None and sat.mask is not None:
                     made = sat_layout_lines(entry, out, sat, vocabulary, base_dir,
