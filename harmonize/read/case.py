@@ -43,7 +43,7 @@ from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
 from harmonize.read.volume import Volume, read_header, read_volume
 
 __all__ = ["CaseData", "case_channels", "missing_file_error", "present_values", "read_case",
-           "record_files", "rounded_affine", "unknown_label_values"]
+           "record_files", "unknown_label_values"]
 
 _RAS = np.eye(4)
 
@@ -75,10 +75,6 @@ class CaseData:
         """Channel ``c`` as a 3D array (a view)."""
         data = self.image.data
         return data if data.ndim == 3 else data[..., c]
-
-
-def rounded_affine(affine: np.ndarray) -> list[list[float]]:
-    return [[round(float(v), 6) for v in row] for row in affine]
 
 
 def case_channels(plugin: DatasetPlugin, case: Case) -> list[str]:
