@@ -59,7 +59,6 @@ def test_make_executor_choices_and_errors(monkeypatch) -> None:
     pool = make_executor("local", workers=2)
     assert isinstance(pool, LocalExecutor) and pool.workers == 2
     assert make_executor(pool) is pool
-    assert 1 <= default_workers() <= 4
     with pytest.raises(ExecutorError, match="unknown executor"):
         make_executor("slurm")
     with pytest.raises(ExecutorError, match="only applies to --executor dask"):
@@ -111,3 +110,112 @@ def test_cli_dask_executor_without_scheduler_starts_a_local_cluster(tmp_path: Pa
     run([Target("kits23", root)], tmp_path / "serial", workers=1, progress=False)
     for name in ("kits23.jsonl", "kits23/case_00000/image.nii.gz", "kits23/case_00001/mask.nii.gz"):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes()
+
+
+def _dask_command() -> list[str]:
+    """The ``dask`` command of this environment (next to the interpreter)."""
+    script = Path(sys.executable).with_name("dask")
+    assert script.exists(), f"the dask CLI is missing next to {sys.executable} (test extras)"
+    return [str(script)]
+
+
+def test_real_scheduler_and_worker_processes_give_the_local_pool_bytes(tmp_path: Path) -> None:
+    """A `dask scheduler` and a `dask worker` started as separate processes on 127.0.0.1 (as on
+    a cluster): `harmonize run --scheduler` writes exactly the bytes the local pool writes."""
+    import json
+    import subprocess
+    import time
+
+    from typer.testing import CliRunner
+
+    from harmonize.cli.app import app
+
+    root = make_kits23(tmp_path / "kits23", n_cases=3, seed=23)
+    info = tmp_path / "scheduler.json"
+    logs = (tmp_path / "scheduler.log").open("w"), (tmp_path / "worker.log").open("w")
+    scheduler = subprocess.Popen([*_dask_command(), "scheduler", "--host", "127.0.0.1",
+                                  "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+                                 stdout=logs[0], stderr=subprocess.STDOUT)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        worker = subprocess.Popen([*_dask_command(), "worker", address, "--nworkers", "2",
+                                   "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                  stdout=logs[1], stderr=subprocess.STDOUT)
+        import distributed
+        with distributed.Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        res = CliRunner().invoke(app, ["run", "-d", "kits23", "-r", str(root), "-o",
+                                       str(tmp_path / "dask"), "--executor", "dask",
+                                       "--scheduler", address, "--spacing", "1.5", "1.5", "2",
+                                       "--no-progress"])
+        assert res.exit_code == 0, res.output
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
+        for log in logs:
+            log.close()
+    run([Target("kits23", root)], tmp_path / "local", Settings(spacing=(1.5, 1.5, 2.0)),
+        workers=2, progress=False)
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix == ".gz"}
+
+    assert files(tmp_path / "dask") == files(tmp_path / "local") != {}
+    for name in ("kits23.jsonl", "splits.json"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def test_dask_submission_is_bounded(tmp_path: Path) -> None:
+    """However many items, at most `in_flight` futures are held at a time; every item comes
+    back once, exceptions as results."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        executor = DaskExecutor(client=client, in_flight=3)
+        held = []
+        results = {}
+        for index, result in executor.imap_unordered(math.sqrt, [float(v) for v in range(-1, 60)]):
+            held.append(len(client.futures))
+            results[index] = result
+    assert sorted(results) == list(range(61))
+    assert isinstance(results[0], ValueError) and results[5] == 2.0
+    assert max(held) <= 3 and len(held) == 61
+
+
+def test_default_workers_are_the_usable_cores_and_threads_are_shared(monkeypatch) -> None:
+    from harmonize.engine.threads import CORES_ENV, threads_per_worker, usable_cores
+
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert default_workers() == usable_cores() == expected
+    monkeypatch.setenv(CORES_ENV, "64")
+    assert default_workers() == 64
+    assert threads_per_worker(64) == 1 and threads_per_worker(4) == 16
+    assert threads_per_worker(3, cores=8) == 2 and threads_per_worker(16, cores=8) == 1
+
+
+def _library_threads(_: object) -> tuple[int, list[int]]:
+    import SimpleITK as sitk
+    from threadpoolctl import threadpool_info
+
+    return (sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
+            [pool["num_threads"] for pool in threadpool_info()])
+
+
+def test_pool_workers_get_their_share_of_the_cores(monkeypatch) -> None:
+    """With 2 workers on 4 cores each worker runs 2 SimpleITK and 2 BLAS threads at most."""
+    from harmonize.engine.threads import CORES_ENV
+
+    monkeypatch.setenv(CORES_ENV, "4")
+    results = collect(LocalExecutor(2), _library_threads, [None] * 4)
+    for sitk_threads, blas in results.values():
+        assert sitk_threads == 2 and all(n <= 2 for n in blas)

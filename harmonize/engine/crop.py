@@ -37,8 +37,9 @@ def foreground_box(data: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]] 
 
 def crop_to_foreground(image: Volume, label: Volume | None
                        ) -> tuple[Volume, Volume | None, dict[str, Any]]:
-    """``image`` and ``label`` cut to the image's foreground box, and the operation to record.
-    An image without a voxel ``> 0`` is left whole (MONAI would return an empty volume)."""
+    """``image`` and ``label`` cut to the image's foreground box (views of their arrays), and the
+    operation to record. An image without a voxel ``> 0`` is left whole (MONAI would return an
+    empty volume)."""
     box = foreground_box(image.data)
     if box is None:
         return image, label, {"op": "crop_foreground",
@@ -47,11 +48,12 @@ def crop_to_foreground(image: Volume, label: Volume | None
     cut = tuple(slice(a, b) for a, b in zip(start, stop))
     affine = np.array(image.affine, dtype=np.float64)
     affine[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
-    cropped = Volume(np.ascontiguousarray(image.data[cut]), affine, "image")
+    # Views, not copies: the intensity step that follows writes a new array anyway, and a
+    # copy in C order of a Fortran-ordered volume costs a full transposition.
+    cropped = Volume(image.data[cut], affine, "image")
     cropped_label = None
     if label is not None:
-        cropped_label = Volume(np.ascontiguousarray(label.data[cut]), affine.copy(), "label",
-                               classes=label.classes)
+        cropped_label = Volume(label.data[cut], affine.copy(), "label", classes=label.classes)
     op = {"op": "crop_foreground",
           "params": {"cropped": True, "start": list(start),
                      "shape": [b - a for a, b in zip(start, stop)]}}

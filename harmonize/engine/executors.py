@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from harmonize.engine.lifetime import die_with_parent
+from harmonize.engine.threads import limit_library_threads, threads_per_worker, usable_cores
 from harmonize.errors import HarmonizeError
 
 DASK_EXTRA = "pip install 'harmonize-med[dask]'"
@@ -33,8 +34,15 @@ class ExecutorError(HarmonizeError):
 
 
 def default_workers() -> int:
-    """``min(4, number of CPUs)``: the default size of the local process pool."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """The usable cores (:func:`~harmonize.engine.threads.usable_cores`): the default size of the
+    local process pool and of a Dask local cluster."""
+    return usable_cores()
+
+
+def start_worker(parent: int, threads: int) -> None:
+    """Pool worker initializer: die with ``parent`` and use at most ``threads`` library threads."""
+    die_with_parent(parent)
+    limit_library_threads(threads)
 
 
 class Executor(Protocol):
@@ -82,7 +90,8 @@ class LocalExecutor:
     """A process pool of ``workers`` processes on this machine (the default executor).
 
     At most ``2 * workers`` items are in flight, so a large dataset does not queue thousands of
-    pickled tasks at once. If a worker process dies (killed for memory, a crash in a C library),
+    pickled tasks at once. Each worker's library threads (SimpleITK, BLAS) are capped at
+    ``cores // workers`` (:mod:`harmonize.engine.threads`), so workers x threads fit the cores. If a worker process dies (killed for memory, a crash in a C library),
     the pool is restarted and the items that were in flight run again one at a time; the item that
     kills its worker again is yielded with the ``BrokenProcessPool`` error, the others go on.
     """
@@ -97,8 +106,9 @@ class LocalExecutor:
     def start(self) -> None:
         """Start the worker processes now (before a progress bar thread starts)."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=die_with_parent,
-                                             initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, initializer=start_worker,
+                initargs=(os.getpid(), threads_per_worker(self.workers)))
             self._pool.submit(int).result()
             self._broken = False
 
@@ -171,6 +181,28 @@ class LocalExecutor:
             process.join(timeout=10)
 
 
+class _LimitedThreads:
+    """``fn`` run on a Dask worker with its library threads capped at its host's share of the
+    cores: the worker's usable cores // the Dask threads of all workers on that host
+    (``dask_threads[host]``). Picklable."""
+
+    def __init__(self, fn: Callable[[Any], Any], dask_threads: dict[str, int]) -> None:
+        self.fn = fn
+        self.dask_threads = dask_threads
+
+    def __call__(self, item: Any) -> Any:
+        from distributed import get_worker
+
+        host = _host(get_worker().address)
+        limit_library_threads(threads_per_worker(self.dask_threads.get(host, 1)))
+        return self.fn(item)
+
+
+def _host(address: str) -> str:
+    """``tcp://10.0.0.5:40123`` -> ``10.0.0.5``."""
+    return address.split("://", 1)[-1].rsplit(":", 1)[0]
+
+
 class DaskExecutor:
     """Runs items on a Dask ``distributed`` cluster.
 
@@ -178,14 +210,21 @@ class DaskExecutor:
     neither, a ``LocalCluster`` of ``workers`` single-threaded processes is started and closed again
     by :meth:`close`. Workers must have ``harmonize-med`` (and any third-party plugin) installed, and
     must see the dataset and output folders at the same paths (a shared file system).
+
+    Submission is bounded: at most ``in_flight`` items (default twice the cluster's threads, at
+    least 4) are submitted at a time and each result is released as soon as it is yielded, so the
+    memory of this process does not grow with the number of items. On each Dask worker, a task's
+    library threads are capped at ``cores // Dask threads`` of its host.
     """
 
     name = "dask"
 
     def __init__(self, address: str | None = None, *, client: Any = None,
-                 workers: int | None = None, connect_timeout: float = 10.0) -> None:
+                 workers: int | None = None, connect_timeout: float = 10.0,
+                 in_flight: int | None = None) -> None:
         distributed = import_distributed()
         self._own: list[Any] = []
+        self._in_flight = in_flight
         if client is not None:
             self.client = client
         elif address:
@@ -205,23 +244,44 @@ class DaskExecutor:
             self.client = distributed.Client(cluster)
             self._own.extend([self.client, cluster])
 
+    def _dask_threads(self) -> dict[str, int]:
+        """Dask threads (task slots) per host of the cluster."""
+        per_host: Counter[str] = Counter()
+        for address, info in self.client.scheduler_info().get("workers", {}).items():
+            per_host[_host(address)] += int(info.get("nthreads", 1))
+        return dict(per_host)
+
     def imap_unordered(
         self, fn: Callable[[Any], Any], items: Sequence[Any]
     ) -> Iterator[tuple[int, Any]]:
-        from distributed import as_completed
+        from distributed import wait as dask_wait
 
-        if not items:
-            return
-        futures = [self.client.submit(fn, item, pure=False) for item in items]
-        index = {future.key: i for i, future in enumerate(futures)}
+        dask_threads = self._dask_threads()
+        task = _LimitedThreads(fn, dask_threads)
+        limit = self._in_flight or max(4, 2 * sum(dask_threads.values()))
+        pending: dict[Any, int] = {}
+        fresh = iter(range(len(items)))
         try:
-            for future in as_completed(futures):
-                try:
-                    yield index[future.key], future.result()
-                except Exception as exc:  # noqa: BLE001 - handed to the caller as a result
-                    yield index[future.key], exc
+            while True:
+                for index in fresh:
+                    pending[self.client.submit(task, items[index], pure=False)] = index
+                    if len(pending) >= limit:
+                        break
+                if not pending:
+                    return
+                done = dask_wait(list(pending), return_when="FIRST_COMPLETED").done
+                finished = []
+                for future in sorted(done, key=lambda f: pending[f]):
+                    index = pending.pop(future)
+                    try:
+                        finished.append((index, future.result()))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller as a result
+                        finished.append((index, exc))
+                    future.release()
+                del done, future  # the client holds a task's result while its Future lives
+                yield from finished
         finally:
-            for future in futures:
+            for future in pending:
                 future.release()
 
     def close(self) -> None:

@@ -39,8 +39,9 @@ def mean_std(data: np.ndarray) -> tuple[float, float]:
     mean = total / n
     sq = 0.0
     for s in _slabs(data):
-        d = s.astype(np.float64) - mean
-        flat = d.ravel()
+        d = s.astype(np.float64, order="K")  # one float64 slab, in memory order
+        d -= mean
+        flat = d.ravel(order="K")  # a view: no copy of a column-ordered slab
         sq += float(np.dot(flat, flat))
     return mean, float(np.sqrt(sq / n))
 

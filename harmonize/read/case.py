@@ -112,12 +112,25 @@ def missing_file_error(record: ManifestRecord, path: Path, base: Path, what: str
     )
 
 
+_COUNT_SLAB = 1 << 20  # voxels per bincount call: its intp copy stays small (8 MB)
+
+
 def present_values(label: np.ndarray) -> list[int]:
-    """Distinct values of an unsigned-integer label map, ascending."""
-    flat = np.asarray(label).ravel(order="K")
-    if flat.dtype.kind == "u" and flat.dtype.itemsize <= 2 and flat.size:
-        return [int(v) for v in np.flatnonzero(np.bincount(flat))]
-    return [int(v) for v in np.unique(flat)]
+    """Distinct values of an integer label map, ascending.
+
+    uint8/uint16 maps (nearly every label file) are counted with ``np.bincount`` slab by slab
+    along the slowest axis, without a full-size copy or sort; other types use ``np.unique``."""
+    data = np.asarray(label)
+    if data.dtype.kind != "u" or data.dtype.itemsize > 2 or not data.size:
+        return [int(v) for v in np.unique(data)]
+    slowest = int(np.argmax(np.abs(data.strides))) if data.ndim else 0
+    moved = np.moveaxis(data, slowest, 0) if data.ndim else data.reshape(1)
+    step = max(1, _COUNT_SLAB // max(1, moved[0].size))
+    counts = np.zeros(1 << (8 * data.dtype.itemsize), dtype=np.int64)
+    for start in range(0, moved.shape[0], step):
+        slab = moved[start:start + step].ravel(order="K")
+        counts[: int(slab.max()) + 1] += np.bincount(slab)
+    return [int(v) for v in np.flatnonzero(counts)]
 
 
 def read_case(

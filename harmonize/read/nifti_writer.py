@@ -118,4 +118,7 @@ def _write_voxels(out: IO[bytes], data: np.ndarray, dtype: np.dtype) -> None:
             slab = arr[:, :, k : k + step]
             if slab.dtype != target:
                 slab = slab.astype(target, order="F")
-            out.write(slab.tobytes(order="F"))
+            if slab.flags.f_contiguous:  # its transpose is C-contiguous: no copy to bytes
+                out.write(memoryview(slab.T).cast("B"))
+            else:
+                out.write(slab.tobytes(order="F"))

@@ -1,0 +1,164 @@
+"""End-to-end ``harmonize run`` benchmark: CPU seconds per volume, worker scaling, peak memory.
+
+Fabricates an MSD Task03_Liver-layout dataset (``imagesTr/liver_N.nii.gz`` + ``labelsTr``, the
+release's ``dataset.json``) of CT-like volumes (default 512 x 512 x 200 int16 at 0.8 x 0.8 x
+2.5 mm, LPS, the phantom of ``benchmarks/preprocess.py``) with uint8 masks (liver 1, tumour 2),
+then runs the real command line, each run in a fresh output folder::
+
+    harmonize run -d msd-liver -r ROOT -o OUT --preset PRESET --workers W --no-progress
+
+for every ``W`` in ``--workers`` (default 1 and the usable cores), ``--repeats`` times, in turn
+(W=1, W=2, W=1, W=2, ...: paired, so a drift of the machine hits both). Reported per W:
+
+* wall seconds per volume and throughput relative to W=1 (median of the paired ratios);
+* CPU seconds per volume: user + system time of the whole process tree (``RUSAGE_CHILDREN``),
+  interpreter start, imports, manifest and statistics included;
+* peak memory of the largest single process (``ru_maxrss`` of the children: the largest
+  worker's high-water mark) as a multiple of one float32 volume.
+
+    python benchmarks/scaling.py                       # 8 full-size cases, presets sat
+    python benchmarks/scaling.py --cases 4 --shape 256 256 100 --repeats 1   # quick
+    python benchmarks/scaling.py --markdown            # the README table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from preprocess import fabricate  # noqa: E402 - the same CT phantom as the preprocessing benchmark
+
+
+def fabricate_dataset(root: Path, cases: int, shape: tuple[int, int, int]) -> Path:
+    """An MSD Task03_Liver release of ``cases`` labelled full-size cases under ``root``."""
+    import nibabel as nib
+
+    from harmonize.plugins.fabricators.msd import make_msd_task
+    from harmonize.testing.volumes import ellipsoid
+
+    folder = make_msd_task(root, task="Task03_Liver", n_train=cases, n_test=0,
+                           appledouble=False)
+    for index, image_path in enumerate(sorted((folder / "imagesTr").glob("*.nii.gz"))):
+        fabricate(image_path, shape, seed=index)
+        affine = nib.load(str(image_path)).affine
+        label = np.zeros(shape, dtype=np.uint8)
+        label[ellipsoid(shape, (0.38, 0.42, 0.45), (0.16, 0.14, 0.35))] = 1
+        label[ellipsoid(shape, (0.33, 0.40, 0.45), (0.03, 0.03, 0.05))] = 2
+        image = nib.Nifti1Image(label, affine)
+        image.set_qform(affine, code=1)
+        image.set_sform(affine, code=1)
+        nib.save(image, str(folder / "labelsTr" / image_path.name))
+    return folder
+
+
+def harmonize_command() -> list[str]:
+    """The installed ``harmonize`` next to this interpreter, else ``python -m harmonize``."""
+    script = Path(sys.executable).with_name("harmonize")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "harmonize"]
+
+
+def run_once(root: Path, out: Path, preset: str, workers: int) -> dict:
+    """One ``harmonize run`` as a child process; wall, CPU and peak memory of its tree."""
+    shutil.rmtree(out, ignore_errors=True)
+    command = [*harmonize_command(), "run", "-d", "msd-liver", "-r", str(root), "-o", str(out),
+               "--preset", preset, "--workers", str(workers), "--no-progress"]
+    # Each measurement in its own intermediate process, so RUSAGE_CHILDREN is this run's only.
+    probe = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "w = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "print(json.dumps({'rc': r.returncode, 'wall': w, 'cpu': u.ru_utime + u.ru_stime, "
+             "'peak_kb': u.ru_maxrss, 'err': r.stderr[-2000:]}))")
+    done = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
+                          text=True, check=True)
+    result = json.loads(done.stdout)
+    if result["rc"] != 0:
+        raise SystemExit(f"harmonize run failed:\n{result['err']}")
+    return result
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def measure(args: argparse.Namespace) -> dict:
+    shape = tuple(args.shape)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="harmonize-scaling-"))
+    root = work / "src"
+    if not (root / "Task03_Liver" / "dataset.json").exists():
+        print(f"fabricating {args.cases} cases of {shape} in {root}", file=sys.stderr)
+        fabricate_dataset(root, args.cases, shape)
+    workers = args.workers or sorted({1, usable_cores()})
+    runs: dict[int, list[dict]] = {w: [] for w in workers}
+    run_once(root, work / "warm", args.preset, 1)  # warm the page cache and bytecode
+    for repeat in range(args.repeats):
+        for w in workers:
+            print(f"run {repeat + 1}/{args.repeats}: --workers {w}", file=sys.stderr)
+            start = time.perf_counter()
+            runs[w].append(run_once(root, work / f"out-{w}", args.preset, w))
+            print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    float32_mb = float(np.prod(shape)) * 4 / 2**20
+    base = runs[workers[0]]
+    rows = []
+    for w in workers:
+        ratios = [b["wall"] / r["wall"] for b, r in zip(base, runs[w], strict=True)]
+        rows.append({
+            "workers": w,
+            "wall_s_per_volume": statistics.median(r["wall"] for r in runs[w]) / args.cases,
+            "cpu_s_per_volume": statistics.median(r["cpu"] for r in runs[w]) / args.cases,
+            "throughput_vs_first": statistics.median(ratios),
+            "peak_mb": statistics.median(r["peak_kb"] for r in runs[w]) / 1024,
+            "peak_vs_float32": statistics.median(r["peak_kb"] for r in runs[w]) / 1024 / float32_mb,
+        })
+    return {"shape": list(shape), "cases": args.cases, "preset": args.preset,
+            "repeats": args.repeats, "usable_cores": usable_cores(),
+            "float32_volume_mb": float32_mb, "rows": rows}
+
+
+def markdown(report: dict) -> str:
+    lines = [f"`harmonize run --preset {report['preset']}`, {report['cases']} cases of "
+             f"{'x'.join(map(str, report['shape']))} with masks, {report['usable_cores']} cores, "
+             f"median of {report['repeats']} paired runs",
+             "",
+             "| workers | wall s / volume | CPU s / volume | throughput vs 1 worker | "
+             "peak MB (largest process) | peak / float32 volume |",
+             "|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['workers']} | {r['wall_s_per_volume']:.2f} | "
+                     f"{r['cpu_s_per_volume']:.2f} | {r['throughput_vs_first']:.2f}x | "
+                     f"{r['peak_mb']:.0f} | {r['peak_vs_float32']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=8)
+    parser.add_argument("--shape", type=int, nargs=3, default=(512, 512, 200))
+    parser.add_argument("--preset", default="sat")
+    parser.add_argument("--workers", type=int, nargs="+", help="default: 1 and the usable cores")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", help="keeps the fabricated dataset between calls")
+    parser.add_argument("--json", help="also write the report as JSON to this file")
+    parser.add_argument("--markdown", action="store_true", help="print only the README table")
+    args = parser.parse_args(argv)
+    report = measure(args)
+    print(markdown(report))
+    if not args.markdown:
+        print(json.dumps(report, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
