@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -44,8 +43,8 @@ from preprocess import fabricate  # noqa: E402 - the same CT phantom as the prep
 def fabricate_dataset(root: Path, cases: int, shape: tuple[int, int, int]) -> Path:
     """An MSD Task03_Liver release of ``cases`` labelled full-size cases under ``root``."""
     import nibabel as nib
-
     from harmonize.plugins.fabricators.msd import make_msd_task
+
     from harmonize.testing.volumes import ellipsoid
 
     folder = make_msd_task(root, task="Task03_Liver", n_train=cases, n_test=0,

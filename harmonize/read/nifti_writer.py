@@ -119,6 +119,6 @@ def _write_voxels(out: IO[bytes], data: np.ndarray, dtype: np.dtype) -> None:
             if slab.dtype != target:
                 slab = slab.astype(target, order="F")
             if slab.flags.f_contiguous:  # its transpose is C-contiguous: no copy to bytes
-                out.write(memoryview(slab.T).cast("B"))
+                out.write(memoryview(slab.T).cast("B"))  # type: ignore[arg-type]
             else:
                 out.write(slab.tobytes(order="F"))
