@@ -12,9 +12,18 @@ peak memory is its own:
 * ``torchio``: ScalarImage -> ToCanonical -> [Resample] -> Clamp(-200, 300) ->
   RescaleIntensity((0, 1), in_min_max=(-200, 300)) -> save (.nii.gz)
 * ``floor``: nibabel load + save of the same volume (int16 in, int16 out), no processing
-* levers (``--levers``): ``harmonize-float32`` (same, but the output stored as float32 instead
-  of int16 + scl_slope), ``harmonize-zlib`` (stdlib zlib gzip instead of ISA-L), ``harmonize-io``
-  (read_volume + write_volume of the untouched int16 volume: harmonize's own I/O floor)
+* ``harmonize-io``: harmonize's own I/O floor: ``read_volume`` + ``write_volume`` of the untouched
+  int16 volume (ISA-L gzip both ways), no processing
+
+Like for like (same output dtype, gzip library and level as the peer; always run):
+
+* ``harmonize-like-monai``: the harmonize pipeline, output stored as float32 through the stdlib
+  zlib gzip at level 1 (nibabel's default, which MONAI's ``SaveImage`` uses)
+* ``harmonize-like-torchio``: the harmonize pipeline, output float32 written by
+  ``SimpleITK.WriteImage(..., useCompression=True)`` (what TorchIO's ``save`` calls)
+
+Levers (``--levers``): ``harmonize-float32`` (float32 output, ISA-L), ``harmonize-zlib`` (int16
+output, stdlib zlib): what each of the two storage choices is worth on its own.
 
 Seconds per volume are the median over the volumes, measured inside the worker around
 read -> process -> write (interpreter start and imports excluded; one untimed warm-up volume).
@@ -45,8 +54,11 @@ import numpy as np
 
 WINDOW = (-200.0, 300.0)
 RESAMPLED = (1.5, 1.5, 3.0)
-VARIANTS = ("harmonize", "monai", "torchio", "floor")
-LEVERS = ("harmonize-float32", "harmonize-zlib", "harmonize-io")
+VARIANTS = ("harmonize", "monai", "torchio", "floor", "harmonize-io", "harmonize-like-monai",
+            "harmonize-like-torchio")
+LEVERS = ("harmonize-float32", "harmonize-zlib")
+#: like-for-like variant of harmonize per peer
+LIKE = {"monai": "harmonize-like-monai", "torchio": "harmonize-like-torchio"}
 
 
 # ------------------------------------------------------------------------------ fabrication
@@ -119,17 +131,17 @@ def _worker(variant: str, spacing: tuple[float, float, float] | None, inputs: li
 
 def _make_process(variant: str, spacing, outdir: Path):
     if variant.startswith("harmonize"):
-        import SimpleITK  # noqa: F401 - imported by resampling; count it in the baseline
+        import gzip
 
-        import harmonize.read.volume as hio
+        import SimpleITK as sitk  # imported by resampling; count it in the baseline
+
+        import harmonize.read.nifti_writer as writer
         from harmonize.engine.normalize import Settings, normalize_case
         from harmonize.read.nifti_writer import write_volume
         from harmonize.read.volume import Volume, read_volume
 
-        if variant == "harmonize-zlib":
-            import gzip
-
-            hio._gzip_impl = gzip  # type: ignore[assignment]
+        if variant in ("harmonize-zlib", "harmonize-like-monai"):
+            writer._gzip_impl = gzip  # type: ignore[assignment]  # stdlib zlib, as nibabel
         settings = Settings(spacing=spacing, ct_window=WINDOW)
 
         def process(path: Path) -> None:
@@ -138,9 +150,19 @@ def _make_process(variant: str, spacing, outdir: Path):
                 return
             case = normalize_case(read_volume(path), None, modality="CT", settings=settings)
             image = case.image
-            if variant == "harmonize-float32":
+            if variant == "harmonize-like-torchio":  # float32 through TorchIO's writer call
+                data = np.asarray(image.data, dtype=np.float32)
+                itk = sitk.GetImageFromArray(np.ascontiguousarray(data.transpose(2, 1, 0)))
+                spacing_ = np.sqrt((image.affine[:3, :3] ** 2).sum(axis=0))
+                lps = np.diag([-1.0, -1.0, 1.0])
+                itk.SetSpacing([float(v) for v in spacing_])
+                itk.SetOrigin([float(v) for v in lps @ image.affine[:3, 3]])
+                itk.SetDirection([float(v) for v in (lps @ image.affine[:3, :3] / spacing_).ravel()])
+                sitk.WriteImage(itk, str(outdir / path.name), True)
+                return
+            if variant in ("harmonize-float32", "harmonize-like-monai"):
                 image = Volume(np.asarray(image.data, dtype=np.float32), image.affine)
-            write_volume(image, outdir / path.name)
+            write_volume(image, outdir / path.name, compresslevel=1)
 
         return process
     if variant == "monai":
@@ -238,35 +260,64 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def table(report: dict) -> str:
-    """Markdown table plus harmonize's ratios against the others."""
-    rows = ["| variant | spacing | s / volume | peak MB | working MB | output MB |",
-            "|---|---|---|---|---|---|"]
+    """Two Markdown tables (as shipped; like for like) with harmonize's ratios to each peer."""
     by = {}
     for r in report["results"]:
         mode = "native" if r["spacing"] == "native" else "x".join(f"{v:g}" for v in r["spacing"])
         by[(r["variant"], mode)] = r
-        rows.append(f"| {r['variant']} | {mode} | {r['median_s']:.2f} | {r['peak_mb']:.0f} | "
-                    f"{r['peak_mb'] - r['baseline_mb']:.0f} | {r['output_mb']:.1f} |")
-    lines = ["\n".join(rows), ""]
-    floor = by.get(("floor", "native"))
-    own_floor = by.get(("harmonize-io", "native"))
-    for mode in ("native", "x".join(f"{v:g}" for v in RESAMPLED)):
+    modes = ["native", "x".join(f"{v:g}" for v in RESAMPLED)]
+    header = ["| variant | spacing | s / volume | peak MB | working MB | output MB | "
+              "peer / harmonize |", "|---|---|---|---|---|---|---|"]
+
+    def row(variant: str, mode: str, ours: str) -> str:
+        r = by.get((variant, mode)) or by.get((variant, "native"))
+        if r is None:
+            return ""
+        ref = by.get((ours, mode))
+        ratio = f"{r['median_s'] / ref['median_s']:.2f}x" if ref else "-"
+        return (f"| {variant} | {mode if (variant, mode) in by else 'native (no processing)'} | "
+                f"{r['median_s']:.2f} | {r['peak_mb']:.0f} | {r['peak_mb'] - r['baseline_mb']:.0f} "
+                f"| {r['output_mb']:.1f} | {ratio} |")
+
+    lines = ["As shipped (each tool's own output type and gzip; ratios against `harmonize`):", ""]
+    lines += header
+    for mode in modes:
+        for variant in ("harmonize", "monai", "torchio", "floor", "harmonize-io",
+                        "harmonize-float32", "harmonize-zlib"):
+            if variant in ("floor", "harmonize-io") and mode != "native":
+                continue
+            text = row(variant, mode, "harmonize")
+            if text:
+                lines.append(text)
+    lines += ["", "Like for like (float32 output, the peer's gzip library and level; ratios "
+              "against the matching harmonize variant):", ""]
+    lines += header
+    for mode in modes:
+        for peer, like in LIKE.items():
+            for variant in (like, peer):
+                text = row(variant, mode, like)
+                if text:
+                    lines.append(text)
+    lines.append("")
+    floor = by.get(("harmonize-io", "native"))
+    for mode in modes:
         ours = by.get(("harmonize", mode))
         if not ours:
             continue
         parts = []
-        for other in ("monai", "torchio"):
-            if (other, mode) in by:
-                parts.append(f"{by[(other, mode)]['median_s'] / ours['median_s']:.1f}x faster "
-                             f"than {other}")
+        for peer, like in LIKE.items():
+            if (peer, mode) in by:
+                shipped = by[(peer, mode)]["median_s"] / ours["median_s"]
+                text = f"{shipped:.2f}x faster than {peer} as shipped"
+                if (like, mode) in by:
+                    text += (f", {by[(peer, mode)]['median_s'] / by[(like, mode)]['median_s']:.2f}x"
+                             " like for like")
+                parts.append(text)
         if floor:
-            parts.append(f"{ours['median_s'] / floor['median_s']:.2f}x the nibabel I/O floor")
-        if own_floor:
-            parts.append(f"{ours['median_s'] / own_floor['median_s']:.2f}x harmonize's own "
-                         "I/O floor")
+            parts.append(f"{ours['median_s'] / floor['median_s']:.2f}x harmonize's own I/O floor")
         parts.append(f"peak {ours['peak_mb'] / report['float32_volume_mb']:.2f}x the float32 "
                      "volume")
-        lines.append(f"- harmonize at {mode}: " + ", ".join(parts))
+        lines.append(f"- harmonize at {mode}: " + "; ".join(parts))
     return "\n".join(lines)
 
 
