@@ -7,10 +7,13 @@ then runs the real command line, each run in a fresh output folder::
 
     harmonize run -d msd-liver -r ROOT -o OUT --preset PRESET --workers W --no-progress
 
-for every ``W`` in ``--workers`` (default 1 and the usable cores), ``--repeats`` times, in turn
-(W=1, W=2, W=1, W=2, ...: paired, so a drift of the machine hits both). Reported per W:
+for every ``W`` in ``--workers`` (default 1 and the usable cores) and every executor in
+``--executors`` (``local``: the process pool; ``dask``: ``--executor dask``, a Dask
+``LocalCluster`` of W single-threaded worker processes), ``--repeats`` times, in turn (W=1,
+W=2, W=1, W=2, ...: paired, so a drift of the machine hits both). Reported per row:
 
-* wall seconds per volume and throughput relative to W=1 (median of the paired ratios);
+* wall seconds per volume and throughput relative to the first row (median of the paired
+  ratios); for Dask rows also its overhead: wall time / the local pool's at the same W;
 * CPU seconds per volume: user + system time of the whole process tree (``RUSAGE_CHILDREN``),
   interpreter start, imports, manifest and statistics included;
 * peak memory of the largest single process (``ru_maxrss`` of the children: the largest
@@ -19,6 +22,8 @@ for every ``W`` in ``--workers`` (default 1 and the usable cores), ``--repeats``
     python benchmarks/scaling.py                       # 8 full-size cases, presets sat
     python benchmarks/scaling.py --cases 4 --shape 256 256 100 --repeats 1   # quick
     python benchmarks/scaling.py --markdown            # the README table
+    python benchmarks/scaling.py --executors local dask --workers 2   # Dask overhead
+    python benchmarks/scaling.py --cases 10000 --shape 8 8 4 --executors local dask --workers 2
 """
 
 from __future__ import annotations
@@ -68,11 +73,12 @@ def harmonize_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "harmonize"]
 
 
-def run_once(root: Path, out: Path, preset: str, workers: int) -> dict:
+def run_once(root: Path, out: Path, preset: str, workers: int, executor: str = "local") -> dict:
     """One ``harmonize run`` as a child process; wall, CPU and peak memory of its tree."""
     shutil.rmtree(out, ignore_errors=True)
     command = [*harmonize_command(), "run", "-d", "msd-liver", "-r", str(root), "-o", str(out),
-               "--preset", preset, "--workers", str(workers), "--no-progress"]
+               "--preset", preset, "--workers", str(workers), "--executor", executor,
+               "--no-progress"]
     # Each measurement in its own intermediate process, so RUSAGE_CHILDREN is this run's only.
     probe = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
@@ -99,26 +105,36 @@ def measure(args: argparse.Namespace) -> dict:
         print(f"fabricating {args.cases} cases of {shape} in {root}", file=sys.stderr)
         fabricate_dataset(root, args.cases, shape)
     workers = args.workers or sorted({1, usable_cores()})
-    runs: dict[int, list[dict]] = {w: [] for w in workers}
-    run_once(root, work / "warm", args.preset, 1)  # warm the page cache and bytecode
+    rows_keys = [(e, w) for w in workers for e in args.executors]
+    runs: dict[tuple[str, int], list[dict]] = {k: [] for k in rows_keys}
+    run_once(root, work / "warm", args.preset, workers[0])  # warm the page cache and bytecode
     for repeat in range(args.repeats):
-        for w in workers:
-            print(f"run {repeat + 1}/{args.repeats}: --workers {w}", file=sys.stderr)
+        for executor, w in rows_keys:
+            print(f"run {repeat + 1}/{args.repeats}: --executor {executor} --workers {w}",
+                  file=sys.stderr)
             start = time.perf_counter()
-            runs[w].append(run_once(root, work / f"out-{w}", args.preset, w))
+            runs[(executor, w)].append(run_once(root, work / f"out-{executor}-{w}", args.preset,
+                                                w, executor))
             print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr)
     float32_mb = float(np.prod(shape)) * 4 / 2**20
-    base = runs[workers[0]]
+    base = runs[rows_keys[0]]
     rows = []
-    for w in workers:
-        ratios = [b["wall"] / r["wall"] for b, r in zip(base, runs[w], strict=True)]
+    for executor, w in rows_keys:
+        mine = runs[(executor, w)]
+        ratios = [b["wall"] / r["wall"] for b, r in zip(base, mine, strict=True)]
+        local = runs.get(("local", w))
+        overhead = (statistics.median(r["wall"] / lo["wall"] for r, lo in zip(mine, local,
+                                                                              strict=True))
+                    if executor != "local" and local else None)
         rows.append({
+            "executor": executor,
             "workers": w,
-            "wall_s_per_volume": statistics.median(r["wall"] for r in runs[w]) / args.cases,
-            "cpu_s_per_volume": statistics.median(r["cpu"] for r in runs[w]) / args.cases,
+            "wall_s_per_volume": statistics.median(r["wall"] for r in mine) / args.cases,
+            "cpu_s_per_volume": statistics.median(r["cpu"] for r in mine) / args.cases,
             "throughput_vs_first": statistics.median(ratios),
-            "peak_mb": statistics.median(r["peak_kb"] for r in runs[w]) / 1024,
-            "peak_vs_float32": statistics.median(r["peak_kb"] for r in runs[w]) / 1024 / float32_mb,
+            "overhead_vs_local": overhead,
+            "peak_mb": statistics.median(r["peak_kb"] for r in mine) / 1024,
+            "peak_vs_float32": statistics.median(r["peak_kb"] for r in mine) / 1024 / float32_mb,
         })
     return {"shape": list(shape), "cases": args.cases, "preset": args.preset,
             "repeats": args.repeats, "usable_cores": usable_cores(),
@@ -130,13 +146,14 @@ def markdown(report: dict) -> str:
              f"{'x'.join(map(str, report['shape']))} with masks, {report['usable_cores']} cores, "
              f"median of {report['repeats']} paired runs",
              "",
-             "| workers | wall s / volume | CPU s / volume | throughput vs 1 worker | "
-             "peak MB (largest process) | peak / float32 volume |",
-             "|---|---|---|---|---|---|"]
+             "| executor | workers | wall s / volume | CPU s / volume | throughput vs first row | "
+             "overhead vs local pool | peak MB (largest process) | peak / float32 volume |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
-        lines.append(f"| {r['workers']} | {r['wall_s_per_volume']:.2f} | "
-                     f"{r['cpu_s_per_volume']:.2f} | {r['throughput_vs_first']:.2f}x | "
-                     f"{r['peak_mb']:.0f} | {r['peak_vs_float32']:.2f}x |")
+        overhead = f"{r['overhead_vs_local']:.2f}x" if r["overhead_vs_local"] else "-"
+        lines.append(f"| {r['executor']} | {r['workers']} | {r['wall_s_per_volume']:.3f} | "
+                     f"{r['cpu_s_per_volume']:.3f} | {r['throughput_vs_first']:.2f}x | "
+                     f"{overhead} | {r['peak_mb']:.0f} | {r['peak_vs_float32']:.2f}x |")
     return "\n".join(lines)
 
 
@@ -146,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(512, 512, 200))
     parser.add_argument("--preset", default="sat")
     parser.add_argument("--workers", type=int, nargs="+", help="default: 1 and the usable cores")
+    parser.add_argument("--executors", nargs="+", default=["local"], choices=["local", "dask"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", help="keeps the fabricated dataset between calls")
     parser.add_argument("--json", help="also write the report as JSON to this file")

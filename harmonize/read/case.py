@@ -198,7 +198,8 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
                 raw = (read_rtstruct_label(case.label, case.images[0], plugin.descriptor)
                        if is_rtstruct(case.label) else
                        read_label_file(case.label, case.images, list(plugin.descriptor.classes),
-                                       RoiMatcher.from_descriptor(plugin.descriptor)))
+                                       functools.partial(RoiMatcher.from_descriptor,
+                                                         plugin.descriptor)))
             if raw is not None:
                 label_volume = label_on_image_grid(
                     image, Volume(raw.data, raw.affine, "label", classes=raw.classes))

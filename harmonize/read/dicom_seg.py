@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,13 +258,16 @@ def read_seg_label(path: Path, folder: Path, names: Sequence[str],
 
 
 def read_label_file(path: Path, images: Sequence[Path], names: Sequence[str],
-                    matcher: RoiMatcher | None = None) -> Volume:
+                    matcher: RoiMatcher | Callable[[], RoiMatcher] | None = None) -> Volume:
     """A label file as a :class:`Volume`: a DICOM-SEG of a case whose image is one DICOM series
     folder through :func:`read_seg_label`, any other file through
-    :func:`~harmonize.read.volume.read_volume`."""
+    :func:`~harmonize.read.volume.read_volume`. ``matcher`` may be a function making it, called
+    only for a DICOM-SEG (building one loads the vocabulary and the plugins)."""
     from harmonize.read.volume import read_volume
 
     if len(images) == 1 and Path(images[0]).is_dir() and is_dicom_seg(path):
+        if matcher is not None and not isinstance(matcher, RoiMatcher):
+            matcher = matcher()
         return read_seg_label(path, images[0], names, matcher)
     return read_volume(path, kind="label")
 
