@@ -266,7 +266,7 @@ def read_label_file(path: Path, images: Sequence[Path], names: Sequence[str],
     from harmonize.read.volume import read_volume
 
     if len(images) == 1 and Path(images[0]).is_dir() and is_dicom_seg(path):
-        if matcher is not None and not isinstance(matcher, RoiMatcher):
+        if callable(matcher):  # a RoiMatcher itself is not callable
             matcher = matcher()
         return read_seg_label(path, images[0], names, matcher)
     return read_volume(path, kind="label")
