@@ -24,6 +24,11 @@ import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
+from harmonize.plugins.fabricators.sat_heart import (
+    make_cmrxmotion,
+    make_lascarqs22,
+    make_myops2020,
+)
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
 from harmonize.engine.config import Target
@@ -38,8 +43,8 @@ from harmonize.read.case import read_case
 CATALOG = load_catalog(entry_points=False)
 SAT = load_sat_ds()
 #: SAT-DS datasets whose loader.py reads a layout harmonize does not write (ACDC: value 3 is
-#: label[0]; MM_WHS_CT: its release values 205...850): exported under their own id
-NO_SAT_LAYOUT = {"acdc", "mm-whs-ct"}
+#: label[0]; MM_WHS_CT, MM_WHS_MRI: their release values 205...850): exported under their own id
+NO_SAT_LAYOUT = {"acdc", "mm-whs-ct", "mm-whs-mri"}
 SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items()
                     if p.descriptor.sat_ds and i not in NO_SAT_LAYOUT)
 FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
@@ -49,6 +54,13 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "segthor": lambda root, seed: make_segthor(root, n_cases=2, seed=seed),
     "promise12": lambda root, seed: make_promise12(root, per_part=1, seed=seed),
     "crossmoda2021": lambda root, seed: make_crossmoda2021(root, cases=(1, 2), seed=seed),
+    "myops2020": lambda root, seed: make_myops2020(root, cases=(101, 102), seed=seed),
+    "cmrxmotion": lambda root, seed: make_cmrxmotion(root, volunteers=(1,), seed=seed,
+                                                     unlabelled=("P001-2", "P001-3", "P001-4")),
+    "lascarqs22-task1": lambda root, seed: make_lascarqs22(root, task1=(1, 2), task2=(),
+                                                           seed=seed),
+    "lascarqs22-task2": lambda root, seed: make_lascarqs22(root, task1=(), task2=(1, 2),
+                                                           seed=seed),
 }
 
 
