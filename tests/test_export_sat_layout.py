@@ -29,6 +29,7 @@ from harmonize.plugins.fabricators.sat_heart import (
     make_lascarqs22,
     make_myops2020,
 )
+from harmonize.plugins.fabricators.sat_headneck import make_han_seg, make_pddca
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
 from harmonize.engine.config import Target
@@ -61,6 +62,8 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
                                                            seed=seed),
     "lascarqs22-task2": lambda root, seed: make_lascarqs22(root, task1=(), task2=(1, 2),
                                                            seed=seed),
+    "han-seg": lambda root, seed: make_han_seg(root, cases=(1, 2), seed=seed),
+    "pddca": lambda root, seed: make_pddca(root, seed=seed),
 }
 
 
