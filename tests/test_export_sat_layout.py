@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
-from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
+from harmonize.plugins.fabricators.sat_headneck import make_han_seg, make_pddca
 from harmonize.plugins.fabricators.sat_heart import (
     make_cmrxmotion,
     make_lascarqs22,
     make_myops2020,
 )
-from harmonize.plugins.fabricators.sat_headneck import make_han_seg, make_pddca
+from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
 from harmonize.engine.config import Target
