@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
-from harmonize.plugins.fabricators.sat_headneck import make_han_seg, make_pddca
+from harmonize.plugins.fabricators.sat_headneck import make_han_seg, make_pddca, make_segrap2023
 from harmonize.plugins.fabricators.sat_heart import (
     make_cmrxmotion,
     make_lascarqs22,
@@ -44,8 +44,9 @@ from harmonize.read.case import read_case
 CATALOG = load_catalog(entry_points=False)
 SAT = load_sat_ds()
 #: SAT-DS datasets whose loader.py reads a layout harmonize does not write (ACDC: value 3 is
-#: label[0]; MM_WHS_CT, MM_WHS_MRI: their release values 205...850): exported under their own id
-NO_SAT_LAYOUT = {"acdc", "mm-whs-ct", "mm-whs-mri"}
+#: label[0]; MM_WHS_CT, MM_WHS_MRI: their release values 205...850; SegRap2023_Task1: values
+#: 1-54 include nine overlap values its label list does not name): exported under their own id
+NO_SAT_LAYOUT = {"acdc", "mm-whs-ct", "mm-whs-mri", "segrap2023-task1"}
 SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items()
                     if p.descriptor.sat_ds and i not in NO_SAT_LAYOUT)
 FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
@@ -64,6 +65,7 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
                                                            seed=seed),
     "han-seg": lambda root, seed: make_han_seg(root, cases=(1, 2), seed=seed),
     "pddca": lambda root, seed: make_pddca(root, seed=seed),
+    "segrap2023-task2": lambda root, seed: make_segrap2023(root, cases=(0, 1), seed=seed),
 }
 
 

@@ -119,3 +119,43 @@ def test_organ_files_map_to_sat_ds_names(dataset, files):
     mapping = yaml.safe_load(descriptor.read_text(encoding="utf-8"))["structure_files"]
     assert list(mapping) == list(files)
     assert [mapping[f] for f in files] == [vocabulary.resolve(n) for n in sat.label[:len(files)]]
+
+
+#: SegRap2023 Task001 organs -> values, from SAT-DS loader.py SegRap2023_Task1's merges
+#: (mc_masks sums, 0-based -> value i + 1) and the release's overlap values
+SEGRAP_ORGANS = {
+    "brain": list(range(1, 10)), "left temporal lobe": [4, 6], "right temporal lobe": [5, 7],
+    "left hippocampus": [6, 8], "right hippocampus": [7, 9], "left eyeball": [10, 12],
+    "right eyeball": [11, 13], "left middle ear": [16, 18, 20, 24, 28, 30],
+    "right middle ear": [17, 19, 21, 25, 29, 31], "left tympanic cavity": [20, 22],
+    "right tympanic cavity": [21, 23], "left vestibule semicircular canal": [24, 26],
+    "right vestibule semicircular canal": [25, 27], "left eustachian tube bone": [30, 32],
+    "right eustachian tube bone": [31, 33], "larynx": [48, 49, 50, 51],
+    "pharynx constrictor muscle": [51, 52], "left cochlea": [28], "trachea": [54],
+}
+
+
+@pytest.mark.parametrize("task", [1, 2])
+def test_segrap_combined_labels_with_overlap_values(task, tmp_path):
+    from harmonize.plugins.fabricators.sat_headneck import make_segrap2023
+
+    dataset = f"segrap2023-task{task}"
+    root = make_segrap2023(tmp_path / "src", cases=(0, 119))
+    found = cli("discover", "-d", dataset, "-r", str(root))
+    assert [c["case_id"] for c in found["cases"]] == ["segrap_0000", "segrap_0119"]
+    assert found["skipped"] == []  # image.nii.gz, Brain.nii.gz, GTVp.nii.gz: not cases
+    done = runner.invoke(app, ["manifest", "-d", dataset, "-r", str(root), "-o", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    for record in read_manifest(tmp_path / f"{dataset}.jsonl"):
+        assert record.patient_id == record.case_id and record.official_split == "train"
+        assert Path(record.image).name == "image_contrast.nii.gz"
+        label = (root / "SegRap2023_Training_Set_120cases_OneHot_Labels" / f"Task00{task}"
+                 / f"{record.case_id}.nii.gz")
+        values = set(np.unique(np.asarray(nib.load(label).dataobj)).tolist())
+        if task == 1:
+            assert values == set(range(55))  # 45 organs + 9 overlap values
+            assert len(record.labels) == 45
+            assert {n: record.labels[n] for n in SEGRAP_ORGANS} == SEGRAP_ORGANS
+        else:
+            assert values == {0, 1, 2}
+            assert record.labels == {"nasopharyngeal tumor": [1], "nasopharyngeal lymph node": [2]}

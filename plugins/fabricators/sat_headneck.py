@@ -117,3 +117,39 @@ def make_pddca(root: Path, *, cases: Sequence[str] = ("0522c0001", "0522c0002"),
                            spacing, origin)
     (data / "README.txt").write_text("PDDCA 1.4.1 (fabricated)\n", encoding="utf-8")
     return data
+
+
+def make_segrap2023(root: Path, *, cases: Sequence[int] = (0, 1), seed: int = 0,
+                    shape: Shape = (36, 30, 6)) -> Path:
+    """SegRap2023/SegRap2023_Training_Set_120cases/segrap_<nnnn>/image.nii.gz +
+    image_contrast.nii.gz (+ per-structure Brain.nii.gz, GTVp.nii.gz, not read) and the combined
+    labels SegRap2023_Training_Set_120cases_OneHot_Labels/Task001/segrap_<nnnn>.nii.gz (3D,
+    values 1-54, each present) and Task002/... (1 GTVp, 2 GTVnd); NIfTI, LPS-style affine."""
+    from harmonize.plugins.fabricators.abdomen import lps_affine
+
+    from harmonize.testing import write_nifti
+
+    data = Path(root) / "SegRap2023"
+    rng = np.random.default_rng(seed)
+    images = data / "SegRap2023_Training_Set_120cases"
+    labels = data / "SegRap2023_Training_Set_120cases_OneHot_Labels"
+    for number in cases:
+        case = f"segrap_{number:04d}"
+        task1 = np.zeros(shape, np.uint8)
+        for value, mask in enumerate(organ_masks([str(v) for v in range(1, 55)], shape, rng).values(),
+                                     start=1):
+            task1[mask] = value
+        task2 = np.zeros(shape, np.uint8)
+        task2[ellipsoid(shape, (0.5, 0.4, 0.5), (0.15, 0.1, 0.4))] = 1
+        task2[ellipsoid(shape, (0.25, 0.7, 0.5), (0.08, 0.08, 0.3))] = 2
+        affine = lps_affine((0.98, 0.98, 3.0), (-250.0, -230.0, -300.0 + number))
+        plain = ct_phantom(shape, rng).astype(np.int16)
+        contrast = plain + np.where(task1 > 0, 40, 0).astype(np.int16)
+        write_nifti(images / case / "image.nii.gz", plain, affine)
+        write_nifti(images / case / "image_contrast.nii.gz", contrast, affine)
+        write_nifti(images / case / "Brain.nii.gz", np.isin(task1, range(1, 10)).astype(np.uint8),
+                    affine)
+        write_nifti(images / case / "GTVp.nii.gz", (task2 == 1).astype(np.uint8), affine)
+        write_nifti(labels / "Task001" / f"{case}.nii.gz", task1, affine)
+        write_nifti(labels / "Task002" / f"{case}.nii.gz", task2, affine)
+    return data
