@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
-from harmonize.plugins.fabricators.sat_headneck import make_han_seg, make_pddca, make_segrap2023
 from harmonize.plugins.fabricators.sat_heart import (
     make_cmrxmotion,
     make_lascarqs22,
     make_myops2020,
 )
+from harmonize.plugins.fabricators.sat_heart_hn import make_han_seg, make_pddca, make_segrap2023
+from harmonize.plugins.fabricators.sat_heart_mr import make_mrspineseg, make_ski10
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
@@ -66,6 +67,8 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "han-seg": lambda root, seed: make_han_seg(root, cases=(1, 2), seed=seed),
     "pddca": lambda root, seed: make_pddca(root, seed=seed),
     "segrap2023-task2": lambda root, seed: make_segrap2023(root, cases=(0, 1), seed=seed),
+    "mrspineseg": lambda root, seed: make_mrspineseg(root, seed=seed),
+    "ski10": lambda root, seed: make_ski10(root, training=(1,), validation=(79,), seed=seed),
 }
 
 

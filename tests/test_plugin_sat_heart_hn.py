@@ -2,7 +2,7 @@
 
 Layouts and structure file names from SAT-DS ``processor.py`` (``preprocess_HAN_Seg``,
 ``preprocess_PDDCA``) and ``data/jsonl`` (see the descriptors); fabricated by
-``harmonize.plugins.fabricators.sat_headneck``. Oracle: each organ file read back with
+``harmonize.plugins.fabricators.sat_heart_hn``. Oracle: each organ file read back with
 SimpleITK and turned to RAS by hand (the files are LPS with an identity direction: flip x and
 y), compared with the label map `harmonize run` writes, read with nibabel.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
-from harmonize.plugins.fabricators.sat_headneck import (
+from harmonize.plugins.fabricators.sat_heart_hn import (
     HANSEG_OARS,
     HANSEG_WIDE,
     PDDCA_OARS,
@@ -137,7 +137,7 @@ SEGRAP_ORGANS = {
 
 @pytest.mark.parametrize("task", [1, 2])
 def test_segrap_combined_labels_with_overlap_values(task, tmp_path):
-    from harmonize.plugins.fabricators.sat_headneck import make_segrap2023
+    from harmonize.plugins.fabricators.sat_heart_hn import make_segrap2023
 
     dataset = f"segrap2023-task{task}"
     root = make_segrap2023(tmp_path / "src", cases=(0, 119))
