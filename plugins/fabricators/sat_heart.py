@@ -10,7 +10,7 @@ are (X, Y, Z) with an LPS-style affine (x and y flipped).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ MYOPS_GREY = {"C0": {0: 60, 200: 90, 500: 400, 600: 380, 1220: 95, 2221: 90},
               "T2": {0: 70, 200: 110, 500: 160, 600: 150, 1220: 300, 2221: 280}}
 
 
-def _mr(label: np.ndarray, grey: dict[int, float], rng: np.random.Generator) -> np.ndarray:
+def _mr(label: np.ndarray, grey: Mapping[int, float], rng: np.random.Generator) -> np.ndarray:
     image = np.zeros(label.shape, np.float32)
     for value, level in grey.items():
         image[label == value] = level
