@@ -182,3 +182,13 @@ def test_cmrxmotion_frames_scans_and_unlabelled_scans(tmp_path):
         assert values_of(label) == {0, 1, 2, 3}
         assert {n: record.labels[n] for n in CMRX} == CMRX
     assert all(len(s) == 1 for s in splits.values())  # a volunteer's scans share one split
+    # `harmonize run` drops the trailing axis: 3D images and masks (one labelled scan)
+    one = make_cmrxmotion(tmp_path / "one", volunteers=(1,),
+                          unlabelled=("P001-2", "P001-3", "P001-4"))
+    out = tmp_path / "out"
+    cli("run", "-d", "cmrxmotion", "-r", str(one), "-o", str(out), "-w", "1", "--no-progress",
+        "--spacing", "native")
+    for record in read_manifest(out / "cmrxmotion.jsonl"):
+        image = nib.load(out / record.image)
+        assert image.shape == (20, 20, 6) and record.shape == [20, 20, 6]
+        assert nib.load(out / record.mask).shape == (20, 20, 6)
