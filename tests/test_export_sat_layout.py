@@ -59,7 +59,7 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "crossmoda2021": lambda root, seed: make_crossmoda2021(root, cases=(1, 2), seed=seed),
     "myops2020": lambda root, seed: make_myops2020(root, cases=(101, 102), seed=seed),
     "cmrxmotion": lambda root, seed: make_cmrxmotion(root, volunteers=(1,), seed=seed,
-                                                     unlabelled=("P001-2", "P001-3", "P001-4")),
+                                                     unlabelled=(), scans=(1,)),
     "lascarqs22-task1": lambda root, seed: make_lascarqs22(root, task1=(1, 2), task2=(),
                                                            seed=seed),
     "lascarqs22-task2": lambda root, seed: make_lascarqs22(root, task1=(), task2=(1, 2),

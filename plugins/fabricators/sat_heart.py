@@ -121,16 +121,16 @@ def make_lascarqs22(root: Path, *, task1: Sequence[int] = (1, 2, 10),
 
 
 def make_cmrxmotion(root: Path, *, volunteers: Sequence[int] = (1, 2), seed: int = 0,
-                    shape: Shape = (20, 20, 6), unlabelled: Sequence[str] = ("P001-4",)
-                    ) -> Path:
+                    shape: Shape = (20, 20, 6), unlabelled: Sequence[str] = ("P001-4",),
+                    scans: Sequence[int] = (1, 2, 3, 4)) -> Path:
     """CMRxMotion/segmentation/data/P001-1/P001-1-{ED,ES}.nii.gz (+ -label.nii.gz, values
-    1 LV, 2 myocardium, 3 RV): scans -1 ... -4 per volunteer, images (X, Y, Z, 1) as released;
+    1 LV, 2 myocardium, 3 RV): ``scans`` of -1 ... -4 per volunteer, images (X, Y, Z, 1);
     the ``unlabelled`` scans (non-diagnostic quality) ship without label files."""
     data = Path(root) / "CMRxMotion"
     rng = np.random.default_rng(seed)
     grey = {0: 50, 1: 380, 2: 110, 3: 360}
     for volunteer in volunteers:
-        for scan in range(1, 5):
+        for scan in scans:
             name = f"P{volunteer:03d}-{scan}"
             folder = data / "segmentation" / "data" / name
             affine = lps_affine((1.33, 1.33, 9.6), (100.0, 120.0, -35.0 - scan))
