@@ -7,6 +7,11 @@ datasets in a temporary folder, then measures, each in its own subprocess:
      by ThreadLoader (2 threads in the training process)
   p  the same through torch DataLoader with 2 worker processes
   b  harmonize HarmonizedDataset from the .nii.gz files (no cache), DataLoader with 2 processes
+  f  harmonize HarmonizedDataset with ``cache=`` a fresh folder: no prebuilt cache, each volume
+     is read once and cached on first touch (inside the measured run), DataLoader, 2 processes
+  q  harmonize's TorchIO bridge (``to_torchio_subjects``) through the same ``tio.Queue`` and
+     ``UniformSampler`` as (c), volumes from the prebuilt fast cache
+  r  the same bridge through the same Queue, from the .nii.gz files (no cache)
   c  TorchIO SubjectsDataset + Queue + UniformSampler from the .nii.gz files
   d  MONAI PersistentDataset (LoadImaged, EnsureChannelFirstd, FgBgToIndicesd cached on disk) +
      RandCropByPosNegLabeld, if MONAI is installed; its cache is warmed by an unmeasured pass
@@ -43,8 +48,10 @@ DATASETS = {  # name: labels (canonical name -> mask values; shapes from make_no
     "bench-spleen": {"spleen": [3]},
 }
 METHODS = {"a": "harmonize ThreadLoader, fast cache", "p": "harmonize DataLoader, fast cache",
-           "b": "harmonize DataLoader, .nii.gz", "c": "TorchIO Queue, .nii.gz",
-           "d": "MONAI PersistentDataset"}
+           "b": "harmonize DataLoader, .nii.gz", "f": "harmonize DataLoader, cache on first touch",
+           "q": "harmonize bridge in tio.Queue, fast cache",
+           "r": "harmonize bridge in tio.Queue, .nii.gz",
+           "c": "TorchIO Queue, .nii.gz", "d": "MONAI PersistentDataset"}
 
 
 def fabricate(out: Path, volumes: int, shape: tuple[int, int, int]) -> list[Path]:
@@ -75,10 +82,12 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
     patch = (args.patch,) * 3
     n = args.slow_patches if method == "b" else args.patches
     start = time.perf_counter()
-    if method in ("a", "p", "b"):
+    if method in ("a", "p", "b", "f"):
         from harmonize.loader.dataset import DatasetMixSampler, HarmonizedDataset, ThreadLoader
 
-        ds = HarmonizedDataset(manifests, patch_size=patch, cache=data / "cache" if method != "b" else False)
+        cache = {"b": False, "f": data / f"cache-first-touch-{time.time_ns()}"}.get(
+            method, data / "cache")
+        ds = HarmonizedDataset(manifests, patch_size=patch, cache=cache)
         sampler = DatasetMixSampler(ds, weights="sqrt", num_samples=n)
         if method == "a":
             loader = ThreadLoader(ds, batch_size=args.batch, sampler=sampler, num_workers=args.workers)
@@ -86,11 +95,17 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
             loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, sampler=sampler,
                                                  num_workers=args.workers)
         key = "image"
-    elif method == "c":
+    elif method in ("c", "q", "r"):
         import torchio as tio
 
-        subjects = [tio.Subject(image=tio.ScalarImage(c["image"]), label=tio.LabelMap(c["label"]))
-                    for c in cases(manifests)]
+        if method == "c":
+            subjects = [tio.Subject(image=tio.ScalarImage(c["image"]),
+                                    label=tio.LabelMap(c["label"])) for c in cases(manifests)]
+        else:
+            from harmonize.loader.torchio_bridge import to_torchio_subjects
+
+            subjects = to_torchio_subjects(manifests,
+                                           cache=data / "cache" if method == "q" else False)
         queue = tio.Queue(tio.SubjectsDataset(subjects), max_length=args.queue_length,
                           samples_per_volume=args.samples_per_volume, sampler=tio.UniformSampler(patch),
                           num_workers=args.workers)
@@ -180,13 +195,13 @@ def main() -> None:
     parser.add_argument("--volumes", type=int, default=40)
     parser.add_argument("--shape", type=int, nargs=3, default=(256, 256, 160))
     parser.add_argument("--patch", type=int, default=96)
-    parser.add_argument("--patches", type=int, default=400, help="patches timed for a, c, d")
+    parser.add_argument("--patches", type=int, default=400, help="patches timed, but for b")
     parser.add_argument("--slow-patches", type=int, default=48, help="patches timed for b")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--samples-per-volume", type=int, default=8, help="TorchIO Queue")
     parser.add_argument("--queue-length", type=int, default=64, help="TorchIO Queue max_length")
-    parser.add_argument("--methods", default="apbcd")
+    parser.add_argument("--methods", default="apbfqrcd")
     parser.add_argument("--quick", action="store_true", help="9 volumes of 128x128x80, patch 64")
     parser.add_argument("--data", type=Path, help="reuse/keep fabricated data in this folder")
     parser.add_argument("--run", choices=sorted(METHODS), help=argparse.SUPPRESS)
@@ -227,7 +242,7 @@ def report(args: argparse.Namespace) -> None:
                 continue
             measure_warm = measure("d", argparse.Namespace(**{**vars(args), "warm": True}))
             print(f"d: PersistentDataset cache warmed ({measure_warm['seconds']:.1f} s)", flush=True)
-        if method in "ap" and not cache_ready:
+        if method in "apq" and not cache_ready:
             t = time.perf_counter()
             built = build_cache(manifests, args.data / "cache", workers=args.workers)
             print(f"{method}: cache built in {time.perf_counter() - t:.1f} s ({built.counts})", flush=True)
