@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
+from harmonize.plugins.fabricators.sat_brain import make_brats2023_sub
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
@@ -49,6 +50,8 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "segthor": lambda root, seed: make_segthor(root, n_cases=2, seed=seed),
     "promise12": lambda root, seed: make_promise12(root, per_part=1, seed=seed),
     "crossmoda2021": lambda root, seed: make_crossmoda2021(root, cases=(1, 2), seed=seed),
+    **{f"brats2023-{sub}": (lambda root, seed, sub=sub: make_brats2023_sub(root, sub, seed=seed))
+       for sub in ("men", "met", "ped", "ssa")},
 }
 
 
