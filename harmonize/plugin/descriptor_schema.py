@@ -132,8 +132,8 @@ LAYOUT_GROUP: dict[str, Any] = {
             "default": "error",
             "description": "error (default): a case id this group finds that an earlier group "
             "already found is an error naming both files. skip: the earlier group wins and this "
-            "group's copy is reported as skipped (a release's corrected cases, e.g. "
-            "BraTS-MEN-Train-Fix, listed in a group before the originals).",
+            "group's copy is reported as skipped (a release's folder of corrected cases, "
+            "listed in a group before the originals' folder).",
         },
     },
     "not": {"required": ["label", "structures"]},
