@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harmonize.plugins.fabricators import sat_brain_b
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
 from harmonize.plugins.fabricators.sat_heart import (
     make_cmrxmotion,
@@ -30,6 +31,7 @@ from harmonize.plugins.fabricators.sat_heart import (
 )
 from harmonize.plugins.fabricators.sat_heart_hn import make_han_seg, make_pddca, make_segrap2023
 from harmonize.plugins.fabricators.sat_heart_mr import make_mrspineseg, make_ski10
+from harmonize.plugins.fabricators.sat_brain import make_brats2023_sub
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
@@ -46,8 +48,9 @@ CATALOG = load_catalog(entry_points=False)
 SAT = load_sat_ds()
 #: SAT-DS datasets whose loader.py reads a layout harmonize does not write (ACDC: value 3 is
 #: label[0]; MM_WHS_CT, MM_WHS_MRI: their release values 205...850; SegRap2023_Task1: values
-#: 1-54 include nine overlap values its label list does not name): exported under their own id
-NO_SAT_LAYOUT = {"acdc", "mm-whs-ct", "mm-whs-mri", "segrap2023-task1"}
+#: 1-54 include nine overlap values its label list does not name; BrainPTM: a 5-channel mask
+#: whose "Brain" channel is a brain mask harmonize does not read): exported under their own id
+NO_SAT_LAYOUT = {"acdc", "mm-whs-ct", "mm-whs-mri", "segrap2023-task1", "brainptm"}
 SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items()
                     if p.descriptor.sat_ds and i not in NO_SAT_LAYOUT)
 FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
@@ -69,6 +72,12 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "segrap2023-task2": lambda root, seed: make_segrap2023(root, cases=(0, 1), seed=seed),
     "mrspineseg": lambda root, seed: make_mrspineseg(root, seed=seed),
     "ski10": lambda root, seed: make_ski10(root, training=(1,), validation=(79,), seed=seed),
+    **{f"brats2023-{sub}": (lambda root, seed, sub=sub: make_brats2023_sub(root, sub, seed=seed))
+       for sub in ("men", "met", "ped", "ssa")},
+    **{dataset: (lambda root, seed, make=make: make(root, seed=seed)) for dataset, make in (
+        ("atlasr2", sat_brain_b.make_atlasr2), ("isles2022", sat_brain_b.make_isles2022),
+        ("wmh", sat_brain_b.make_wmh), ("feta2022", sat_brain_b.make_feta2022),
+        ("atlas2023", sat_brain_b.make_atlas2023), ("brain-atlas", sat_brain_b.make_brain_atlas))},
 }
 
 

@@ -126,6 +126,35 @@ def test_duplicate_case_ids_name_both_files(tmp_path):
     assert "BDMAP_00000001/ct.nii.gz" in message and "BDMAP_00000002/ct.nii.gz" in message
 
 
+def test_duplicates_skip_lets_an_earlier_group_win(tmp_path):
+    """A release's corrected copies (BraTS-MEN-Train-Fix beside BraTS-MEN-Train, SAT-DS
+    preprocess_BraTS2023_MEN) listed first win; a repeat within one group stays an error."""
+    for folder, cases in (("Train", ("c1", "c2")), ("Train-Fix", ("c2",))):
+        for case in cases:
+            label = np.zeros(SHAPE, np.uint8)
+            label[ball((5, 4, 3), 2 if folder == "Train" else 3)] = 1
+            write_nifti(tmp_path / folder / case / "img.nii.gz", np.zeros(SHAPE, np.int16), AFFINE)
+            write_nifti(tmp_path / folder / case / "seg.nii.gz", label, AFFINE)
+    base = {"id": "fix-toy", "name": "fix", "values": {0: "background", 1: "liver"},
+            "classes": {"liver": [1]}}
+    groups = [{"images": "Train-Fix/{case}/img.nii.gz", "label": "{parent}/seg.nii.gz"},
+              {"images": "Train/{case}/img.nii.gz", "label": "{parent}/seg.nii.gz",
+               "duplicates": "skip"}]
+    result = discover(plugin_of(**base, layout=groups), tmp_path)
+    assert {c.case_id: c.label for c in result.cases} == {
+        "c1": tmp_path / "Train/c1/seg.nii.gz", "c2": tmp_path / "Train-Fix/c2/seg.nii.gz"}
+    assert [(s.path, s.case_id) for s in result.skipped] == [
+        (tmp_path / "Train/c2/img.nii.gz", "c2")]  # its label claimed: no orphan report
+    assert "Train-Fix/c2/img.nii.gz" in result.skipped[0].reason
+    with pytest.raises(DiscoveryError, match="'c2' is found twice"):  # default: error
+        list(plugin_of(**base, layout=[groups[0], {**groups[1], "duplicates": "error"}])
+             .discover(tmp_path))
+    with pytest.raises(DiscoveryError, match="is found twice"):  # same group: still an error
+        list(plugin_of(**base, layout=[{"images": "*/{case}/img.nii.gz",
+                                        "label": "{parent}/seg.nii.gz",
+                                        "duplicates": "skip"}]).discover(tmp_path))
+
+
 def test_unknown_structure_file_is_reported(tmp_path):
     write_atlas(tmp_path)
     stray = next(tmp_path.glob("*/BDMAP_00000001/segmentations")) / "pancreas.nii.gz"

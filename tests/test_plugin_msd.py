@@ -89,7 +89,7 @@ def test_labels_map_to_the_vocabulary(catalog, tmp_path):
                          make_msd_task(tmp_path, task="Task01_BrainTumour", n_train=1, n_test=0))
     assert brain.records[0].labels == {
         "brain tumor": [1, 2, 3], "brain tumor core": [2, 3], "enhancing brain tumor": [3],
-        "non-enhancing brain tumor": [2], "peritumoral edema": [1],
+        "necrotic brain tumor core": [2], "peritumoral edema": [1],
     }
     prostate = check_plugin(plugin_for(catalog, "Task05_Prostate"),
                             make_msd_task(tmp_path, task="Task05_Prostate", n_train=1, n_test=0))

@@ -42,6 +42,8 @@ class LayoutGroup:
     name, ``{parent}`` the image's folder relative to the root. ``channel_files`` maps channel
     names to one template each, in channel order; ``raters`` (union, majority or
     ``{choose: <rater>}``) combines the files a label template with ``{rater}`` names.
+    ``duplicates: skip`` lets an earlier group's case win over this group's same case id
+    (a release's corrected copies listed first); the default ``error`` refuses it.
     """
 
     images: str
@@ -53,6 +55,7 @@ class LayoutGroup:
     label_root: str | None = None
     split: str | None = None
     label_required: bool = True
+    duplicates: str = "error"
 
 
 @dataclass(frozen=True)

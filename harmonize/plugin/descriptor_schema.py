@@ -127,6 +127,14 @@ LAYOUT_GROUP: dict[str, Any] = {
             "description": "true (default): an image whose label file is missing is skipped "
             "and reported. false: the case is kept unlabelled (labels published later).",
         },
+        "duplicates": {
+            "enum": ["error", "skip"],
+            "default": "error",
+            "description": "error (default): a case id this group finds that an earlier group "
+            "already found is an error naming both files. skip: the earlier group wins and this "
+            "group's copy is reported as skipped (a release's folder of corrected cases, "
+            "listed in a group before the originals' folder).",
+        },
     },
     "not": {"required": ["label", "structures"]},
 }

@@ -58,7 +58,8 @@ class LayoutDataset(DatasetPlugin):
 
     def discover(self, root: Path) -> Iterator[Case | Skipped]:
         """Every image the groups' patterns match, in group order (see the module doc); a case
-        id found for two images is a :class:`DiscoveryError` naming both files."""
+        id found for two images is a :class:`DiscoveryError` naming both files, unless the later
+        group says ``duplicates: skip`` (then the earlier one wins and the later is skipped)."""
         root = self.check_root(root)
         desc = self.descriptor
         splits = official_splits(desc, root)
@@ -66,7 +67,8 @@ class LayoutDataset(DatasetPlugin):
         matched = 0
         claimed: set[Path] = set()
         first_file: dict[str, Path] = {}
-        for group in desc.layout:
+        first_group: dict[str, int] = {}
+        for number, group in enumerate(desc.layout):
             pattern = compile_pattern(group.images)
             base = roots[group.images_root or MAIN]
             for image in sorted(base.glob(pattern.glob)):
@@ -77,6 +79,14 @@ class LayoutDataset(DatasetPlugin):
                 where = (base, roots[group.label_root or MAIN])
                 for item in self._case(where, group, pattern, image, splits, claimed):
                     if isinstance(item, Case):
+                        if (group.duplicates == "skip"
+                                and first_group.get(item.case_id, number) < number):
+                            yield Skipped(image, f"case {item.case_id!r} was already found at "
+                                          f"{first_file[item.case_id]} (an earlier layout "
+                                          "group wins)", case_id=item.case_id,
+                                          hint="nothing to do when the earlier group holds the "
+                                          "corrected copy")
+                            continue
                         if item.case_id in first_file:
                             raise DiscoveryError(
                                 f"case id {item.case_id!r} is found twice: "
@@ -87,6 +97,7 @@ class LayoutDataset(DatasetPlugin):
                                 "case_id pattern",
                             )
                         first_file[item.case_id] = image
+                        first_group[item.case_id] = number
                     yield item
         if matched:
             yield from orphan_labels(roots, desc.layout, claimed)
