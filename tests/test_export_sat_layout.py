@@ -56,9 +56,9 @@ CATALOG = load_catalog(entry_points=False)
 SAT = load_sat_ds()
 #: SAT-DS datasets whose loader.py reads a layout harmonize does not write (ACDC: value 3 is
 #: label[0]; MM_WHS_CT, MM_WHS_MRI: their release values 205...850; SegRap2023_Task1: values
-#: 1-54 include nine overlap values its label list does not name; LUNA16: mask == i + 3):
-#: exported under their own id
-NO_SAT_LAYOUT = {"acdc", "luna16", "mm-whs-ct", "mm-whs-mri", "segrap2023-task1"}
+#: 1-54 include nine overlap values its label list does not name; LUNA16: mask == i + 3;
+#: DAP_Atlas: one below the release's values): exported under their own id
+NO_SAT_LAYOUT = {"acdc", "dap-atlas", "luna16", "mm-whs-ct", "mm-whs-mri", "segrap2023-task1"}
 SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items()
                     if p.descriptor.sat_ds and i not in NO_SAT_LAYOUT)
 FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins

@@ -82,3 +82,47 @@ def test_couinaud_labels_on_msd_images_under_an_extra_root(tmp_path, monkeypatch
         assert label is not None
         for name, values in lobes.items():
             assert np.array_equal(np.isin(label.data, record.labels[name]), np.isin(data, values))
+
+
+def test_dap_atlas_labels_on_autopet_ct_with_ids_from_two_path_parts(tmp_path, monkeypatch):
+    """DAP Atlas: AutoPET_<subject>_<study digits>.nii.gz on autoPET's CT.nii.gz; a subject
+    with two studies gives two cases (case_template "{patient}_{num}") of one patient."""
+    from harmonize.plugins.fabricators.sat_ct_b import make_dap_atlas
+
+    masks, autopet = make_dap_atlas(tmp_path / "src")
+    monkeypatch.setenv("HARMONIZE_ROOTS", "")
+    args = ("--extra-root", f"autopet={autopet}")
+    found = json.loads(_invoke(*args, "discover", "-d", "dap-atlas", "-r", str(masks),
+                               "--format", "json"))
+    ids = {c["case_id"]: c["patient_id"] for c in found["cases"]}
+    assert ids == {"0011f3deaf_10445": "0011f3deaf", "0011f3deaf_56839": "0011f3deaf",
+                   "ff1451316e_22165": "ff1451316e"}
+    assert [s["reason"] for s in found["skipped"]] == [
+        "no label file AutoPET_ff1451316e_31337.nii.gz"]
+    _invoke(*args, "manifest", "-d", "dap-atlas", "-r", str(masks), "-o", str(tmp_path / "m"))
+    manifest = tmp_path / "m" / "dap-atlas.jsonl"
+    # the release's values (Data/label_name.csv), by class
+    classes = {"liver": [13], "rectum": [11], "kidney": [15, 16], "left kidney": [15],
+               "heart": [105, 106, 107, 108, 109, 110, 111], "left ventricle": [110]}
+    for record in read_manifest(manifest):
+        assert {n: record.labels[n] for n in classes} == classes
+        data = np.asarray(nib.load(masks / f"AutoPET_{record.case_id}.nii.gz").dataobj)
+        label = read_case(record, base=manifest.parent).label
+        assert label is not None
+        for name, values in classes.items():
+            assert np.array_equal(np.isin(label.data, record.labels[name]),
+                                  np.isin(data, values)), name
+        assert not any(1 in vs for vs in record.labels.values())  # "left to annotate"
+
+
+def test_case_template_placeholders_are_checked_at_load_time():
+    import pytest
+
+    from harmonize.errors import DescriptorError
+    from harmonize.plugin.descriptor import parse_descriptor
+
+    with pytest.raises(DescriptorError, match=r"layout\.case_template.*\{visit\}"):
+        parse_descriptor({"id": "x", "name": "x", "modality": "CT", "values": {1: "liver"},
+                          "classes": {"liver": [1]},
+                          "layout": {"images": "{patient}/{num}/ct.nii.gz",
+                                     "case_template": "{patient}_{visit}"}})

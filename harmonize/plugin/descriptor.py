@@ -42,6 +42,8 @@ class LayoutGroup:
     name, ``{parent}`` the image's folder relative to the root. ``channel_files`` maps channel
     names to one template each, in channel order; ``raters`` (union, majority or
     ``{choose: <rater>}``) combines the files a label template with ``{rater}`` names.
+    ``case_template`` builds the case id's text from several placeholders of ``images``
+    (``"{patient}_{study}"``) where no single path part is unique.
     """
 
     images: str
@@ -53,6 +55,7 @@ class LayoutGroup:
     label_root: str | None = None
     split: str | None = None
     label_required: bool = True
+    case_template: str | None = None
 
 
 @dataclass(frozen=True)

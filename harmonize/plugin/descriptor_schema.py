@@ -55,6 +55,15 @@ LAYOUT_GROUP: dict[str, Any] = {
                          "{case}/{case}-t1n.nii.gz",
                          "images{split}/{case}_0000.nii.gz", "{case:case_*}/{case}_IMG_CT.nrrd"],
         },
+        "case_template": {
+            "type": "string",
+            "pattern": r"\{\w+\}",
+            "description": "The case id's text built from several placeholders of images, "
+            "where no single path part is unique (a patient's studies: '{patient}_{study}'); "
+            "used instead of {case} (case_id then applies to it), and templates' {case} is "
+            "this id.",
+            "examples": ["{patient}_{study}"],
+        },
         "label": {
             "type": ["string", "null"],
             "pattern": _TEMPLATE,

@@ -120,3 +120,43 @@ def make_btcv_cervix(root: Path, *, cases: Sequence[str] = ("0507688", "0759564"
     write_nifti(data / "RawData" / "Testing" / "img" / "5933980-Image.nii.gz",
                 ct_image(shape, np.zeros(shape, np.uint8), rng), lps_affine((0.9, 0.9, 2.5)))
     return data
+
+
+#: DAP Atlas values painted (Data/label_name.csv: 1 left to annotate, 11 rectum, 13 liver,
+#: 15/16 kidney left/right, 105-111 heart parts, 144 left subclavian artery per SAT-DS's order)
+DAP_BLOBS: dict[int, Blob] = {
+    1: ((0.50, 0.50, 0.50), (0.45, 0.45, 0.48)),
+    13: ((0.35, 0.45, 0.45), (0.12, 0.12, 0.10)),
+    15: ((0.70, 0.60, 0.40), (0.06, 0.06, 0.06)),
+    16: ((0.30, 0.60, 0.40), (0.06, 0.06, 0.06)),
+    11: ((0.50, 0.70, 0.10), (0.05, 0.05, 0.06)),
+    105: ((0.55, 0.40, 0.70), (0.10, 0.10, 0.08)),
+    107: ((0.55, 0.40, 0.70), (0.04, 0.04, 0.03)),
+    110: ((0.60, 0.35, 0.70), (0.03, 0.03, 0.03)),
+    144: ((0.75, 0.40, 0.90), (0.03, 0.03, 0.05)),
+}
+#: autoPET studies: (subject, study folder); the last has no DAP mask
+DAP_STUDIES = (("0011f3deaf", "03-23-2003-NA-PET-CT Ganzkoerper  primaer mit KM-10445"),
+               ("0011f3deaf", "08-13-2005-NA-PET-CT Ganzkoerper  primaer mit KM-56839"),
+               ("ff1451316e", "03-31-2003-NA-PET-CT Ganzkoerper  primaer mit KM-22165"),
+               ("ff1451316e", "04-02-2004-NA-PET-CT Ganzkoerper  primaer mit KM-31337"))
+
+
+def make_dap_atlas(root: Path, *, seed: int = 0, shape: Shape = (16, 16, 20)
+                   ) -> tuple[Path, Path]:
+    """``(masks, autopet)``: DAP_Atlas/Atlas_final_dataset_V1_533/AutoPET_<subject>_<5 digits>
+    .nii.gz and autoPET_nii/PETCT_<subject>/<study folder>/{CT,PET,SEG}.nii.gz; one subject has
+    two labelled studies (the study digits make the case ids unique), one study has no mask."""
+    masks = Path(root) / "DAP_Atlas" / "Atlas_final_dataset_V1_533"
+    autopet = Path(root) / "autoPET_nii"
+    rng = np.random.default_rng(seed)
+    for k, (subject, study) in enumerate(DAP_STUDIES):
+        label = paint(shape, DAP_BLOBS, rng)
+        affine = np.diag([2.0, 2.0, 3.0, 1.0])  # RAS, as autoPET's NIfTI conversion
+        folder = autopet / f"PETCT_{subject}" / study
+        write_nifti(folder / "CT.nii.gz", ct_image(shape, label, rng), affine)
+        write_nifti(folder / "PET.nii.gz", rng.random(shape).astype(np.float32), affine)
+        write_nifti(folder / "SEG.nii.gz", np.zeros(shape, np.uint8), affine)
+        if k < len(DAP_STUDIES) - 1:
+            write_nifti(masks / f"AutoPET_{subject}_{study[-5:]}.nii.gz", label, affine)
+    return masks, autopet
