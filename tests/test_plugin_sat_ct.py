@@ -62,7 +62,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], dict[str, str], str | None, dict[
         "dataset6_CLINIC_0002": "CTPelvic1K_dataset6_Anonymized_mask/"
                                 "dataset6_CLINIC_0002_mask_4label.nii.gz",
         "CLINIC_metal_0013": "CTPelvic1K_dataset7_mask/CLINIC_metal_0013_mask_4label.nii.gz"},
-        "train", {"sacrum": [1], "left hip bone": [2], "right hip bone": [3],
+        "train", {"sacrum": [1], "right hip bone": [2], "left hip bone": [3],
                   "lumbar vertebra": [4], "hip bone": [2, 3]}),
     "sliver07": (make_sliver07, {f"liver-orig{n:03d}": f"label/liver-seg{n:03d}.mhd"
                                  for n in (1, 5, 20)}, "train", {"liver": [1]}),
@@ -176,6 +176,36 @@ def test_kipa22_images_read_in_hu(tmp_path):
         # the written image is already HU: reading the normalized record adds nothing
         again = read_case(record, base=out).image.data
         np.testing.assert_allclose(again, np.asarray(written.dataobj), rtol=0, atol=1e-3)
+
+
+def test_kipa22_run_loader_and_sat_export(tmp_path):
+    """`harmonize run` + the loader: voxels per class as the release file has them (kidney =
+    2 + 4); `export sat` writes SAT-DS's KiPA22 name with the release's values (mask == i + 1)."""
+    from harmonize.loader import HarmonizedDataset
+
+    make, labels, _, classes = CASES["kipa22"]
+    root = make(tmp_path / "src")
+    out = tmp_path / "run"
+    _invoke("run", "-d", "kipa22", "-r", str(root), "-o", str(out), "--spacing", "native",
+            "--workers", "1", "--no-progress")
+    manifest = out / "kipa22.jsonl"
+    names = sorted(classes)
+    loader = HarmonizedDataset(manifest, classes=names, patch_size=None)
+    assert len(loader) == len(labels)
+    for index in range(len(loader)):
+        sample = loader[index]
+        data = array_of(root / labels[sample["case_id"]])
+        got = {n: int(sample["mask"][k].sum()) for k, n in enumerate(sample["classes"])}
+        assert got == {n: int(np.isin(data, classes[n]).sum()) for n in names}
+    sat = tmp_path / "sat"
+    _invoke("export", "sat", "--manifest", str(manifest), "--out", str(sat), "--no-progress")
+    lines = [json.loads(t) for t in (sat / "jsonl" / "KiPA22.jsonl").read_text().splitlines()]
+    assert sorted(line["harmonize"]["case_id"] for line in lines) == sorted(labels)
+    for line in lines:
+        assert line["label"] == ["renal vein", "kidney", "renal artery", "kidney tumor"]
+        source = nib.as_closest_canonical(nib.load(root / labels[line["harmonize"]["case_id"]]))
+        written = np.asarray(nib.load(sat / line["mask"]).dataobj)
+        assert np.array_equal(written, np.asarray(source.dataobj))
 
 
 @pytest.mark.parametrize(("rescale", "where"), [

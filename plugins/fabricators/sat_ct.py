@@ -39,12 +39,13 @@ CT_ORG_BLOBS: dict[int, Blob] = {
     5: ((0.50, 0.80, 0.50), (0.06, 0.06, 0.40)),
     6: ((0.50, 0.50, 0.96), (0.15, 0.15, 0.04)),
 }
-#: CTPelvic1K values (1 sacrum, 2 left hip, 3 right hip, 4 lumbar spine)
+#: CTPelvic1K values (the authors' dataset.json: 1 sacrum, 2 right hip, 3 left hip, 4 lumbar
+#: vertebra)
 PELVIC_BLOBS: dict[int, Blob] = {
     4: ((0.50, 0.65, 0.85), (0.07, 0.07, 0.15)),
     1: ((0.50, 0.70, 0.55), (0.08, 0.06, 0.12)),
-    2: ((0.78, 0.50, 0.40), (0.12, 0.15, 0.20)),  # patient's left: +x in LPS voxel order
-    3: ((0.22, 0.50, 0.40), (0.12, 0.15, 0.20)),
+    2: ((0.22, 0.50, 0.40), (0.12, 0.15, 0.20)),  # patient's right: -x in LPS voxel order
+    3: ((0.78, 0.50, 0.40), (0.12, 0.15, 0.20)),
 }
 #: Couinaud segments I-VIII as values 1-8 (eight slabs of one liver ellipsoid)
 COUINAUD_BLOBS: dict[int, Blob] = {
