@@ -218,3 +218,24 @@ def test_a_bad_rescale_is_refused_naming_the_key(rescale, where):
     with pytest.raises(DescriptorError, match=where.replace(".", r"\.")):
         parse_descriptor({"id": "x", "name": "x", "modality": "CT", "values": {1: "liver"},
                           "classes": {"liver": [1]}, "rescale": rescale})
+
+
+def test_a_changed_rescale_reprocesses_the_case(tmp_path):
+    """The resume key holds the descriptor's rescale: a corrected intercept is not left stale."""
+    import yaml
+
+    root = make_kipa22(tmp_path / "src", cases=(0,))
+    source = Path(__file__).parents[1] / "registry" / "datasets" / "kipa22.yaml"
+    descriptor = yaml.safe_load(source.read_text())
+    path = tmp_path / "kipa-copy.yaml"
+    out = tmp_path / "run"
+    written = []
+    for intercept in (-1000, -1024):
+        path.write_text(yaml.safe_dump({**descriptor, "id": "kipa-copy",
+                                        "rescale": {"intercept": intercept}}))
+        _invoke("run", "--descriptor", str(path), "-d", "kipa-copy", "-r", str(root), "-o",
+                str(out), "--spacing", "native", "--intensity", "raw", "--workers", "1",
+                "--no-progress")
+        (record,) = read_manifest(out / "kipa-copy.jsonl")
+        written.append(np.asarray(nib.load(out / record.image).dataobj, dtype=np.float64))
+    np.testing.assert_allclose(written[0] - written[1], 24.0, rtol=0, atol=1e-3)
