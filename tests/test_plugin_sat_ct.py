@@ -239,3 +239,37 @@ def test_a_changed_rescale_reprocesses_the_case(tmp_path):
         (record,) = read_manifest(out / "kipa-copy.jsonl")
         written.append(np.asarray(nib.load(out / record.image).dataobj, dtype=np.float64))
     np.testing.assert_allclose(written[0] - written[1], 24.0, rtol=0, atol=1e-3)
+
+
+def test_exports_of_a_source_manifest_never_reuse_offset_files(tmp_path):
+    """A KiPA22 *source* manifest points at files stored HU + 1000: nnU-Net and SAT-DS exports
+    write HU (stored - 1000, by nibabel on the stored file) instead of reusing the files, and
+    the MONAI datalist, which only points at files, refuses with the next step."""
+    from harmonize.errors import HarmonizeError
+    from harmonize.export.monai import export_monai
+    from harmonize.export.nnunet import export_nnunet
+    from harmonize.export.sat import export_sat
+
+    root = make_kipa22(tmp_path / "src", cases=(0, 1))
+    _invoke("manifest", "-d", "kipa22", "-r", str(root), "-o", str(tmp_path / "m"))
+    manifest = tmp_path / "m" / "kipa22.jsonl"
+    records = read_manifest(manifest)
+
+    def stored(case_id: str) -> np.ndarray:
+        path = root / "train" / "image" / f"{case_id}.nii.gz"
+        return np.asarray(nib.load(path).dataobj, dtype=np.float64)
+
+    nnunet = export_nnunet([manifest], tmp_path / "nn", dataset_id=7, name="KiPA")
+    for record in records:
+        (image,) = (nnunet.folder / "imagesTr").glob(f"*{record.case_id}_0000.nii.gz")
+        np.testing.assert_allclose(np.asarray(nib.load(image).dataobj, dtype=np.float64),
+                                   stored(record.case_id) - 1000.0, rtol=0, atol=1e-3)
+    export_sat([manifest], tmp_path / "sat")
+    for text in (tmp_path / "sat" / "jsonl" / "KiPA22.jsonl").read_text().splitlines():
+        line = json.loads(text)
+        image = np.asarray(nib.load(tmp_path / "sat" / line["image"]).dataobj, dtype=np.float64)
+        np.testing.assert_allclose(image, stored(line["harmonize"]["case_id"]) - 1000.0,
+                                   rtol=0, atol=1e-3)
+    with pytest.raises(HarmonizeError, match="not in physical units") as caught:
+        export_monai([manifest], tmp_path / "datalist.json")
+    assert "harmonize run" in str(caught.value)

@@ -47,7 +47,7 @@ from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
 from harmonize.read.volume import Volume, read_header, read_volume
 
 __all__ = ["CaseData", "case_channels", "missing_file_error", "present_values", "read_case",
-           "record_files", "rescaled", "unknown_label_values"]
+           "record_files", "record_rescale", "rescaled", "unknown_label_values"]
 
 _RAS = np.eye(4)
 
@@ -230,7 +230,7 @@ def _read_record(record: ManifestRecord, base: Path, *, label: bool, image_voxel
             image = _stack_channels(images, expected)
             _check_channel_count(image, expected, names,
                                  file=images[0] if len(images) == 1 else None)
-            image = rescaled(image, _record_rescale(record))
+            image = rescaled(image, record_rescale(record))
         else:
             image = _grid_of(images[0])
     label_volume = None
@@ -311,7 +311,7 @@ def rescaled(image: Volume, rescale: tuple[float, float] | None) -> Volume:
                   operations=[*image.operations, op])
 
 
-def _record_rescale(record: ManifestRecord) -> tuple[float, float] | None:
+def record_rescale(record: ManifestRecord) -> tuple[float, float] | None:
     """The rescale a source record's image files need (written by the manifest builder from
     the descriptor); ``None`` for normalized records, whose files are in physical units."""
     value = record.extra.get("rescale") if record.stage == "source" else None
