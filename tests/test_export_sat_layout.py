@@ -23,13 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
-from harmonize.plugins.fabricators.sat_heart import (
-    make_cmrxmotion,
-    make_lascarqs22,
-    make_myops2020,
-)
-from harmonize.plugins.fabricators.sat_heart_hn import make_han_seg, make_pddca, make_segrap2023
-from harmonize.plugins.fabricators.sat_heart_mr import make_mrspineseg, make_ski10
 from harmonize.plugins.fabricators.sat_ct import (
     make_couinaud,
     make_ct_org,
@@ -40,6 +33,13 @@ from harmonize.plugins.fabricators.sat_ct import (
     make_sliver07,
 )
 from harmonize.plugins.fabricators.sat_ct_b import make_btcv_cervix, make_covid19, make_lndb
+from harmonize.plugins.fabricators.sat_heart import (
+    make_cmrxmotion,
+    make_lascarqs22,
+    make_myops2020,
+)
+from harmonize.plugins.fabricators.sat_heart_hn import make_han_seg, make_pddca, make_segrap2023
+from harmonize.plugins.fabricators.sat_heart_mr import make_mrspineseg, make_ski10
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
