@@ -24,6 +24,17 @@ import numpy as np
 import pytest
 from harmonize.plugins.fabricators import sat_brain_b
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
+from harmonize.plugins.fabricators.sat_brain import make_brats2023_sub
+from harmonize.plugins.fabricators.sat_ct import (
+    make_couinaud,
+    make_ct_org,
+    make_ctpelvic1k,
+    make_instance22,
+    make_kipa22,
+    make_parse2022,
+    make_sliver07,
+)
+from harmonize.plugins.fabricators.sat_ct_b import make_btcv_cervix, make_covid19, make_lndb
 from harmonize.plugins.fabricators.sat_heart import (
     make_cmrxmotion,
     make_lascarqs22,
@@ -31,7 +42,6 @@ from harmonize.plugins.fabricators.sat_heart import (
 )
 from harmonize.plugins.fabricators.sat_heart_hn import make_han_seg, make_pddca, make_segrap2023
 from harmonize.plugins.fabricators.sat_heart_mr import make_mrspineseg, make_ski10
-from harmonize.plugins.fabricators.sat_brain import make_brats2023_sub
 from harmonize.plugins.fabricators.sat_small import make_promise12, make_segthor
 from harmonize.plugins.fabricators.sat_small_b import make_crossmoda2021
 
@@ -49,8 +59,10 @@ SAT = load_sat_ds()
 #: SAT-DS datasets whose loader.py reads a layout harmonize does not write (ACDC: value 3 is
 #: label[0]; MM_WHS_CT, MM_WHS_MRI: their release values 205...850; SegRap2023_Task1: values
 #: 1-54 include nine overlap values its label list does not name; BrainPTM: a 5-channel mask
-#: whose "Brain" channel is a brain mask harmonize does not read): exported under their own id
-NO_SAT_LAYOUT = {"acdc", "mm-whs-ct", "mm-whs-mri", "segrap2023-task1", "brainptm"}
+#: whose "Brain" channel is a brain mask harmonize does not read; LUNA16: mask == i + 3;
+#: DAP_Atlas: one below the release's values): exported under their own id
+NO_SAT_LAYOUT = {"acdc", "brainptm", "dap-atlas", "luna16", "mm-whs-ct", "mm-whs-mri",
+                 "segrap2023-task1"}
 SAT_MAPPED = sorted(i for i, p in CATALOG.datasets.items()
                     if p.descriptor.sat_ds and i not in NO_SAT_LAYOUT)
 FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
@@ -78,6 +90,16 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
         ("atlasr2", sat_brain_b.make_atlasr2), ("isles2022", sat_brain_b.make_isles2022),
         ("wmh", sat_brain_b.make_wmh), ("feta2022", sat_brain_b.make_feta2022),
         ("atlas2023", sat_brain_b.make_atlas2023), ("brain-atlas", sat_brain_b.make_brain_atlas))},
+    "kipa22": lambda root, seed: make_kipa22(root, cases=(0, 1), seed=seed),
+    "ct-org": lambda root, seed: make_ct_org(root, cases=(0, 1), seed=seed),
+    "ctpelvic1k": lambda root, seed: make_ctpelvic1k(root, seed=seed),
+    "sliver07": lambda root, seed: make_sliver07(root, cases=(1, 2), seed=seed),
+    "couinaud-liver": lambda root, seed: make_couinaud(root, seed=seed)[0],
+    "lndb": lambda root, seed: make_lndb(root, seed=seed)[0],
+    "parse2022": lambda root, seed: make_parse2022(root, seed=seed),
+    "covid19": lambda root, seed: make_covid19(root, cases=(1, 2), seed=seed),
+    "btcv-cervix": lambda root, seed: make_btcv_cervix(root, cases=("0507688",), seed=seed),
+    "instance22": lambda root, seed: make_instance22(root, cases=(1, 2), seed=seed),
 }
 
 

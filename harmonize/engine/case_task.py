@@ -111,7 +111,9 @@ def resume_key(task: CaseTask, hashes: dict[Path, str]) -> str:
         "descriptor": {"id": desc.id, "modality": desc.modality,
                        "values": {str(k): v for k, v in desc.values.items()},
                        "classes": {k: list(v) for k, v in desc.classes.items()},
-                       "channels": desc.channels},
+                       "channels": desc.channels,
+                       # only when set, so other datasets' keys stay as they were
+                       **({"rescale": list(desc.rescale)} if desc.rescale else {})},
         "case": {"patient_id": case.patient_id, "official_split": case.official_split,
                  "annotated": case.annotated, "channel_names": case.channel_names,
                  "channels": case_channels(task.plugin, case),  # canonical: vocabulary edits count

@@ -40,7 +40,7 @@ from harmonize.errors import ErrorRecord, HarmonizeError, LabelError, ReadError
 from harmonize.manifest.build import read_manifest
 from harmonize.manifest.records import STAGES, ManifestRecord, check_identifier, require_stage
 from harmonize.read.case import read_case as read_record_case
-from harmonize.read.case import record_files
+from harmonize.read.case import record_files, record_rescale
 from harmonize.read.volume import Volume
 
 __all__ = [
@@ -84,6 +84,12 @@ class Entry:
     def image_paths(self) -> list[Path]:
         """Absolute image paths, through the path gate (:func:`record_files`)."""
         return [p.resolve() for p in record_files(self.record, self.base)[0]]
+
+    @property
+    def files_as_read(self) -> bool:
+        """Whether the record's image files hold the values reading gives (no descriptor
+        ``rescale`` still to apply): only then may an export reuse or point at them."""
+        return record_rescale(self.record) is None
 
     def mask_path(self) -> Path | None:
         """Absolute mask path (``None`` when unlabelled), through the path gate."""

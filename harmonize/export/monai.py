@@ -26,8 +26,10 @@ lengths do not collate).
 record's own file; any other is rewritten, remapped through the table, on its image's grid
 (:func:`harmonize.read.nifti_writer.write_volume`, atomic) to
 ``<datalist stem>_labels/<key>.nii.gz`` beside the datalist; its ``.nii.gz`` files are removed
-first, so no stale mask remains. Images are never copied: ``image`` points at the manifests' files (absolute, or relative to ``base_dir``; pass the
-same folder as ``base_dir`` to ``load_decathlon_datalist``). Every case is read through the one
+first, so no stale mask remains. Images are never copied: ``image`` points at the manifests' files
+(absolute, or relative to ``base_dir``; pass the same folder as ``base_dir`` to
+``load_decathlon_datalist``), so a source record whose descriptor rescales its images (files not
+in physical units) is refused. Every case is read through the one
 reading layer (a mask off its image's grid is refused as by every other command).
 ``channels=[...]`` makes every item exactly those channels, in that order: datasets lacking one
 are refused naming both, as a 4D file that would need reordering. Datasets whose channels cannot
@@ -115,6 +117,12 @@ def build_datalist(entries: Sequence[Entry], base_dir: Path | None = None,
     }
     for entry, order, own in zip(entries, orders, names):
         read_case(entry, ras=False, image_voxels=False)  # the one reading layer's checks
+        if not entry.files_as_read:  # the datalist points at files, never copies of them
+            raise ExportError(
+                "the image files are not in physical units (the dataset's descriptor rescales "
+                "them when read) and a datalist can only point at them",
+                dataset=entry.dataset, case=entry.case_id, file=entry.image_paths()[0],
+                hint="export the manifest `harmonize run` writes (its images are rescaled)")
         if entry.split not in KEYS:
             raise ExportError(f"record has no split ({entry.split!r})", dataset=entry.dataset,
                               case=entry.case_id, file=entry.manifest,

@@ -177,7 +177,8 @@ def _write_case(task: NnunetTask, written: list[Path]) -> list[str]:
     image_dir = folder / task.images_dir
     image: Volume | None = None
     if len(paths) == 1 and paths[0].name.lower().endswith(FILE_ENDING) and len(
-            entry.record.shape) == 3 and task.channel_order == (0,) and not mapped(entry):
+            entry.record.shape) == 3 and task.channel_order == (0,) and not mapped(entry) \
+            and entry.files_as_read:
         target = image_dir / f"{entry.key}_0000{FILE_ENDING}"
         with atomic_path(target) as tmp:
             shutil.copyfile(paths[0], tmp)

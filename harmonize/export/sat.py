@@ -105,7 +105,7 @@ def converted_images(entry: Entry, out: Path) -> list[tuple[Path, str | None]]:
     paths = entry.image_paths()
     names = record_channels(entry.record)
     single = len(entry.record.shape) == 3
-    if all(is_nifti(p) for p in paths) and (len(paths) > 1 or single):
+    if all(is_nifti(p) for p in paths) and (len(paths) > 1 or single) and entry.files_as_read:
         labels: list[str | None] = list(names) if names else [None] * len(paths)
         found: list[tuple[Path, str | None]] = list(zip(paths, labels))
     else:

@@ -153,7 +153,8 @@ def _images(entry: Entry, out: Path, sat: SatDataset
                           f"record has {names}", kind=ExportError)
     paths = entry.image_paths()
     order = [names.index(c) for c in sat.suffixed]
-    if len(paths) == 1 and is_nifti(paths[0]) and order == list(range(len(names))):
+    if (len(paths) == 1 and is_nifti(paths[0]) and order == list(range(len(names)))
+            and entry.files_as_read):
         four_d = paths[0]
     else:
         image = read_image(entry)

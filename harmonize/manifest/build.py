@@ -103,6 +103,8 @@ def record_for_case(
     # check_labels only the image header is read, the label is still checked against its grid
     data = read_case(case, plugin=plugin, image_voxels=check_labels)
     extra: dict[str, Any] = {}
+    if desc.rescale is not None:  # the files are not in physical units: read_case applies it
+        extra["rescale"] = {"slope": desc.rescale[0], "intercept": desc.rescale[1]}
     if check_labels:  # the image's voxels identify duplicates across datasets
         from harmonize.engine.normalize import fingerprint
 

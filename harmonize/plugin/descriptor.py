@@ -44,6 +44,8 @@ class LayoutGroup:
     ``{choose: <rater>}``) combines the files a label template with ``{rater}`` names.
     ``duplicates: skip`` lets an earlier group's case win over this group's same case id
     (a release's corrected copies listed first); the default ``error`` refuses it.
+    ``case_template`` builds the case id's text from several placeholders of ``images``
+    (``"{patient}_{study}"``) where no single path part is unique.
     """
 
     images: str
@@ -56,6 +58,7 @@ class LayoutGroup:
     split: str | None = None
     label_required: bool = True
     duplicates: str = "error"
+    case_template: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class Descriptor:
     ``channels`` names the image channels in file order (names or synonyms from
     ``registry/channels.yaml``); ``channel_synonyms`` maps this dataset's own channel names onto
     canonical ones (``{MRI: T1}``). Both are checked against the channel vocabulary on load.
+    ``rescale`` is ``(slope, intercept)``: physical value = stored * slope + intercept, applied
+    once by the one reading layer (:mod:`harmonize.read.case`).
     """
 
     id: str
@@ -97,6 +102,7 @@ class Descriptor:
     channels: tuple[str, ...] | None = None
     channel_synonyms: Mapping[str, str] = field(default_factory=dict)
     ct_window: tuple[float, float] | None = None
+    rescale: tuple[float, float] | None = None
     official_split: str = ""
     expected_root: str = ""
     sat_ds: tuple[str, ...] = ()
@@ -184,6 +190,9 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
         out["sat_ds"] = (data["sat_ds"],) if isinstance(data["sat_ds"], str) else tuple(data["sat_ds"])
     if "ct_window" in data:
         out["ct_window"] = (float(data["ct_window"][0]), float(data["ct_window"][1]))
+    if "rescale" in data:
+        out["rescale"] = (float(data["rescale"].get("slope", 1)),
+                          float(data["rescale"]["intercept"]))
     if "layout" in data:
         groups = data["layout"] if isinstance(data["layout"], list) else [data["layout"]]
         out["layout"] = tuple(LayoutGroup(**group) for group in groups)

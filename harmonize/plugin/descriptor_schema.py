@@ -55,6 +55,15 @@ LAYOUT_GROUP: dict[str, Any] = {
                          "{case}/{case}-t1n.nii.gz",
                          "images{split}/{case}_0000.nii.gz", "{case:case_*}/{case}_IMG_CT.nrrd"],
         },
+        "case_template": {
+            "type": "string",
+            "pattern": r"\{\w+\}",
+            "description": "The case id's text built from several placeholders of images, "
+            "where no single path part is unique (a patient's studies: '{patient}_{study}'); "
+            "used instead of {case} (case_id then applies to it), and templates' {case} is "
+            "this id.",
+            "examples": ["{patient}_{study}"],
+        },
         "label": {
             "type": ["string", "null"],
             "pattern": _TEMPLATE,
@@ -130,10 +139,9 @@ LAYOUT_GROUP: dict[str, Any] = {
         "duplicates": {
             "enum": ["error", "skip"],
             "default": "error",
-            "description": "error (default): a case id this group finds that an earlier group "
-            "already found is an error naming both files. skip: the earlier group wins and this "
-            "group's copy is reported as skipped (a release's folder of corrected cases, "
-            "listed in a group before the originals' folder).",
+            "description": "error (default): a case id an earlier group already found is an "
+            "error naming both files. skip: the earlier group wins, this group's copy is "
+            "reported as skipped (a release's corrected cases listed before the originals).",
         },
     },
     "not": {"required": ["label", "structures"]},
@@ -304,6 +312,20 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
             "items": {"type": "number"},
             "description": "Default CT window, two numbers (low, high) in HU with low < high, used by "
             "ct_window: dataset when a case has no window of its own.",
+        },
+        "rescale": {
+            "type": "object",
+            "required": ["intercept"],
+            "additionalProperties": False,
+            "properties": {
+                "slope": {"type": "number", "exclusiveMinimum": 0, "default": 1,
+                          "description": "multiplies the stored value (default 1)"},
+                "intercept": {"type": "number", "description": "added after the slope"},
+            },
+            "description": "Releases whose images are not stored in physical units (HU for "
+            "CT): physical = stored * slope + intercept, applied once when an image is read "
+            "({intercept: -1000} for images stored with a +1000 offset). The image is then "
+            "float32 and the operation is recorded; ct_window is in physical units.",
         },
         "official_split": {**_TEXT, "description": "Free text: the release's official split "
                            "rule (layout groups or the plugin apply it)."},

@@ -8,6 +8,8 @@ Used for descriptors that carry a ``layout`` section, e.g.::
       - images: "{case}/{case}-t1n.nii.gz"
         channel_files: {T1: "{parent}/{case}-t1n.nii.gz", T2: "{parent}/{case}-t2w.nii.gz"}
         label: "{parent}/{case}-seg.nii.gz"
+      - {images: "PETCT_{patient}/{study}-{num}/CT.nii.gz",   # id from two parts
+         case_template: "{patient}_{num}", label: "AutoPET_{case}.nii.gz"}
     case_id: '^(?P<id>case_\\d{4})'        # on the {case} text or the file name
     patient_id: '^(?P<id>.+)$'             # on the case id; default: the case id
 
@@ -121,7 +123,8 @@ class LayoutDataset(DatasetPlugin):
         if fields is None:
             yield Skipped(image, f"path does not fit the images pattern {group.images!r}")
             return
-        ids = self._ids(image, fields)
+        ids = self._ids(image, fields if group.case_template is None else
+                        {**fields, "case": fill(group.case_template, fields)})
         if isinstance(ids, Skipped):
             yield ids
             return

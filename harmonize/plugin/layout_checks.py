@@ -93,6 +93,13 @@ def _group_problems(where: str, group: Any) -> list[Problem]:
     if group.structures is not None:
         problems += _structures_template_problems(f"{where}.structures", group.structures,
                                                   available)
+    if group.case_template is not None:
+        try:
+            check_template(group.case_template, pattern.fields)
+            if "/" in group.case_template:
+                raise PatternError(f"{group.case_template!r}: a case id has no '/'")
+        except PatternError as exc:
+            problems.append(Problem(f"{where}.case_template", str(exc)))
     return problems
 
 

@@ -8,7 +8,9 @@ name, and the group's ``raters`` rule).
   :func:`~harmonize.labels.overlap.combine_structures`, so where the raters' structures overlap
   every structure keeps its voxels.
 
-Like structure folders, rater files are listed again when read (stateless).
+Each rater's file is decoded by ``value_ranges`` first when the descriptor has them (masks
+holding one value per nodule read as one class). Like structure folders, rater files are listed
+again when read (stateless).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from harmonize.labels.overlap import combine_structures
 from harmonize.plugin.case import Case
 from harmonize.plugin.descriptor import Descriptor
 from harmonize.plugin.layout_structures import file_regex
+from harmonize.plugin.layout_values import map_ranges
 from harmonize.read.grid import describe_grid, same_grid
 from harmonize.read.volume import Volume, read_volume
 
@@ -58,7 +61,8 @@ def read_raters(desc: Descriptor, case: Case, file_template: str, rule: str) -> 
             raise LabelError(f"rater file on grid {describe_grid(volume)}, not the first "
                              f"rater's {describe_grid(first)}", file=path,
                              hint="every rater's label of a case must be on one grid")
-        maps.append(np.asarray(volume.data))
+        data = np.asarray(volume.data)
+        maps.append(map_ranges(data, desc.value_ranges, path) if desc.value_ranges else data)
     assert first is not None
     need = 1 if rule == "union" else len(maps) // 2 + 1
     masks = {}

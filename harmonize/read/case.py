@@ -7,6 +7,10 @@ cache, every export, QA, lesion features, ``check_plugin``), so one set of check
   NaN voxels, broken affines, declared size within limits before allocating);
 * one file per channel: every channel on the first channel's grid (:func:`same_grid`);
   the channel count matches the declared channel names;
+* a descriptor's ``rescale`` (images not stored in physical units, e.g. CT stored +1000) is
+  applied here and only here: ``stored * slope + intercept`` as float32, recorded in the image's
+  ``operations``; a source manifest record carries it in ``extra["rescale"]`` so reading the
+  record gives the same values (a normalized record's files are already in physical units);
 * a label that is a DICOM RT Structure Set is rasterized on the series it references
   (:mod:`harmonize.read.rtstruct_label`: ROI names matched to classes, overlaps kept);
 * the label map is on the image's grid by the one rule of :mod:`harmonize.read.grid` (a
@@ -43,7 +47,7 @@ from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
 from harmonize.read.volume import Volume, read_header, read_volume
 
 __all__ = ["CaseData", "case_channels", "missing_file_error", "present_values", "read_case",
-           "record_files", "unknown_label_values"]
+           "record_files", "record_rescale", "rescaled", "unknown_label_values"]
 
 _RAS = np.eye(4)
 
@@ -190,6 +194,7 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
         if image_voxels or custom is not None:
             _check_channel_count(image, len(names) if names else 1, names,
                                  file=case.images[0] if len(case.images) == 1 else None)
+            image = rescaled(image, plugin.descriptor.rescale)
     label_volume = None
     if label:
         with _naming(dataset, case.case_id, case.label):
@@ -225,6 +230,7 @@ def _read_record(record: ManifestRecord, base: Path, *, label: bool, image_voxel
             image = _stack_channels(images, expected)
             _check_channel_count(image, expected, names,
                                  file=images[0] if len(images) == 1 else None)
+            image = rescaled(image, record_rescale(record))
         else:
             image = _grid_of(images[0])
     label_volume = None
@@ -290,6 +296,28 @@ def _source_hint(record: ManifestRecord, what: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------- helpers
+
+
+def rescaled(image: Volume, rescale: tuple[float, float] | None) -> Volume:
+    """``image`` in physical units: ``stored * slope + intercept`` (float32) with the operation
+    appended to its ``operations``; unchanged when ``rescale`` is ``None``."""
+    if rescale is None:
+        return image
+    slope, intercept = rescale
+    data = np.asarray(image.data, dtype=np.float32)
+    data = data * np.float32(slope) + np.float32(intercept)
+    op = {"op": "rescale", "slope": slope, "intercept": intercept, "source": "descriptor"}
+    return Volume(data.astype(np.float32, copy=False), image.affine, image.kind,
+                  operations=[*image.operations, op])
+
+
+def record_rescale(record: ManifestRecord) -> tuple[float, float] | None:
+    """The rescale a source record's image files need (written by the manifest builder from
+    the descriptor); ``None`` for normalized records, whose files are in physical units."""
+    value = record.extra.get("rescale") if record.stage == "source" else None
+    if not value:
+        return None
+    return float(value.get("slope", 1.0)), float(value["intercept"])
 
 
 
