@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
         mr_percentiles: Annotated[str | None, typer.Option("--mr-percentiles", metavar="LOW HIGH|none", help="MR/PET clip percentiles before the z-score (default 0.5 99.5); none = raw MR/PET.")] = None,
         intensity: Annotated[str | None, typer.Option("--intensity", help="auto (default) or raw: no intensity change for any modality.")] = None,
         resample_irregular_dicom: Annotated[bool, typer.Option("--resample-irregular-dicom", help="Interpolate DICOM series with irregular slice gaps (or duplicated slices) onto a regular grid instead of refusing them; recorded in the manifest's operations.")] = False,
-        workers: Annotated[int | None, typer.Option("--workers", "-w", help="Parallel workers (default: min(4, CPUs)); 1 = in this process.")] = None,
+        workers: Annotated[int | None, typer.Option("--workers", "-w", help="Parallel workers (default: the usable cores); 1 = in this process.")] = None,
         executor: Annotated[str | None, typer.Option("--executor", help="local (process pool) or dask.")] = None,
         scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a local Dask cluster).")] = None,
         seed: Annotated[int | None, typer.Option(help="Seed of the split hash (default 0).")] = None,

@@ -183,7 +183,7 @@ def run(
     """Normalize every case of every target into ``out``; write manifests, splits and errors.
 
     ``settings`` apply to every target, with each :class:`Target`'s overrides on top. ``executor``
-    is ``"local"`` (a process pool of ``workers``, default ``min(4, CPUs)``; ``workers=1`` runs in
+    is ``"local"`` (a process pool of ``workers``, default the usable cores; ``workers=1`` runs in
     this process), ``"dask"`` (``scheduler`` address, or a local Dask cluster) or an executor object
     (:mod:`harmonize.engine.executors`). ``seed`` and ``ratios`` place patients in splits.
 
