@@ -15,7 +15,9 @@ W=2, W=1, W=2, ...: paired, so a drift of the machine hits both). Reported per r
 * wall seconds per volume and throughput relative to the first row (median of the paired
   ratios); for Dask rows also its overhead: wall time / the local pool's at the same W;
 * CPU seconds per volume: user + system time of the whole process tree (``RUSAGE_CHILDREN``),
-  interpreter start, imports, manifest and statistics included;
+  interpreter start, imports, discovery and splits included; and the marginal CPU seconds per
+  volume: the run's CPU minus that of the same command repeated at once (every case found up
+  to date: start-up, discovery, resume checks), divided by the cases;
 * peak memory of the largest single process (``ru_maxrss`` of the children: the largest
   worker's high-water mark) as a multiple of one float32 volume.
 
@@ -73,9 +75,12 @@ def harmonize_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "harmonize"]
 
 
-def run_once(root: Path, out: Path, preset: str, workers: int, executor: str = "local") -> dict:
-    """One ``harmonize run`` as a child process; wall, CPU and peak memory of its tree."""
-    shutil.rmtree(out, ignore_errors=True)
+def run_once(root: Path, out: Path, preset: str, workers: int, executor: str = "local",
+             fresh: bool = True) -> dict:
+    """One ``harmonize run`` as a child process; wall, CPU and peak memory of its tree.
+    ``fresh``: into an emptied output folder (else a rerun that finds its cases up to date)."""
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
     command = [*harmonize_command(), "run", "-d", "msd-liver", "-r", str(root), "-o", str(out),
                "--preset", preset, "--workers", str(workers), "--executor", executor,
                "--no-progress"]
@@ -113,8 +118,10 @@ def measure(args: argparse.Namespace) -> dict:
             print(f"run {repeat + 1}/{args.repeats}: --executor {executor} --workers {w}",
                   file=sys.stderr)
             start = time.perf_counter()
-            runs[(executor, w)].append(run_once(root, work / f"out-{executor}-{w}", args.preset,
-                                                w, executor))
+            out = work / f"out-{executor}-{w}"
+            result = run_once(root, out, args.preset, w, executor)
+            result["rerun_cpu"] = run_once(root, out, args.preset, w, executor, fresh=False)["cpu"]
+            runs[(executor, w)].append(result)
             print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr)
     float32_mb = float(np.prod(shape)) * 4 / 2**20
     base = runs[rows_keys[0]]
@@ -131,6 +138,8 @@ def measure(args: argparse.Namespace) -> dict:
             "workers": w,
             "wall_s_per_volume": statistics.median(r["wall"] for r in mine) / args.cases,
             "cpu_s_per_volume": statistics.median(r["cpu"] for r in mine) / args.cases,
+            "marginal_cpu_s_per_volume": statistics.median(r["cpu"] - r["rerun_cpu"]
+                                                           for r in mine) / args.cases,
             "throughput_vs_first": statistics.median(ratios),
             "overhead_vs_local": overhead,
             "peak_mb": statistics.median(r["peak_kb"] for r in mine) / 1024,
@@ -146,13 +155,15 @@ def markdown(report: dict) -> str:
              f"{'x'.join(map(str, report['shape']))} with masks, {report['usable_cores']} cores, "
              f"median of {report['repeats']} paired runs",
              "",
-             "| executor | workers | wall s / volume | CPU s / volume | throughput vs first row | "
-             "overhead vs local pool | peak MB (largest process) | peak / float32 volume |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| executor | workers | wall s / volume | CPU s / volume | marginal CPU s / volume | "
+             "throughput vs first row | overhead vs local pool | peak MB (largest process) | "
+             "peak / float32 volume |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         overhead = f"{r['overhead_vs_local']:.2f}x" if r["overhead_vs_local"] else "-"
         lines.append(f"| {r['executor']} | {r['workers']} | {r['wall_s_per_volume']:.3f} | "
-                     f"{r['cpu_s_per_volume']:.3f} | {r['throughput_vs_first']:.2f}x | "
+                     f"{r['cpu_s_per_volume']:.3f} | {r['marginal_cpu_s_per_volume']:.3f} | "
+                     f"{r['throughput_vs_first']:.2f}x | "
                      f"{overhead} | {r['peak_mb']:.0f} | {r['peak_vs_float32']:.2f}x |")
     return "\n".join(lines)
 

@@ -96,16 +96,29 @@ def plugins_command(
     format: CatalogueFormatOpt = "table",
     labels: Annotated[bool, typer.Option(
         "--labels", help="Show every dataset's label names instead of the compact table.")] = False,
+    sat_ds: Annotated[bool, typer.Option(
+        "--sat-ds", help="Show SAT-DS's 72 datasets and the ids that serve each.")] = False,
 ) -> None:
     """List every registered dataset: one line each (id, modality, cases, number of labels,
-    source, licence); --labels lists the label names, --format json gives every field."""
-    from harmonize.cli.catalogue import catalogue_markdown, catalogue_rows, print_catalogue
+    source, licence); --labels lists the label names, --sat-ds SAT-DS's datasets and the ids
+    serving them, --format json gives every field."""
+    from harmonize.cli.catalogue import (
+        catalogue_markdown,
+        catalogue_rows,
+        print_catalogue,
+        sat_ds_coverage,
+        sat_ds_table,
+    )
 
     catalog = get_catalog(descriptor)
     rows, broken = catalogue_rows(catalog)
     for exc in broken:
         print_error(exc)
-    if format == "json":
+    if sat_ds and format == "json":
+        print_json(sat_ds_coverage(rows))
+    elif sat_ds:
+        console.print(sat_ds_table(sat_ds_coverage(rows)))
+    elif format == "json":
         print_json({"datasets": rows, "errors": [e.to_dict() for e in [*catalog.errors, *broken]]})
     elif format == "markdown":
         sys.stdout.write(catalogue_markdown(rows))

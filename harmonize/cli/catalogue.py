@@ -99,15 +99,43 @@ def catalogue_markdown(rows: list[dict[str, Any]]) -> str:
         return str(text or "").replace("|", "\\|").replace("\n", " ")
 
     lines = [
-        "| id | modality | region | cases | labels | licence | expected folder | download |",
-        "|---|---|---|---|---|---|---|---|",
+        "| id | SAT-DS | modality | region | cases | labels | licence | expected folder | "
+        "download |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         home = f"[{row['homepage']}]({row['homepage']})" if row["homepage"] else ""
         download = f"`{cell(row['download'])}`" if row["download"] else home
         lines.append(
-            f"| `{row['id']}` | {row['modality']} | {cell(row['region'])} | {row['cases'] or ''} | "
+            f"| `{row['id']}` | {cell(', '.join(row['sat_ds']))} | {row['modality']} | "
+            f"{cell(row['region'])} | {row['cases'] or ''} | "
             f"{cell(short_list(row['labels']))} | {cell(row['licence'])} | "
             f"`{cell(row['expected_root'])}` | {download} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def sat_ds_coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every SAT-DS dataset name (``registry/sat-ds.yaml``) with the dataset ids that declare it
+    (``sat_ds:``), and the names no id declares."""
+    from harmonize.labels.sat_ds import load_sat_ds
+
+    served: dict[str, list[str]] = {name: [] for name in sorted(load_sat_ds(), key=str.lower)}
+    for row in rows:
+        for name in row["sat_ds"]:
+            served.setdefault(name, []).append(row["id"])
+    missing = [name for name, ids in served.items() if not ids]
+    return {"sat_ds": served, "covered": len(served) - len(missing), "total": len(served),
+            "missing": missing}
+
+
+def sat_ds_table(coverage: dict[str, Any]) -> Table:
+    """SAT-DS's datasets and the harmonize ids serving each (``--sat-ds``)."""
+    table = Table(title=f"SAT-DS datasets: {coverage['covered']} of {coverage['total']} have a "
+                        "harmonize id (its sat_ds: key)",
+                  title_justify="left", box=None, pad_edge=False, header_style="bold")
+    table.add_column("SAT-DS dataset", no_wrap=True)
+    table.add_column("harmonize id(s)", ratio=1)
+    for name, ids in coverage["sat_ds"].items():
+        table.add_row(name, ", ".join(ids) if ids else "[red]none yet[/red]")
+    return table
