@@ -102,28 +102,14 @@ def plugins_command(
     """List every registered dataset: one line each (id, modality, cases, number of labels,
     source, licence); --labels lists the label names, --sat-ds SAT-DS's datasets and the ids
     serving them, --format json gives every field."""
-    from harmonize.cli.catalogue import (
-        catalogue_markdown,
-        catalogue_rows,
-        print_catalogue,
-        sat_ds_coverage,
-        sat_ds_table,
-    )
+    from harmonize.cli.catalogue import catalogue_rows, show_catalogue
 
     catalog = get_catalog(descriptor)
     rows, broken = catalogue_rows(catalog)
     for exc in broken:
         print_error(exc)
-    if sat_ds and format == "json":
-        print_json(sat_ds_coverage(rows))
-    elif sat_ds:
-        console.print(sat_ds_table(sat_ds_coverage(rows)))
-    elif format == "json":
-        print_json({"datasets": rows, "errors": [e.to_dict() for e in [*catalog.errors, *broken]]})
-    elif format == "markdown":
-        sys.stdout.write(catalogue_markdown(rows))
-    else:
-        print_catalogue(console, rows, labels=labels)
+    show_catalogue(console, rows, [*catalog.errors, *broken], format=format, labels=labels,
+                   sat_ds=sat_ds)
     if catalog.errors or broken:
         raise typer.Exit(1)
 

@@ -139,3 +139,22 @@ def sat_ds_table(coverage: dict[str, Any]) -> Table:
     for name, ids in coverage["sat_ds"].items():
         table.add_row(name, ", ".join(ids) if ids else "[red]none yet[/red]")
     return table
+
+
+def show_catalogue(console: Console, rows: list[dict[str, Any]], errors: list[HarmonizeError],
+                   *, format: str, labels: bool, sat_ds: bool) -> None:
+    """What ``harmonize plugins`` prints for its options (JSON, Markdown or a table)."""
+    import sys
+
+    from harmonize.cli.console import print_json
+
+    if sat_ds and format == "json":
+        print_json(sat_ds_coverage(rows))
+    elif sat_ds:
+        console.print(sat_ds_table(sat_ds_coverage(rows)))
+    elif format == "json":
+        print_json({"datasets": rows, "errors": [e.to_dict() for e in errors]})
+    elif format == "markdown":
+        sys.stdout.write(catalogue_markdown(rows))
+    else:
+        print_catalogue(console, rows, labels=labels)
