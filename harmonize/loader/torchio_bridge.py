@@ -65,6 +65,9 @@ class CaseReader:
             if image.shape[0] != len(positions):
                 raise LoaderError(f"the image has {image.shape[0]} channels, the record lists "
                                   f"{len(positions)}", dataset=record.dataset, case=record.case_id)
+            fresh = ds.cache is not None  # read with pread: a new array, ours to hand over
+            if fresh and list(positions) == list(range(len(ds.channels))):
+                return np.asarray(image, dtype=np.float32), np.asarray(affine)  # no 2nd copy
             out = np.zeros((len(ds.channels), *image.shape[1:]), dtype=np.float32)
             for k, p in enumerate(positions):  # by canonical channel name, as HarmonizedDataset
                 if p >= 0:
