@@ -1,0 +1,129 @@
+"""PI-CAI, TopCoW 2023 (CTA and MRA) and ATM'22: YAML-only datasets outside SAT-DS.
+
+Layouts and values as the descriptors cite them (picai_labels README, TopCoW_Eval_Metrics
+constants.py, the ATM'22 training layout). Oracles: the fabricated files read back with
+SimpleITK / nibabel and the fabricator's own tables, never the layout reader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from harmonize.plugins.fabricators.more import (
+    PICAI_STUDIES, TOPCOW_VALUES, make_atm22, make_picai, make_topcow)
+from typer.testing import CliRunner
+
+from harmonize.cli.app import app
+from harmonize.loader import HarmonizedDataset
+from harmonize.manifest.build import read_manifest
+from harmonize.plugin.layout import LayoutDataset
+
+runner = CliRunner()
+DATASETS = ["pi-cai", "topcow2023-ct", "topcow2023-mr", "atm22"]
+TOPCOW_NAMES = {1: "basilar artery", 2: "right posterior cerebral artery",
+                3: "left posterior cerebral artery", 4: "right internal carotid artery",
+                5: "right middle cerebral artery", 6: "left internal carotid artery",
+                7: "left middle cerebral artery", 8: "right posterior communicating artery",
+                9: "left posterior communicating artery", 10: "anterior communicating artery",
+                11: "right anterior cerebral artery", 12: "left anterior cerebral artery",
+                15: "third a2 segment"}
+
+
+def invoke(*args: str) -> str:
+    done = runner.invoke(app, list(args))
+    assert done.exit_code == 0, done.output
+    return done.stdout
+
+
+def manifest(dataset: str, root: Path, out: Path, *extra: str) -> dict[str, object]:
+    invoke(*extra, "manifest", "-d", dataset, "-r", str(root), "-o", str(out))
+    return {r.case_id: r for r in read_manifest(out / f"{dataset}.jsonl")}
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_descriptor_alone_is_the_plugin(catalog, dataset):
+    plugin = catalog.get(dataset)
+    assert type(plugin) is LayoutDataset and plugin.source == "built-in"
+    assert plugin.descriptor.sat_ds == () and plugin.descriptor.layout
+
+
+def itk_values(path: Path) -> set[int]:
+    return set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))).tolist())
+
+
+def test_picai_studies_of_one_patient_labels_from_the_extra_root(tmp_path):
+    images, labels = make_picai(tmp_path)
+    extra = ("--extra-root", f"picai_labels={labels}")
+    found = json.loads(invoke(*extra, "discover", "-d", "pi-cai", "-r", str(images),
+                              "--format", "json"))
+    skipped = {Path(s["path"]).name for s in found["skipped"]}
+    assert skipped == {"10005_1000005_t2w.mha"}  # no human_expert delineation: not used
+    records = manifest("pi-cai", images, tmp_path / "m", *extra)
+    want = {f"{p}_{s}": (p, v) for _, p, s, v in PICAI_STUDIES if v is not None}
+    assert sorted(records) == sorted(want)
+    for case_id, record in records.items():
+        patient, values = want[case_id]
+        assert record.patient_id == patient and record.official_split == "train"
+        assert Path(record.image).name == f"{case_id}_t2w.mha"  # T2W only: ADC/HBV off-grid
+        assert list(record.channels) == ["T2"]
+        mask = labels / "csPCa_lesion_delineations/human_expert/resampled" / f"{case_id}.nii.gz"
+        assert itk_values(mask) == {0, *values}
+        assert record.labels == {"prostate tumor": [1, 2, 3, 4, 5]}
+        t2w = sitk.ReadImage(str(next(images.glob(f"*/{patient}/{case_id}_t2w.mha"))))
+        assert record.spacing == pytest.approx(t2w.GetSpacing(), abs=1e-6)
+    # both studies of patient 11054 land in one split
+    assert records["11054_1001074"].split == records["11054_1001075"].split
+
+
+def test_picai_run_and_loader_give_the_lesions(tmp_path):
+    images, labels = make_picai(tmp_path)
+    out = tmp_path / "out"
+    invoke("--extra-root", f"picai_labels={labels}", "run", "-d", "pi-cai", "-r", str(images),
+           "-o", str(out), "-w", "1", "--no-progress")
+    dataset = HarmonizedDataset(out / "pi-cai.jsonl", patch_size=None, classes=["prostate tumor"])
+    assert len(dataset) == 3
+    for i in range(len(dataset)):
+        sample, record = dataset[i], dataset.records[i]
+        mask = labels / "csPCa_lesion_delineations/human_expert/resampled" / f"{record.case_id}.nii.gz"
+        values = np.asarray(nib.as_closest_canonical(nib.load(mask)).dataobj)
+        np.testing.assert_array_equal(sample["mask"][0].numpy().astype(bool), values > 0,
+                                      err_msg=record.case_id)
+        lesions = {v for _, p, s, v in PICAI_STUDIES if f"{p}_{s}" == record.case_id}.pop()
+        assert int(sample["mask"][0].sum()) == int(np.isin(values, lesions).sum())
+        assert bool(sample["label_present"][0])
+
+
+@pytest.mark.parametrize("modality", ["ct", "mr"])
+def test_topcow_whole_scans_with_multiclass_labels(tmp_path, modality):
+    root = make_topcow(tmp_path)
+    records = manifest(f"topcow2023-{modality}", root, tmp_path / "m")
+    assert sorted(records) == [f"topcow_{modality}_whole_001", f"topcow_{modality}_whole_002"]
+    batch = root / "topcow_batch-1_40pairMRCT_30062023"
+    for case_id, record in records.items():
+        assert record.patient_id == case_id[-3:] and record.official_split == "train"
+        assert Path(record.mask).parent.name == "mul_labelsTr"
+        values = set(np.unique(np.asarray(nib.load(batch / "mul_labelsTr" /
+                                                   f"{case_id}.nii.gz").dataobj)).tolist())
+        expected = set(TOPCOW_VALUES) if case_id.endswith("1") else set(TOPCOW_VALUES) - {10, 15}
+        assert values == {0, *expected}
+        assert {record.labels[TOPCOW_NAMES[v]][0] for v in TOPCOW_VALUES} == set(TOPCOW_VALUES)
+        assert record.labels["circle of willis"] == sorted(TOPCOW_VALUES)
+        image = nib.load(batch / "imagesTr" / f"{case_id}_0000.nii.gz")
+        assert tuple(record.shape[:3]) == image.shape  # the whole scan, not the _roi_ crop
+
+
+def test_atm22_label_keeps_the_image_suffix(tmp_path):
+    root = make_atm22(tmp_path)
+    records = manifest("atm22", root, tmp_path / "m")
+    assert sorted(records) == ["ATM_001", "ATM_002"]
+    for case_id, record in records.items():
+        assert record.patient_id == case_id and record.official_split == "train"
+        label = root / "TrainBatch1" / "labelsTr" / f"{case_id}_0000.nii.gz"
+        assert Path(record.mask).name == label.name
+        assert set(np.unique(np.asarray(nib.load(label).dataobj)).tolist()) == {0, 1}
+        assert record.labels == {"airway": [1]}
