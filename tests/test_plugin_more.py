@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from harmonize.plugins.fabricators.more import (
-    PICAI_STUDIES, TOPCOW_VALUES, make_atm22, make_picai, make_topcow)
+    PICAI_STUDIES,
+    TOPCOW_VALUES,
+    make_atm22,
+    make_picai,
+    make_topcow,
+)
+from harmonize.plugins.fabricators.more_dicom import IRCADB_PATIENTS, make_ircadb
 from typer.testing import CliRunner
 
 from harmonize.cli.app import app
@@ -24,7 +30,7 @@ from harmonize.manifest.build import read_manifest
 from harmonize.plugin.layout import LayoutDataset
 
 runner = CliRunner()
-DATASETS = ["pi-cai", "topcow2023-ct", "topcow2023-mr", "atm22"]
+DATASETS = ["pi-cai", "topcow2023-ct", "topcow2023-mr", "atm22", "ircadb"]
 TOPCOW_NAMES = {1: "basilar artery", 2: "right posterior cerebral artery",
                 3: "left posterior cerebral artery", 4: "right internal carotid artery",
                 5: "right middle cerebral artery", 6: "left internal carotid artery",
@@ -127,3 +133,38 @@ def test_atm22_label_keeps_the_image_suffix(tmp_path):
         assert Path(record.mask).name == label.name
         assert set(np.unique(np.asarray(nib.load(label).dataobj)).tolist()) == {0, 1}
         assert record.labels == {"airway": [1]}
+
+
+def dicom_mask(folder: Path) -> np.ndarray:
+    """A DICOM mask series as a boolean (X, Y, Z) array in RAS voxel order (SimpleITK reads it
+    in LPS index order with an identity direction here, so x and y are flipped)."""
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    image = reader.Execute()
+    assert np.allclose(image.GetDirection(), np.eye(3).ravel())
+    return (sitk.GetArrayFromImage(image).transpose(2, 1, 0) > 0)[::-1, ::-1, :]
+
+
+def test_ircadb_dicom_structure_series_united_per_class(tmp_path):
+    root = make_ircadb(tmp_path)
+    found = json.loads(invoke("discover", "-d", "ircadb", "-r", str(root), "--format", "json"))
+    assert {Path(s["path"]).name for s in found["skipped"]} == {"bone", "tumor"}  # not liver
+    out = tmp_path / "out"
+    invoke("run", "-d", "ircadb", "-r", str(root), "-o", str(out), "-w", "1", "--no-progress")
+    classes = ["liver", "liver tumor", "portal vein"]
+    dataset = HarmonizedDataset(out / "ircadb.jsonl", patch_size=None, classes=classes)
+    assert sorted(r.case_id for r in dataset.records) == ["3Dircadb1.1", "3Dircadb1.7"]
+    for i in range(len(dataset)):
+        sample, record = dataset[i], dataset.records[i]
+        masks = root / record.case_id / "MASKS_DICOM"
+        number = int(record.case_id.rsplit(".", 1)[1])
+        tumours = [n for n in IRCADB_PATIENTS[number] if n.startswith("livertumor")]
+        want = {"liver": dicom_mask(masks / "liver"), "portal vein": dicom_mask(masks / "portalvein")}
+        if tumours:
+            want["liver tumor"] = np.logical_or.reduce([dicom_mask(masks / n) for n in tumours])
+        for k, name in enumerate(classes):
+            assert bool(sample["label_present"][k]) == (name in want), (record.case_id, name)
+            if name in want:
+                np.testing.assert_array_equal(sample["mask"][k].numpy().astype(bool), want[name],
+                                              err_msg=f"{record.case_id} {name}")
+        assert (want["liver"] & want["portal vein"]).any()  # overlap kept: both come back

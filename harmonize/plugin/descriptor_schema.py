@@ -84,8 +84,9 @@ LAYOUT_GROUP: dict[str, Any] = {
             "the file name, mapped to a class by structure_files (default: the text itself is "
             "the class name). The masks of a case are combined into one label map keeping "
             "overlaps (every structure's voxels come back exactly); a structure without a file "
-            "is not annotated in that case. The descriptor's values must number the classes "
-            "1..N, one value each, in order.",
+            "is not annotated in that case; several files of one class (one per lesion) are "
+            "united. A structure may be a DICOM series folder. The descriptor's values must "
+            "number the classes 1..N, one value each, in order.",
             "examples": ["{parent}/segmentations/{structure}.nii.gz",
                          "{parent}/{case}_OAR_{structure}.seg.nrrd"],
         },
@@ -153,7 +154,7 @@ LAYOUT_KEYS: dict[str, Any] = {
         "type": "object",
         "description": "YAML-only datasets with structures (or slicer-segments): the "
         "{structure} text of a file name, or a segment name, -> its class (a key of classes). Files whose text is neither listed nor a class are "
-        "skipped and reported.",
+        "skipped and reported; several texts may map to one class (their masks are united).",
         "additionalProperties": {"type": "string", "pattern": r"\S"},
         "examples": [{"kidney_left": "left kidney", "gall_bladder": "gallbladder"}],
     },

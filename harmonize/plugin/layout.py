@@ -164,7 +164,7 @@ class LayoutDataset(DatasetPlugin):
             folder_t, _, file_t = group.structures.rpartition("/")
             folder = path_of(folder_t or ".")
             found, reported = structure_files(desc, folder, file_t, values, exclude=images)
-            claimed.update(found.values())
+            claimed.update(path for paths in found.values() for path in paths)
             claimed.update(s.path for s in reported)
             yield from reported
             if found:
