@@ -123,8 +123,13 @@ def test_topcow_whole_scans_with_multiclass_labels(tmp_path, modality):
         assert tuple(record.shape[:3]) == image.shape  # the whole scan, not the _roi_ crop
 
 
-def test_atm22_label_keeps_the_image_suffix(tmp_path):
+def test_atm22_label_keeps_the_image_suffix_and_case_164_is_excluded(tmp_path):
     root = make_atm22(tmp_path)
+    assert (root / "TrainBatch1" / "imagesTr" / "ATM_164_0000.nii.gz").is_file()
+    found = json.loads(invoke("discover", "-d", "atm22", "-r", str(root), "--format", "json"))
+    assert [(Path(s["path"]).name, s["case"]) for s in found["skipped"]] == [
+        ("ATM_164_0000.nii.gz", "ATM_164")]
+    assert "excluded by the descriptor" in found["skipped"][0]["reason"]
     records = manifest("atm22", root, tmp_path / "m")
     assert sorted(records) == ["ATM_001", "ATM_002"]
     for case_id, record in records.items():

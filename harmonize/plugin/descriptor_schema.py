@@ -238,6 +238,13 @@ LAYOUT_KEYS: dict[str, Any] = {
         "additionalProperties": {"type": "array", "items": _TEXT, "uniqueItems": True},
         "examples": [{"val": ["case_07", "case_09"]}],
     },
+    "exclude_cases": {
+        "type": "object",
+        "description": "YAML-only datasets: case id -> why the release's own errata withdraw "
+        "it. The case is not used; discovery reports it as skipped with that reason.",
+        "additionalProperties": {"type": "string", "pattern": r"\S"},
+        "examples": [{"case_164": "withdrawn by the organisers' announcement"}],
+    },
 }
 
 DESCRIPTOR_SCHEMA: dict[str, Any] = {

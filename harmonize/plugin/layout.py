@@ -136,6 +136,11 @@ class LayoutDataset(DatasetPlugin):
             return confine_template(fill(template, values), base, template=template,
                                     dataset=desc.id, file=image)
 
+        if case_id in desc.exclude_cases:  # its label is claimed: not a stray label
+            claimed.update(path_of(t) for t in (group.label,) if t and group.raters is None)
+            yield Skipped(image, f"excluded by the descriptor: {desc.exclude_cases[case_id]}",
+                          case_id=case_id, hint="exclude_cases in the dataset's descriptor")
+            return
         images: tuple[Path, ...] = (image,)
         if group.channel_files:
             images = tuple(path_of(t, root) for t in group.channel_files.values())

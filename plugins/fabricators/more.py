@@ -121,10 +121,11 @@ def make_topcow(root: Path, *, numbers: tuple[int, ...] = (1, 2), seed: int = 0,
     return batch.parent
 
 
-def make_atm22(root: Path, *, numbers: tuple[int, ...] = (1, 2), seed: int = 0,
+def make_atm22(root: Path, *, numbers: tuple[int, ...] = (1, 2, 164), seed: int = 0,
                shape: tuple[int, int, int] = (20, 20, 12)) -> Path:
     """A tiny ``TrainBatch1/{imagesTr,labelsTr}/ATM_NNN_0000.nii.gz`` release: the label keeps
-    the image's ``_0000`` suffix; value 1 is the airway (a trachea tube and two bronchi)."""
+    the image's ``_0000`` suffix; value 1 is the airway (a trachea tube and two bronchi).
+    ATM_164 is written too: the descriptor excludes it (withdrawn by the organisers)."""
     data = Path(root) / "ATM22"
     rng = np.random.default_rng(seed)
     for number in numbers:
