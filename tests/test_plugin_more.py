@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from harmonize.plugins.fabricators.more import (
+    AORTA_ZONES,
     PICAI_STUDIES,
     TOPCOW_VALUES,
+    make_aortaseg24,
     make_atm22,
+    make_lnq2023,
     make_picai,
     make_topcow,
 )
@@ -30,7 +33,8 @@ from harmonize.manifest.build import read_manifest
 from harmonize.plugin.layout import LayoutDataset
 
 runner = CliRunner()
-DATASETS = ["pi-cai", "topcow2023-ct", "topcow2023-mr", "atm22", "ircadb"]
+DATASETS = ["pi-cai", "topcow2023-ct", "topcow2023-mr", "atm22", "ircadb", "lnq2023",
+            "aortaseg24"]
 TOPCOW_NAMES = {1: "basilar artery", 2: "right posterior cerebral artery",
                 3: "left posterior cerebral artery", 4: "right internal carotid artery",
                 5: "right middle cerebral artery", 6: "left internal carotid artery",
@@ -173,3 +177,34 @@ def test_ircadb_dicom_structure_series_united_per_class(tmp_path):
                 np.testing.assert_array_equal(sample["mask"][k].numpy().astype(bool), want[name],
                                               err_msg=f"{record.case_id} {name}")
         assert (want["liver"] & want["portal vein"]).any()  # overlap kept: both come back
+
+
+def test_lnq2023_nrrd_pairs_and_the_off_size_seg_is_an_error(tmp_path):
+    root = make_lnq2023(tmp_path)
+    done = runner.invoke(app, ["manifest", "-d", "lnq2023", "-r", str(root), "-o",
+                               str(tmp_path / "m")])
+    assert "lnq2023-train-0003-seg.nrrd" in done.output  # refused, named, never resampled
+    records = {r.case_id: r for r in read_manifest(tmp_path / "m" / "lnq2023.jsonl")}
+    assert sorted(records) == ["lnq2023-train-0001", "lnq2023-train-0002"]  # val/ not read
+    for case_id, record in records.items():
+        assert record.official_split == "train" and Path(record.mask).name == f"{case_id}-seg.nrrd"
+        assert itk_values(root / "train" / f"{case_id}-seg.nrrd") == {0, 1}
+        assert record.labels == {"mediastinal lymph node": [1]}
+    seg, ct = (sitk.ReadImage(str(root / "train" / f"lnq2023-train-0003-{k}.nrrd"))
+               for k in ("seg", "ct"))
+    assert seg.GetSize() != ct.GetSize()
+
+
+def test_aortaseg24_zones_and_branches(tmp_path):
+    root = make_aortaseg24(tmp_path)
+    records = manifest("aortaseg24", root, tmp_path / "m")
+    assert sorted(records) == ["subject001", "subject002"]
+    for case_id, record in records.items():
+        values = itk_values(root / "masks" / f"{case_id}_label.mha")
+        missing = {15} if case_id == "subject002" else set()
+        assert values == set(range(24)) - missing
+        assert record.labels["aorta"] == sorted(AORTA_ZONES)
+        assert record.labels["right renal artery"] == [15]
+        assert record.labels["left aortic zone 11"] == [23]
+        assert record.labels["superior mesenteric artery"] == [13]
+        assert record.official_split == "train" and record.spacing == pytest.approx((1, 1, 1))

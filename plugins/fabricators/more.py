@@ -141,3 +141,58 @@ def make_atm22(root: Path, *, numbers: tuple[int, ...] = (1, 2, 164), seed: int 
         write_nifti(data / "TrainBatch1" / "imagesTr" / name, np.rint(image).astype(np.int16), affine)
         write_nifti(data / "TrainBatch1" / "labelsTr" / name, label, affine)
     return data
+
+
+def _write_itk(path: Path, array: np.ndarray, spacing: tuple[float, float, float],
+               origin: tuple[float, float, float]) -> None:
+    """An (X, Y, Z) array as NRRD/MHA (by suffix) with an identity (LPS) direction."""
+    _write_mha(path, array, spacing, origin, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+
+
+def make_lnq2023(root: Path, *, numbers: tuple[int, ...] = (1, 2), seed: int = 0,
+                 shape: tuple[int, int, int] = (18, 16, 8)) -> Path:
+    """A tiny LNQ2023 release: ``train/lnq2023-train-NNNN-{ct,seg}.nrrd`` (value 1: the few
+    delineated nodes), ``val/lnq2023-val-NNNN-ct.nrrd`` without labels, and case 0003 whose seg
+    has another size than its CT (the release quirk a participant's conversion resamples)."""
+    data = Path(root) / "LNQ2023"
+    rng = np.random.default_rng(seed)
+    spacing, origin = (0.78, 0.78, 2.5), (-200.0, -180.0, -150.0)
+    for number in (*numbers, 3):
+        image = ct_phantom(shape, rng)
+        label = ellipsoid(shape, (0.45 + 0.05 * number, 0.4, 0.5), (0.08, 0.08, 0.2)).astype(np.uint8)
+        stem = data / "train" / f"lnq2023-train-{number:04d}"
+        _write_itk(Path(f"{stem}-ct.nrrd"), np.rint(image).astype(np.int16), spacing, origin)
+        seg = label if number != 3 else label[:, :, 1:-1]  # another size: refused, never resampled
+        _write_itk(Path(f"{stem}-seg.nrrd"), seg, spacing, origin)
+    _write_itk(data / "val" / "lnq2023-val-0001-ct.nrrd",
+               np.rint(ct_phantom(shape, rng)).astype(np.int16), spacing, origin)
+    return data
+
+
+#: AortaSeg24 values 1-23 (official evaluate.py order); zones along the aorta, then branches
+AORTA_ZONES = (1, 3, 5, 7, 8, 9, 10, 12, 14, 17)
+AORTA_BRANCHES = (2, 4, 6, 11, 13, 15, 16, 18, 19, 20, 21, 22, 23)
+
+
+def make_aortaseg24(root: Path, *, numbers: tuple[int, ...] = (1, 2), seed: int = 0,
+                    shape: tuple[int, int, int] = (12, 12, 30)) -> Path:
+    """A tiny AortaSeg24 training set ``images/subjectNNN_CTA.mha`` + ``masks/subjectNNN_label.mha``
+    (1 mm isotropic): the aorta as a column of zones 1..17 from top to bottom, each branch a small
+    ball beside it. Subject 2 lacks the right renal artery (15), as variants do."""
+    data = Path(root) / "AortaSeg24"
+    rng = np.random.default_rng(seed)
+    for number in numbers:
+        label = np.zeros(shape, np.uint8)
+        aorta = ellipsoid(shape, (0.5, 0.5, 0.5), (0.15, 0.15, 0.5))
+        for k, value in enumerate(reversed(AORTA_ZONES)):  # zone 0 at the top (superior)
+            label[:, :, 3 * k:3 * k + 3][aorta[:, :, 3 * k:3 * k + 3]] = value
+        branches = [v for v in AORTA_BRANCHES if not (number == 2 and v == 15)]
+        for k, value in enumerate(branches):
+            z = (k + 0.5) / len(AORTA_BRANCHES)
+            label[ellipsoid(shape, (0.2 if k % 2 else 0.8, 0.5, z), (0.08, 0.08, 0.03))] = value
+        image = np.where(label > 0, 350.0, 40.0) + rng.normal(0.0, 10.0, size=shape)
+        origin = (-6.0, -150.0, -400.0 - number)
+        _write_itk(data / "images" / f"subject{number:03d}_CTA.mha",
+                   np.rint(image).astype(np.int16), (1.0, 1.0, 1.0), origin)
+        _write_itk(data / "masks" / f"subject{number:03d}_label.mha", label, (1.0, 1.0, 1.0), origin)
+    return data
