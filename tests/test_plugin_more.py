@@ -125,6 +125,12 @@ def test_topcow_whole_scans_with_multiclass_labels(tmp_path, modality):
         assert record.labels["circle of willis"] == sorted(TOPCOW_VALUES)
         image = nib.load(batch / "imagesTr" / f"{case_id}_0000.nii.gz")
         assert tuple(record.shape[:3]) == image.shape  # the whole scan, not the _roi_ crop
+    # the folders' _roi_ and other-modality labels are not strays; a label without its image is
+    (batch / "imagesTr" / f"topcow_{modality}_whole_002_0000.nii.gz").unlink()
+    found = json.loads(invoke("discover", "-d", f"topcow2023-{modality}", "-r", str(root),
+                              "--format", "json"))
+    assert [Path(s["path"]).name for s in found["skipped"]] == [f"topcow_{modality}_whole_002.nii.gz"]
+    assert found["skipped"][0]["reason"] == "label file without a matching image"
 
 
 def test_atm22_label_keeps_the_image_suffix_and_case_164_is_excluded(tmp_path):
