@@ -115,6 +115,7 @@ class Descriptor:
     split_names: Mapping[str, str] = field(default_factory=dict)
     split_file: SplitFile | None = None
     split_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    exclude_cases: Mapping[str, str] = field(default_factory=dict)
     value_ranges: Mapping[int, tuple[float, float]] = field(default_factory=dict)
     label_encoding: str = "values"
     roots: Mapping[str, str] = field(default_factory=dict)

@@ -32,7 +32,13 @@ from harmonize.gate import confine_template
 from harmonize.plugin.case import Case, Skipped
 from harmonize.plugin.dataset import DatasetPlugin, is_hidden, strip_nifti_suffix
 from harmonize.plugin.descriptor import Descriptor, LayoutGroup
-from harmonize.plugin.layout_paths import PathPattern, any_glob, compile_pattern, fill
+from harmonize.plugin.layout_paths import (
+    PathPattern,
+    any_glob,
+    compile_pattern,
+    fill,
+    pattern_constraints,
+)
 from harmonize.plugin.layout_raters import rater_files, read_raters
 from harmonize.plugin.layout_roots import MAIN, resolve_roots
 from harmonize.plugin.layout_splits import OfficialSplits, official_splits
@@ -102,7 +108,7 @@ class LayoutDataset(DatasetPlugin):
                         first_group[item.case_id] = number
                     yield item
         if matched:
-            yield from orphan_labels(roots, desc.layout, claimed)
+            yield from orphan_labels(roots, desc.layout, claimed, case_id_regex=desc.case_id)
         if matched == 0:
             globs = ", ".join(g.images for g in desc.layout)
             raise DiscoveryError(
@@ -136,6 +142,11 @@ class LayoutDataset(DatasetPlugin):
             return confine_template(fill(template, values), base, template=template,
                                     dataset=desc.id, file=image)
 
+        if case_id in desc.exclude_cases:  # its label is claimed: not a stray label
+            claimed.update(path_of(t) for t in (group.label,) if t and group.raters is None)
+            yield Skipped(image, f"excluded by the descriptor: {desc.exclude_cases[case_id]}",
+                          case_id=case_id, hint="exclude_cases in the dataset's descriptor")
+            return
         images: tuple[Path, ...] = (image,)
         if group.channel_files:
             images = tuple(path_of(t, root) for t in group.channel_files.values())
@@ -164,7 +175,7 @@ class LayoutDataset(DatasetPlugin):
             folder_t, _, file_t = group.structures.rpartition("/")
             folder = path_of(folder_t or ".")
             found, reported = structure_files(desc, folder, file_t, values, exclude=images)
-            claimed.update(found.values())
+            claimed.update(path for paths in found.values() for path in paths)
             claimed.update(s.path for s in reported)
             yield from reported
             if found:
@@ -246,23 +257,33 @@ def label_glob(template: str) -> str:
 
 
 def orphan_labels(
-    roots: Mapping[str, Path], groups: tuple[LayoutGroup, ...], claimed: set[Path]
+    roots: Mapping[str, Path], groups: tuple[LayoutGroup, ...], claimed: set[Path],
+    case_id_regex: str | None = None,
 ) -> Iterator[Skipped]:
     """A :class:`Skipped` for every label (or structure) file no image claimed (its image is
-    missing), so a partial download is reported instead of silently ignored. ``roots`` maps root
-    names to folders (``""``: the dataset root)."""
+    missing), so a partial download is reported instead of silently ignored, and every hidden or
+    AppleDouble file. Only files the group's images pattern could pair are strays: its
+    placeholder constraints apply to the label template (``{case:topcow_ct_*}`` leaves the MR
+    labels of a shared folder alone). ``roots``
+    maps root names to folders (``""``: the dataset root)."""
     seen: set[Path] = set()
     for group in groups:
         template = group.label or group.structures
         if template is None:
             continue
-        for label in sorted(roots[group.label_root or MAIN].glob(any_glob(template))):
+        folder = roots[group.label_root or MAIN]
+        constraints = pattern_constraints(group.images, case_is_placeholder=(
+            group.case_template is None and case_id_regex is None))
+        pairable = set(folder.glob(any_glob(template, constraints))) if constraints else None
+        for label in sorted(folder.glob(any_glob(template))):
             if label in claimed or label in seen or not label.is_file():
                 continue
             seen.add(label)
             if is_hidden(label):
                 yield Skipped(label, "hidden or AppleDouble file, not data")
                 continue
+            if pairable is not None and label not in pairable:
+                continue  # another group's or modality's file (outside the images' constraints)
             yield Skipped(
                 label,
                 "label file without a matching image",

@@ -23,7 +23,7 @@ from harmonize.schemacheck import Problem
 
 #: top-level keys that only mean something with a layout
 LAYOUT_ONLY = ("structure_files", "split_names", "split_file", "split_ids", "value_ranges",
-               "label_encoding", "roots")
+               "label_encoding", "roots", "exclude_cases")
 SPLIT_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".txt")
 
 

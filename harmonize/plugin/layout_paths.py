@@ -139,6 +139,17 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
-def any_glob(template: str) -> str:
-    """The glob matching every file a template can name (each placeholder becomes ``*``)."""
-    return PLACEHOLDER.sub("*", template)
+def any_glob(template: str, constraints: Mapping[str, str] | None = None) -> str:
+    """The glob matching every file a template can name: each placeholder becomes its constraint
+    in ``constraints`` (an images pattern's ``{case:topcow_ct_*}``), else ``*``."""
+    return PLACEHOLDER.sub(lambda found: (constraints or {}).get(found.group(1), "*"), template)
+
+
+def pattern_constraints(images: str, *, case_is_placeholder: bool = True) -> dict[str, str]:
+    """The explicit constraints of an images pattern's placeholders (``{case:ATM_*}`` ->
+    ``{"case": "ATM_*"}``); ``case`` is left out when the case id is not the placeholder's text
+    (a ``case_template`` or a ``case_id`` regex builds it)."""
+    found = {name: glob for name, glob in PLACEHOLDER.findall(images) if glob}
+    if not case_is_placeholder:
+        found.pop("case", None)
+    return found

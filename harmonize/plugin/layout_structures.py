@@ -6,6 +6,8 @@ cannot map; reading (:func:`read_structures`) lists the folder again (stateless,
 read a case) and combines the masks with
 :func:`~harmonize.labels.overlap.combine_structures`: overlaps are kept, structure ``i`` of the
 descriptor's classes is value ``i``, a structure without a file is not annotated in the case.
+Several files mapping to one class (one file per lesion: ``livertumor01``, ``livertumor02``) are
+that class's parts: their union is its mask. A structure file may be a DICOM series folder.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ def file_regex(file_template: str, values: Mapping[str, str], capture: str = "st
 
 def structure_files(desc: Descriptor, folder: Path, file_template: str,
                     values: Mapping[str, str], exclude: tuple[Path, ...] = ()
-                    ) -> tuple[dict[str, Path], list[Skipped]]:
-    """Class -> file for every structure file in ``folder`` (in the classes' value order), and a
-    :class:`Skipped` per file matching the template whose structure text maps to no class
-    (the case's own image files, ``exclude``, are not structures)."""
+                    ) -> tuple[dict[str, tuple[Path, ...]], list[Skipped]]:
+    """Class -> its files (one, or several parts to unite) for every structure file in
+    ``folder`` (classes in value order, files by name), and a :class:`Skipped` per file matching
+    the template whose structure text maps to no class (the case's own image files,
+    ``exclude``, are not structures)."""
     pattern = file_regex(file_template, values)
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[Path, ...]] = {}
     skipped: list[Skipped] = []
     if not folder.is_dir():
         return found, skipped
@@ -66,12 +69,8 @@ def structure_files(desc: Descriptor, folder: Path, file_template: str,
                                    case_id=values.get("case"),
                                    hint=f"add it to structure_files or classes in the "
                                    f"descriptor ({desc.source_file or desc.id})"))
-        elif name in found:
-            skipped.append(Skipped(path, f"second file for structure {name!r} (first: "
-                                   f"{found[name].name})", case_id=values.get("case"),
-                                   hint="map each file to its own class in structure_files"))
         else:
-            found[name] = path
+            found[name] = (*found.get(name, ()), path)
     order = structure_names(desc)
     return dict(sorted(found.items(), key=lambda item: order.index(item[0]))), skipped
 
@@ -87,17 +86,19 @@ def read_structures(desc: Descriptor, case: Case, file_template: str) -> Volume:
                          file=case.label, hint="re-run discovery; files were removed since")
     masks: dict[str, _LazyMask] = {}
     first: tuple[str, Header] | None = None
-    for name, path in files.items():
-        header = read_header(path)
-        if first is None:
-            first = (name, header)
-        elif _shape3(header) != _shape3(first[1]) or not same_grid(header.affine,
-                                                                    first[1].affine):
-            raise LabelError(f"structure {name!r} has shape {list(_shape3(header))} and "
-                             f"orientation {header.orientation}, structure {first[0]!r} "
-                             f"{list(_shape3(first[1]))} and {first[1].orientation}", file=path,
-                             hint="every structure mask of a case must be on one grid")
-        masks[name] = _LazyMask(path, name, _shape3(header))
+    for name, paths in files.items():
+        for path in paths:
+            header = read_header(path)
+            if first is None:
+                first = (name, header)
+            elif _shape3(header) != _shape3(first[1]) or not same_grid(header.affine,
+                                                                        first[1].affine):
+                raise LabelError(f"structure {name!r} has shape {list(_shape3(header))} and "
+                                 f"orientation {header.orientation}, structure {first[0]!r} "
+                                 f"{list(_shape3(first[1]))} and {first[1].orientation}",
+                                 file=path, hint="every structure mask of a case must be on one grid")
+        assert first is not None
+        masks[name] = _LazyMask(paths, name, _shape3(first[1]))
     assert first is not None
     return combine_structures(structure_names(desc), masks,  # type: ignore[arg-type]
                               np.asarray(first[1].affine))
@@ -111,16 +112,18 @@ def _shape3(header: Header) -> tuple[int, ...]:
 
 
 class _LazyMask:
-    """A structure file whose voxels are read when :func:`combine_structures` asks for them
+    """A structure's file(s) whose voxels are read when :func:`combine_structures` asks for them
     (once, twice where structures overlap), so a case's masks are never all in memory at once
-    (a hundred whole-body CT masks would need gigabytes)."""
+    (a hundred whole-body CT masks would need gigabytes). Several files are united."""
 
-    def __init__(self, path: Path, name: str, shape: tuple[int, ...]) -> None:
-        self.path, self.name, self.shape = path, name, shape
+    def __init__(self, paths: tuple[Path, ...], name: str, shape: tuple[int, ...]) -> None:
+        self.paths, self.name, self.shape = paths, name, shape
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        volume = read_volume(self.path, kind="label", allow_channels=False)
-        mask = _binary(volume.data, self.name, self.path)
+        mask = np.zeros(self.shape, dtype=bool)
+        for path in self.paths:
+            volume = read_volume(path, kind="label", allow_channels=False)
+            mask |= _binary(volume.data, self.name, path).reshape(self.shape)
         return mask if dtype is None else mask.astype(dtype)  # type: ignore[call-overload]
 
 
