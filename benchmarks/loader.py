@@ -6,6 +6,9 @@ datasets in a temporary folder, then measures, each in its own subprocess:
   a  harmonize HarmonizedDataset from the fast cache (.npy, built by build_cache), batches made
      by ThreadLoader (2 threads in the training process)
   p  the same through torch DataLoader with 2 worker processes
+  s  (p) with torch's ``file_system`` sharing strategy
+     (``torch.multiprocessing.set_sharing_strategy("file_system")``): batches cross from the
+     workers through named shared-memory files instead of file descriptors sent per tensor
   b  harmonize HarmonizedDataset from the .nii.gz files (no cache), DataLoader with 2 processes
   f  harmonize HarmonizedDataset with ``cache=`` a fresh folder: no prebuilt cache, each volume
      is read once and cached on first touch (inside the measured run), DataLoader, 2 processes
@@ -48,6 +51,7 @@ DATASETS = {  # name: labels (canonical name -> mask values; shapes from make_no
     "bench-spleen": {"spleen": [3]},
 }
 METHODS = {"a": "harmonize ThreadLoader, fast cache", "p": "harmonize DataLoader, fast cache",
+           "s": "harmonize DataLoader, fast cache, file_system sharing",
            "b": "harmonize DataLoader, .nii.gz", "f": "harmonize DataLoader, cache on first touch",
            "q": "harmonize bridge in tio.Queue, fast cache",
            "r": "harmonize bridge in tio.Queue, .nii.gz",
@@ -82,7 +86,11 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
     patch = (args.patch,) * 3
     n = args.slow_patches if method == "b" else args.patches
     start = time.perf_counter()
-    if method in ("a", "p", "b", "f"):
+    if method == "s":
+        import torch.multiprocessing
+
+        torch.multiprocessing.set_sharing_strategy("file_system")
+    if method in ("a", "p", "s", "b", "f"):
         from harmonize.loader.dataset import DatasetMixSampler, HarmonizedDataset, ThreadLoader
 
         cache = {"b": False, "f": data / f"cache-first-touch-{time.time_ns()}"}.get(
@@ -201,7 +209,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--samples-per-volume", type=int, default=8, help="TorchIO Queue")
     parser.add_argument("--queue-length", type=int, default=64, help="TorchIO Queue max_length")
-    parser.add_argument("--methods", default="apbfqrcd")
+    parser.add_argument("--methods", default="apsbfqrcd")
     parser.add_argument("--quick", action="store_true", help="9 volumes of 128x128x80, patch 64")
     parser.add_argument("--data", type=Path, help="reuse/keep fabricated data in this folder")
     parser.add_argument("--run", choices=sorted(METHODS), help=argparse.SUPPRESS)
@@ -242,7 +250,7 @@ def report(args: argparse.Namespace) -> None:
                 continue
             measure_warm = measure("d", argparse.Namespace(**{**vars(args), "warm": True}))
             print(f"d: PersistentDataset cache warmed ({measure_warm['seconds']:.1f} s)", flush=True)
-        if method in "apq" and not cache_ready:
+        if method in "apsq" and not cache_ready:
             t = time.perf_counter()
             built = build_cache(manifests, args.data / "cache", workers=args.workers)
             print(f"{method}: cache built in {time.perf_counter() - t:.1f} s ({built.counts})", flush=True)
