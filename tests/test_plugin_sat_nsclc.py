@@ -98,26 +98,34 @@ def test_descriptor(catalog):
     assert plugin.can_fabricate and not plugin.demo
 
 
-def test_harmonize_run(plethora_root, tmp_path):
+def test_harmonize_run_and_loader(plethora_root, tmp_path):
     from typer.testing import CliRunner
 
     from harmonize.cli.app import app
-    from harmonize.manifest.build import read_manifest
+    from harmonize.loader import HarmonizedDataset
 
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", "-d", "nsclc-plethora", "-r", str(plethora_root),
                                       "-o", str(out), "-w", "1", "--no-progress",
                                       "--format", "json"])
     assert result.exit_code == 0, result.output
-    records = {r.case_id: r for r in read_manifest(out / "nsclc-plethora.jsonl")}
-    assert sorted(records) == CASES
-    for record in records.values():
+    classes = ["thoracic cavity", "pleural effusion"]
+    dataset = HarmonizedDataset(out / "nsclc-plethora.jsonl", patch_size=None, classes=classes)
+    assert sorted(r.case_id for r in dataset.records) == CASES
+    for i in range(len(dataset)):
+        sample, record = dataset[i], dataset.records[i]
         assert record.orientation == "RAS"
-        label = np.asarray(nib.load(out / record.mask).dataobj)
-        image = np.asarray(nib.load(out / record.image).dataobj)
-        cavity = np.isin(label, record.labels["thoracic cavity"])
-        # intensities are windowed: the cavity (-800 HU) is the dark part, the wall (300 HU) the
-        # bright one; up to partial-volume voxels at the boundary after resampling
-        middle = (float(image.min()) + float(image.max())) / 2
-        assert cavity.sum() > 50 and np.mean(image[cavity] < middle) > 0.9
-        assert np.mean(image[~cavity] > middle) > 0.9
+        # native spacing, RAS: the windowed CT keeps its three levels (wall 300 HU, aerated
+        # cavity about -800 HU, effusion 15 HU) voxel for voxel
+        image = sample["image"][0].numpy()
+        masks = {name: sample["mask"][k].numpy().astype(bool)
+                 for k, name in enumerate(sample["classes"])}
+        wall = float(image.max())  # 300 HU, the brightest level
+        assert np.array_equal(masks["thoracic cavity"], image < wall)
+        if record.case_id == f"LUNG1-{NO_EFFUSION:03d}":
+            assert "pleural effusion" not in record.labels
+        else:
+            effusion = masks["pleural effusion"]
+            assert effusion.sum() > 5 and np.all(masks["thoracic cavity"][effusion])
+            level = np.unique(image[effusion])
+            assert level.size == 1 and np.array_equal(effusion, image == level[0])

@@ -55,11 +55,13 @@ def _box(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cavity_at(n: int, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """The thoracic cavity of case ``n`` at LPS points: two ellipsoids, right one larger."""
+    """The thoracic cavity of case ``n`` at LPS points: two ellipsoids, the right one larger and
+    more anterior."""
     lo, size = _box(n)
     inside = np.zeros(np.shape(x), dtype=bool)
-    for cx, rx in ((0.28, 0.2), (0.72, 0.16)):  # x grows towards the patient's left
-        c = lo + np.array([cx, 0.5, 0.55]) * size
+    # x grows towards the patient's left, y posteriorly: no mirror symmetry in any axis
+    for cx, cy, rx in ((0.28, 0.45, 0.2), (0.72, 0.55, 0.16)):
+        c = lo + np.array([cx, cy, 0.55]) * size
         r = np.array([rx, 0.3, 0.45]) * size
         inside |= ((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2 <= 1
     return inside
