@@ -30,6 +30,7 @@ from harmonize.plugin.hookspecs import hookimpl
 from harmonize.plugin.layout import LayoutDataset
 from harmonize.read.dicom_scan import read_header as read_dicom_header
 from harmonize.read.dicom_volume import regular_series
+from harmonize.read.matlab import read_mat_label
 from harmonize.read.rtstruct import is_rtstruct, read_structure_set
 from harmonize.read.rtstruct_label import rtstruct_rois
 from harmonize.read.volume import Volume, read_header, read_volume, sitk_affine
@@ -68,6 +69,7 @@ __all__ = [
     "Volume",
     "read_volume",
     "read_header",
+    "read_mat_label",
     # structure masks that may overlap -> one label map with its own class table
     "combine_structures",
     "structure_masks",
