@@ -1,4 +1,4 @@
-"""Fabricate SEG.A. 2023 (and further datasets of this module) in their released layouts
+"""Fabricate SEG.A. 2023, RibFrac 2020 and RibSeg v2 in their released layouts
 (YAML-only datasets, ``registry/datasets/<id>.yaml``; layouts cited in each descriptor).
 
 Structures are ellipsoids painted with :func:`~harmonize.plugins.fabricators.sat_small_b.paint`,
@@ -13,9 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from harmonize.plugins.fabricators.abdomen import lps_affine
 from harmonize.plugins.fabricators.sat_ct import Blob, Shape, ct_image
 from harmonize.plugins.fabricators.sat_heart_hn import write_nrrd
 from harmonize.plugins.fabricators.sat_small_b import paint
+
+from harmonize.testing import write_nifti
 
 #: SEG.A. value 1: the aorta (arch and descending part as one tube-like ellipsoid)
 SEGA_BLOBS: dict[int, Blob] = {1: ((0.5, 0.45, 0.5), (0.08, 0.08, 0.45))}
@@ -45,3 +48,80 @@ def make_sega(root: Path, *, cases: Mapping[str, Sequence[str]] | None = None, s
             write_nrrd(data / centre / folder / f"{case}.seg.nrrd", label, spacing[centre],
                        origin)
     return data
+
+
+#: RibFrac parts as SAT-DS's processor.py names the folders -> case numbers; the last case of
+#: train2 has no label file (SAT-DS skips such an image)
+RIBFRAC_PARTS: dict[str, tuple[int, ...]] = {"train1": (1, 2), "train2": (301, 302),
+                                             "val": (421,)}
+#: RibFrac info CSV label_code per instance: 1 displaced ... 4 segmental, -1 undetermined
+RIBFRAC_CODES = (1, -1, 3, 2, 4)
+
+
+def _fractures(shape: Shape, count: int, rng: np.random.Generator) -> np.ndarray:
+    """An instance label map: ``count`` small fractures with values 1..count (uint8)."""
+    blobs = {k: ((0.2 + 0.6 * k / (count + 1), 0.3 + 0.05 * k, 0.5), (0.06, 0.06, 0.12))
+             for k in range(1, count + 1)}
+    return paint(shape, blobs, rng)
+
+
+def _ribfrac_image_path(data: Path, part: str, number: int) -> Path:
+    return data / f"ribfrac-{part}-image" / f"RibFrac{number}-image.nii.gz"
+
+
+def make_ribfrac(root: Path, *, parts: Mapping[str, Sequence[int]] | None = None,
+                 seed: int = 0, shape: Shape = (14, 12, 10), unlabelled: Sequence[int] = (302,)
+                 ) -> tuple[Path, dict[str, np.ndarray]]:
+    """``(root, labels)``: RibFrac/ribfrac-<part>-image/RibFrac<n>-image.nii.gz (int16 HU, LPS
+    0.7 x 0.7 x 1.25 mm) + ribfrac-<part>-labels/RibFrac<n>-label.nii.gz (one value per
+    fracture, 1..n; case k has k % 4 + 1 fractures) and ribfrac-<part>-info.csv (public_id,
+    label_id, label_code; not read). ``unlabelled`` cases get no label file. ``labels`` maps a
+    case id to its written instance array."""
+    data = Path(root) / "RibFrac"
+    rng = np.random.default_rng(seed)
+    labels: dict[str, np.ndarray] = {}
+    for part, numbers in (parts or RIBFRAC_PARTS).items():
+        rows = ["public_id,label_id,label_code"]
+        for number in numbers:
+            case = f"RibFrac{number}"
+            label = _fractures(shape, number % 4 + 1, rng)
+            affine = lps_affine((0.7, 0.7, 1.25), (170.0, 160.0, -300.0 - number))
+            write_nifti(_ribfrac_image_path(data, part, number), ct_image(shape, label, rng),
+                        affine)
+            if number in unlabelled:
+                continue
+            write_nifti(data / f"ribfrac-{part}-labels" / f"{case}-label.nii.gz", label, affine)
+            labels[case] = label
+            rows.append(f"{case},0,0")
+            rows += [f"{case},{k},{RIBFRAC_CODES[k % 5]}" for k in range(1, int(label.max()) + 1)]
+        (data / f"ribfrac-{part}-info.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return data, labels
+
+
+def make_ribseg(root: Path, *, flat: bool = False, seed: int = 0, shape: Shape = (36, 12, 8),
+                without_label: Sequence[int] = (2,)) -> tuple[Path, Path, dict[str, np.ndarray]]:
+    """``(ribseg_root, ribfrac_root, labels)``: RibSeg/seg/RibFrac<n>-rib-seg.nii.gz (values
+    1..24, case 301 lacks ribs 1 and 13) and cl/RibFrac<n>.npz (centrelines, not read) on the
+    RibFrac CT of :func:`make_ribfrac` (``flat``: every image in one folder, as nnU-Net's
+    script extracts them); ``without_label`` scans have no RibSeg file (skipped)."""
+    ribfrac, _ = make_ribfrac(root, seed=seed, shape=shape, unlabelled=())
+    if flat:
+        for image in sorted(ribfrac.glob("ribfrac-*-image/*.nii.gz")):
+            image.rename(ribfrac / image.name)
+    data = Path(root) / "RibSeg"
+    rng = np.random.default_rng(seed + 1)
+    labels: dict[str, np.ndarray] = {}
+    for number in (n for numbers in RIBFRAC_PARTS.values() for n in numbers):
+        if number in without_label:
+            continue
+        case = f"RibFrac{number}"
+        ribs = {v: ((0.1 + 0.8 * ((v - 1) % 12) / 12, 0.3 if v <= 12 else 0.7, 0.5),
+                    (0.03, 0.08, 0.3)) for v in range(1, 25)
+                if not (number == 301 and v in (1, 13))}
+        label = paint(shape, ribs, rng)
+        affine = lps_affine((0.7, 0.7, 1.25), (170.0, 160.0, -300.0 - number))
+        write_nifti(data / "seg" / f"{case}-rib-seg.nii.gz", label, affine)
+        (data / "cl").mkdir(parents=True, exist_ok=True)
+        np.savez(data / "cl" / f"{case}.npz", cl=rng.integers(0, 12, size=(24, 5, 3)))
+        labels[case] = label
+    return data, ribfrac, labels
