@@ -1,8 +1,10 @@
-"""SEG.A. 2023 (a per-centre rescale: a layout group's own ``rescale``) as a YAML-only
-descriptor, on a fabricated copy of its released layout.
+"""SEG.A. 2023 (a per-centre rescale: a layout group's own ``rescale``) and Prostate158 (three
+channel files, zones, folder splits) as YAML-only descriptors, on fabricated copies of their
+released layouts.
 
 Oracles: the NRRD files read with SimpleITK (stored values; the offset SAT-DS's processor.py
-subtracts per centre), voxel counts per value by numpy on the written label files.
+subtracts per centre), the NIfTI files read with nibabel, voxel counts per value by numpy on
+the written label files.
 """
 
 from __future__ import annotations
@@ -132,3 +134,38 @@ def test_sega_run_raw_intensities_and_loader(tmp_path):
         sample = loader[index]
         mask = xyz(root / f"{files[sample['case_id']][0]}.seg.nrrd")
         assert int(sample["mask"][0].sum()) == int((mask == 1).sum())
+
+
+def test_prostate158_channels_zones_and_folder_splits(tmp_path):
+    """Three channel files per study in T2, ADC, DWI order; reader 1's zones (1 transition,
+    2 peripheral) by nibabel; the folder is the split; tumour, reader-2 and CSV files are not
+    images or labels of any case."""
+    import nibabel as nib
+    from harmonize.plugins.fabricators.extra import make_prostate158
+
+    root = make_prostate158(tmp_path / "src")
+    found = json.loads(_invoke("discover", "-d", "prostate158", "-r", str(root), "--format",
+                               "json"))
+    assert not found["errors"] and not found["skipped"]
+    _invoke("manifest", "-d", "prostate158", "-r", str(root), "-o", str(tmp_path / "m"))
+    manifest = tmp_path / "m" / "prostate158.jsonl"
+    records = {r.case_id: r for r in read_manifest(manifest)}
+    folders = {"020": "train", "021": "train", "101": "valid", "141": "test"}
+    assert {c: r.official_split for c, r in records.items()} == {
+        "020": "train", "021": "train", "101": "val", "141": "test"}
+    for case_id, record in records.items():
+        folder = root / folders[case_id] / case_id
+        assert record.channels == ["T2", "ADC", "DWI"]
+        assert [Path(p).name for p in record.image] == ["t2.nii.gz", "adc.nii.gz", "dwi.nii.gz"]
+        stored = np.asarray(nib.load(folder / "t2_anatomy_reader1.nii.gz").dataobj)
+        data = read_case(record, base=manifest.parent)
+        for k, name in enumerate(("t2", "adc", "dwi")):  # channels last, in file order
+            np.testing.assert_allclose(data.image.data[..., k],
+                                       np.asarray(nib.load(folder / f"{name}.nii.gz").dataobj),
+                                       rtol=0, atol=1e-4)
+        assert data.label is not None
+        for name, values in {"prostate transition zone": [1], "prostate peripheral zone": [2],
+                             "prostate": [1, 2]}.items():
+            assert record.labels[name] == values
+            assert int(np.isin(data.label.data, values).sum()) == int(
+                np.isin(stored, values).sum()), (case_id, name)

@@ -1,4 +1,4 @@
-"""Fabricate SEG.A. 2023, RibFrac 2020 and RibSeg v2 in their released layouts
+"""Fabricate SEG.A. 2023, RibFrac 2020, RibSeg v2 and Prostate158 in their released layouts
 (YAML-only datasets, ``registry/datasets/<id>.yaml``; layouts cited in each descriptor).
 
 Structures are ellipsoids painted with :func:`~harmonize.plugins.fabricators.sat_small_b.paint`,
@@ -125,3 +125,45 @@ def make_ribseg(root: Path, *, flat: bool = False, seed: int = 0, shape: Shape =
         np.savez(data / "cl" / f"{case}.npz", cl=rng.integers(0, 12, size=(24, 5, 3)))
         labels[case] = label
     return data, ribfrac, labels
+
+
+#: Prostate158 zones (1 transition zone inside 2 peripheral zone's posterior crescent)
+PROSTATE158_BLOBS: dict[int, Blob] = {2: ((0.5, 0.62, 0.5), (0.22, 0.14, 0.3)),
+                                      1: ((0.5, 0.45, 0.5), (0.16, 0.14, 0.3))}
+#: split folder -> study IDs (three-digit folder names)
+PROSTATE158_CASES: dict[str, tuple[str, ...]] = {"train": ("020", "021"), "valid": ("101",),
+                                                 "test": ("141",)}
+
+
+def make_prostate158(root: Path, *, cases: Mapping[str, Sequence[str]] | None = None,
+                     seed: int = 0, shape: Shape = (16, 14, 6)) -> Path:
+    """prostate158/<split>/<ID>/{t2,adc,dwi}.nii.gz (one grid, LPS 0.4 x 0.4 x 3 mm, float32)
+    + t2_anatomy_reader1.nii.gz (uint8 1 transition, 2 peripheral zone), with the files that
+    are not read: adc_tumor_reader1.nii.gz or empty.nii.gz, t2_anatomy_reader2.nii.gz (test
+    studies), train.csv / valid.csv."""
+    data = Path(root) / "prostate158"
+    rng = np.random.default_rng(seed)
+    for split, ids in (cases or PROSTATE158_CASES).items():
+        rows = ["ID,t2,adc,dwi,t2_anatomy_reader1,adc_tumor_reader1"]
+        for k, study in enumerate(ids):
+            folder = data / split / study
+            label = paint(shape, PROSTATE158_BLOBS, rng)
+            affine = lps_affine((0.4, 0.4, 3.0), (30.0 + k, 60.0, -20.0))
+            base = 300.0 + 200.0 * (label == 1) + 400.0 * (label == 2)
+            for k2, name in enumerate(("t2", "adc", "dwi")):
+                noise = rng.normal(0.0, 10.0, size=shape)
+                write_nifti(folder / f"{name}.nii.gz",
+                            (base * (1 + k2) + noise).astype(np.float32), affine)
+            write_nifti(folder / "t2_anatomy_reader1.nii.gz", label, affine)
+            if split == "test":
+                write_nifti(folder / "t2_anatomy_reader2.nii.gz", (label > 0).astype(np.uint8),
+                            affine)
+            tumour = "empty.nii.gz" if k % 2 else "adc_tumor_reader1.nii.gz"
+            write_nifti(folder / tumour, (label == 2).astype(np.uint8) * np.uint8(k % 2 == 0),
+                        affine)
+            rel = f"{split}/{study}"
+            rows.append(f"{study},{rel}/t2.nii.gz,{rel}/adc.nii.gz,{rel}/dwi.nii.gz,"
+                        f"{rel}/t2_anatomy_reader1.nii.gz,{rel}/{tumour}")
+        if split != "test":
+            (data / f"{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return data
