@@ -1,6 +1,7 @@
 """RibFrac 2020 (one value per fracture instance, all read as `rib fracture`; an image without
-its label skipped) and RibSeg v2 (rib labels on RibFrac CT under another root) as YAML-only
-descriptors, on fabricated copies of their released layouts.
+its label skipped), RibSeg v2 (rib labels on RibFrac CT under another root) and ISBI 2015 (time
+points, two raters, four channel files) as YAML-only descriptors, on fabricated copies of their
+released layouts.
 
 Oracles: the label arrays the fabricator wrote, checked against nibabel's reading of the files
 (voxel counts per value by numpy).
@@ -85,3 +86,30 @@ def test_ribseg_labels_on_ribfrac_images_under_an_extra_root(tmp_path, flat):
         assert label is not None
         for value in range(25):
             assert int((label.data == value).sum()) == int((stored == value).sum()), value
+
+
+def test_isbi2015_time_points_rater_one_and_four_channels(tmp_path):
+    """One case per time point, the patient is its folder; rater 1's mask is the label (rater
+    2's file is neither an error nor a stray label); FLAIR, T1 (MPRAGE), T2, PD in that order."""
+    from harmonize.plugins.fabricators.extra import make_isbi2015
+
+    root, masks = make_isbi2015(tmp_path / "src")
+    found = json.loads(_invoke("discover", "-d", "isbi2015", "-r", str(root), "--format", "json"))
+    assert not found["errors"] and not found["skipped"]
+    _invoke("manifest", "-d", "isbi2015", "-r", str(root), "-o", str(tmp_path / "m"))
+    records = {r.case_id: r for r in read_manifest(tmp_path / "m" / "isbi2015.jsonl")}
+    assert {c: r.patient_id for c, r in records.items()} == {
+        "training01_01": "training01", "training01_02": "training01",
+        "training01_03": "training01", "training02_01": "training02"}
+    plugin = load_catalog(entry_points=False).get("isbi2015")
+    for case in discover(plugin, root).cases:
+        record = records[case.case_id]
+        assert record.official_split == "train" and record.channels == ["FLAIR", "T1", "T2", "PD"]
+        assert [Path(p).name.split("_")[2] for p in record.image] == ["flair", "mprage", "t2", "pd"]
+        rater1, rater2 = masks[case.case_id]
+        stored = np.asarray(nib.load(root / "training" / record.patient_id / "masks"
+                                     / f"{case.case_id}_mask1.nii").dataobj)
+        assert np.array_equal(stored, rater1) and int((rater2 > rater1).sum()) > 0
+        label = read_case(case, plugin=plugin, image_voxels=False).label
+        assert label is not None
+        assert np.array_equal(label.data == 1, stored == 1)

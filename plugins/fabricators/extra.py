@@ -1,4 +1,5 @@
-"""Fabricate SEG.A. 2023, RibFrac 2020, RibSeg v2 and Prostate158 in their released layouts
+"""Fabricate SEG.A. 2023, RibFrac 2020, RibSeg v2, Prostate158 and ISBI 2015 in their released
+layouts
 (YAML-only datasets, ``registry/datasets/<id>.yaml``; layouts cited in each descriptor).
 
 Structures are ellipsoids painted with :func:`~harmonize.plugins.fabricators.sat_small_b.paint`,
@@ -167,3 +168,36 @@ def make_prostate158(root: Path, *, cases: Mapping[str, Sequence[str]] | None = 
         if split != "test":
             (data / f"{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return data
+
+
+#: ISBI 2015 patients -> time points (training01 has three, training02 one)
+ISBI2015_CASES: dict[str, tuple[int, ...]] = {"training01": (1, 2, 3), "training02": (1,)}
+
+
+def make_isbi2015(root: Path, *, cases: Mapping[str, Sequence[int]] | None = None,
+                  seed: int = 0, shape: Shape = (12, 14, 10)) -> tuple[Path, dict[str, list]]:
+    """``(root, masks)``: ISBI_2015/training/<patient>/preprocessed/<patient>_<tt>_{flair,
+    mprage,t2,pd}_pp.nii (float32, 1 mm, LPS) + masks/<patient>_<tt>_mask1.nii, _mask2.nii
+    (uint8 0/1; rater 2 draws one more lesion) and orig/<patient>_<tt>_flair.nii (raw, not
+    read). ``masks`` maps a case id to its [rater 1, rater 2] arrays."""
+    data = Path(root) / "ISBI_2015"
+    rng = np.random.default_rng(seed)
+    masks: dict[str, list] = {}
+    lesions = {1: ((0.4, 0.5, 0.5), (0.1, 0.08, 0.1)), 2: ((0.65, 0.45, 0.6), (0.08, 0.1, 0.1))}
+    for patient, points in (cases or ISBI2015_CASES).items():
+        folder = data / "training" / patient
+        for point in points:
+            case = f"{patient}_{point:02d}"
+            affine = lps_affine((1.0, 1.0, 1.0), (90.0, 126.0, -72.0))
+            rater1 = paint(shape, {1: lesions[1]}, rng)
+            rater2 = paint(shape, {1: lesions[1]}, rng) | paint(shape, {1: lesions[2]}, rng)
+            for k, name in enumerate(("flair", "mprage", "t2", "pd")):
+                image = (200.0 + 300.0 * (rater2 > 0) * (k != 1) + 50.0 * k
+                         + rng.normal(0.0, 5.0, size=shape)).astype(np.float32)
+                write_nifti(folder / "preprocessed" / f"{case}_{name}_pp.nii", image, affine)
+            write_nifti(folder / "orig" / f"{case}_flair.nii",
+                        rng.normal(100.0, 5.0, size=shape).astype(np.float32), affine)
+            write_nifti(folder / "masks" / f"{case}_mask1.nii", rater1, affine)
+            write_nifti(folder / "masks" / f"{case}_mask2.nii", rater2, affine)
+            masks[case] = [rater1, rater2]
+    return data, masks
