@@ -1,6 +1,5 @@
 """Fabricate SEG.A. 2023, RibFrac 2020, RibSeg v2, Prostate158 and ISBI 2015 in their released
-layouts
-(YAML-only datasets, ``registry/datasets/<id>.yaml``; layouts cited in each descriptor).
+layouts (YAML-only datasets, ``registry/datasets/<id>.yaml``; layouts cited in each descriptor).
 
 Structures are ellipsoids painted with :func:`~harmonize.plugins.fabricators.sat_small_b.paint`,
 so a test counts voxels per value from the written arrays itself. Arrays are (X, Y, Z); each
