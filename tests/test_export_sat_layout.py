@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from harmonize.plugins.fabricators import sat_brain_b
 from harmonize.plugins.fabricators.abdomen import make_abdomenct1k, make_flare22, make_word
+from harmonize.plugins.fabricators.extra import make_sega
 from harmonize.plugins.fabricators.sat_brain import make_brats2023_sub
 from harmonize.plugins.fabricators.sat_ct import (
     make_couinaud,
@@ -100,6 +101,8 @@ FABRICATORS = {  # YAML-only datasets: their fabricators live beside the plugins
     "covid19": lambda root, seed: make_covid19(root, cases=(1, 2), seed=seed),
     "btcv-cervix": lambda root, seed: make_btcv_cervix(root, cases=("0507688",), seed=seed),
     "instance22": lambda root, seed: make_instance22(root, cases=(1, 2), seed=seed),
+    "sega": lambda root, seed: make_sega(root, cases={"KiTS": ("K1",), "Dongyang": ("D1",)},
+                                         seed=seed),
 }
 
 

@@ -118,7 +118,8 @@ def resume_key(task: CaseTask, hashes: dict[Path, str]) -> str:
                  "annotated": case.annotated, "channel_names": case.channel_names,
                  "channels": case_channels(task.plugin, case),  # canonical: vocabulary edits count
                  "labels": {k: list(v) for k, v in (case.labels or {}).items()},
-                 "same_patient_as": case.same_patient_as, "metadata": case.metadata},
+                 "same_patient_as": case.same_patient_as, "metadata": case.metadata,
+                 **({"rescale": list(case.rescale)} if case.rescale else {})},
     }
     text = json.dumps(payload, sort_keys=True, default=str, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()

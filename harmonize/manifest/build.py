@@ -28,6 +28,7 @@ from harmonize.manifest.records import (
 )
 from harmonize.manifest.schema import schema_for
 from harmonize.manifest.splits import assign_splits, splits_document
+from harmonize.plugin.case import case_rescale
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.discovery import Discovery
 from harmonize.read.case import case_channels, present_values, read_case, record_files
@@ -103,8 +104,9 @@ def record_for_case(
     # check_labels only the image header is read, the label is still checked against its grid
     data = read_case(case, plugin=plugin, image_voxels=check_labels)
     extra: dict[str, Any] = {}
-    if desc.rescale is not None:  # the files are not in physical units: read_case applies it
-        extra["rescale"] = {"slope": desc.rescale[0], "intercept": desc.rescale[1]}
+    rescale = case_rescale(case, desc.rescale)
+    if rescale is not None:  # the files are not in physical units: read_case applies it
+        extra["rescale"] = {"slope": rescale[0], "intercept": rescale[1]}
     if check_labels:  # the image's voxels identify duplicates across datasets
         from harmonize.engine.normalize import fingerprint
 

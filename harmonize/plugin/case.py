@@ -65,6 +65,9 @@ class Case:
 
     * ``ct_window``: a per-series CT window ``(low, high)`` in HU (``low < high``, finite) that wins
       over the descriptor's ``ct_window``; ``None`` = use the run's or dataset's window.
+    * ``rescale``: ``(slope, intercept)`` turning this case's stored image values into physical
+      ones (slope > 0, finite); wins over the descriptor's ``rescale``; ``None`` = the
+      descriptor's (see :func:`case_rescale`).
     * ``same_patient_as``: ``dataset:patient_id`` keys of the same person in other datasets; the
       splits keep linked patients together and ``harmonize duplicates`` reports them.
 
@@ -80,12 +83,19 @@ class Case:
     annotated: tuple[str, ...] | None = None
     labels: Mapping[str, Sequence[int]] | None = None
     ct_window: tuple[float, float] | None = None
+    rescale: tuple[float, float] | None = None
     same_patient_as: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
         object.__setattr__(self, "ct_window", check_ct_window(self.ct_window, case=self.case_id))
+        if self.rescale is not None:
+            slope, intercept = self.rescale
+            if not (math.isfinite(slope) and math.isfinite(intercept) and slope > 0):
+                raise DiscoveryError(f"rescale must be (slope > 0, intercept), finite, got "
+                                     f"{self.rescale!r}", case=self.case_id)
+            object.__setattr__(self, "rescale", (float(slope), float(intercept)))
         object.__setattr__(self, "same_patient_as",
                            check_patient_links(self.same_patient_as, case=self.case_id))
         if self.label is not None:
@@ -108,6 +118,13 @@ class Case:
     def files(self) -> list[Path]:
         """Every source file or folder of this case, images first."""
         return [*self.images, *([self.label] if self.label is not None else [])]
+
+
+def case_rescale(case: Case, descriptor_rescale: tuple[float, float] | None
+                 ) -> tuple[float, float] | None:
+    """The ``(slope, intercept)`` a case's image files need: the case's own, else its dataset
+    descriptor's ``descriptor_rescale``; ``None`` when the files are in physical units."""
+    return case.rescale if case.rescale is not None else descriptor_rescale
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ class LayoutGroup:
     ``duplicates: skip`` lets an earlier group's case win over this group's same case id
     (a release's corrected copies listed first); the default ``error`` refuses it.
     ``case_template`` builds the case id's text from several placeholders of ``images``
-    (``"{patient}_{study}"``) where no single path part is unique.
+    (``"{patient}_{study}"``) where no single path part is unique. ``rescale`` (slope,
+    intercept) is this group's images' stored-to-physical rescale; it wins over the
+    descriptor's (one centre of a release stores CT +1000, another HU).
     """
 
     images: str
@@ -59,6 +61,7 @@ class LayoutGroup:
     label_required: bool = True
     duplicates: str = "error"
     case_template: str | None = None
+    rescale: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,11 +195,12 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
     if "ct_window" in data:
         out["ct_window"] = (float(data["ct_window"][0]), float(data["ct_window"][1]))
     if "rescale" in data:
-        out["rescale"] = (float(data["rescale"].get("slope", 1)),
-                          float(data["rescale"]["intercept"]))
+        out["rescale"] = _rescale(data["rescale"])
     if "layout" in data:
         groups = data["layout"] if isinstance(data["layout"], list) else [data["layout"]]
-        out["layout"] = tuple(LayoutGroup(**group) for group in groups)
+        out["layout"] = tuple(LayoutGroup(**{**group, "rescale": _rescale(group["rescale"])}
+                                          if "rescale" in group else group)
+                              for group in groups)
     if "split_file" in data:
         out["split_file"] = SplitFile(**data["split_file"])
     if "value_ranges" in data:
@@ -208,6 +212,11 @@ def parse_descriptor(data: Any, *, source: Path | None = None) -> Descriptor:
         raise fail(problems)
     _check_channels(out, source)
     return Descriptor(**out, source_file=source)
+
+
+def _rescale(value: Mapping[str, Any]) -> tuple[float, float]:
+    """A schema-valid ``rescale`` object as ``(slope, intercept)``."""
+    return float(value.get("slope", 1)), float(value["intercept"])
 
 
 def _semantic_problems(data: dict[str, Any], out: dict[str, Any]) -> list[Problem]:

@@ -20,6 +20,7 @@ from harmonize.plugin.descriptor_schema_layout import (
     LABEL_VALUE,
     LAYOUT_GROUP,
     LAYOUT_KEYS,
+    RESCALE,
     TEXT,
 )
 
@@ -101,20 +102,11 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
             "description": "Default CT window, two numbers (low, high) in HU with low < high, used by "
             "ct_window: dataset when a case has no window of its own.",
         },
-        "rescale": {
-            "type": "object",
-            "required": ["intercept"],
-            "additionalProperties": False,
-            "properties": {
-                "slope": {"type": "number", "exclusiveMinimum": 0, "default": 1,
-                          "description": "multiplies the stored value (default 1)"},
-                "intercept": {"type": "number", "description": "added after the slope"},
-            },
-            "description": "Releases whose images are not stored in physical units (HU for "
-            "CT): physical = stored * slope + intercept, applied once when an image is read "
-            "({intercept: -1000} for images stored with a +1000 offset). The image is then "
-            "float32 and the operation is recorded; ct_window is in physical units.",
-        },
+        "rescale": {**RESCALE, "description": "Releases whose images are not stored in "
+                    "physical units (HU for CT): physical = stored * slope + intercept, applied "
+                    "once when an image is read ({intercept: -1000} for images stored with a "
+                    "+1000 offset). The image is then float32 and the operation is recorded; "
+                    "ct_window is in physical units. A layout group's rescale wins."},
         "official_split": {**TEXT, "description": "Free text: the release's official split "
                            "rule (layout groups or the plugin apply it)."},
         "expected_root": {**TEXT, "description": "What the folder given as --root looks like "

@@ -21,6 +21,16 @@ LABEL_VALUE = {"type": "integer", "minimum": 1,
 
 TEMPLATE = _INSIDE_ROOT + r"([^{}]|\{\w+\})*$"
 
+#: ``{slope, intercept}``: physical value = stored * slope + intercept (descriptor and group).
+RESCALE: dict[str, Any] = {
+    "type": "object", "required": ["intercept"], "additionalProperties": False,
+    "properties": {
+        "slope": {"type": "number", "exclusiveMinimum": 0, "default": 1,
+                  "description": "multiplies the stored value (default 1)"},
+        "intercept": {"type": "number", "description": "added after the slope"},
+    },
+}
+
 LAYOUT_GROUP: dict[str, Any] = {
     "type": "object",
     "description": "One group of images found by a glob, with its label template and official "
@@ -127,6 +137,10 @@ LAYOUT_GROUP: dict[str, Any] = {
             "description": "true (default): an image whose label file is missing is skipped "
             "and reported. false: the case is kept unlabelled (labels published later).",
         },
+        "rescale": {**RESCALE, "description": "This group's images' rescale (physical = "
+                    "stored * slope + intercept), winning over the descriptor's: one centre of a "
+                    "release stores CT +1000, another HU ({intercept: 0} undoes the "
+                    "descriptor's)."},
         "duplicates": {
             "enum": ["error", "skip"],
             "default": "error",

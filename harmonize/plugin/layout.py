@@ -200,6 +200,7 @@ class LayoutDataset(DatasetPlugin):
             official_split=split,
             channel_names=tuple(group.channel_files) if group.channel_files else desc.channels,
             annotated=annotated,
+            rescale=group.rescale,
             metadata={"session": fields["session"]} if "session" in fields else {},
         )
 

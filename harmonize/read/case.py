@@ -7,7 +7,7 @@ cache, every export, QA, lesion features, ``check_plugin``), so one set of check
   NaN voxels, broken affines, declared size within limits before allocating);
 * one file per channel: every channel on the first channel's grid (:func:`same_grid`);
   the channel count matches the declared channel names;
-* a descriptor's ``rescale`` (images not stored in physical units, e.g. CT stored +1000) is
+* a descriptor's (or the case's own) ``rescale`` (images not stored in physical units, e.g. CT stored +1000) is
   applied here and only here: ``stored * slope + intercept`` as float32, recorded in the image's
   ``operations``; a source manifest record carries it in ``extra["rescale"]`` so reading the
   record gives the same values (a normalized record's files are already in physical units);
@@ -39,6 +39,7 @@ from harmonize.jsonio import unescape_name
 from harmonize.labels.channels import load_channels
 from harmonize.labels.roi_names import RoiMatcher
 from harmonize.manifest.records import Case, ManifestRecord
+from harmonize.plugin.case import case_rescale
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.descriptor import Descriptor
 from harmonize.read.dicom_seg import is_dicom_seg, names_from_labels, read_label_file
@@ -194,7 +195,7 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
         if image_voxels or custom is not None:
             _check_channel_count(image, len(names) if names else 1, names,
                                  file=case.images[0] if len(case.images) == 1 else None)
-            image = rescaled(image, plugin.descriptor.rescale)
+            image = rescaled(image, case_rescale(case, plugin.descriptor.rescale))
     label_volume = None
     if label:
         with _naming(dataset, case.case_id, case.label):
