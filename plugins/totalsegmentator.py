@@ -146,7 +146,8 @@ class TotalSegmentator(DatasetPlugin):
             yield Skipped(
                 folder, f"holds TotalSegmentator v1 structures ({', '.join(v1)}); this plugin "
                 "reads the v2 release, whose 117 structures differ", case_id=subject,
-                hint="download Totalsegmentator_dataset_v201 (Zenodo 10047292)",
+                hint="read a v1 release with dataset id totalsegmentator-v1, or download "
+                "Totalsegmentator_dataset_v201 (Zenodo 10047292)",
             )
             return
         for file in unknown:

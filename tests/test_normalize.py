@@ -256,8 +256,8 @@ def test_mr_percentile_zscore_per_channel_against_numpy():
         np.testing.assert_allclose(out.image.data[..., c], expected, atol=1e-5)
     assert out.image.data.shape == data.shape
     assert len(out.intensity["scale"]) == 2
-    pet = normalize_case(Volume(data[..., 0], np.eye(4)), None, modality="PET",
-                         settings=Settings(mr_percentiles=None))
+    pet = normalize_case(Volume(data[..., 0], np.eye(4)), None, modality="PET",  # MR rule
+                         settings=Settings(mr_percentiles=None, pet_intensity="percentile-zscore"))
     np.testing.assert_array_equal(pet.image.data, data[..., 0])
 
 

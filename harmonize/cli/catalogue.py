@@ -49,8 +49,8 @@ def compact_table(rows: list[dict[str, Any]], width: int) -> Table:
     :data:`MIN_LICENCE`) and is cut with an ellipsis; a source longer than :data:`MAX_SOURCE`
     (a third-party distribution and version) is cut the same way.
     """
-    cells = [[row["id"], row["modality"], str(row["cases"] or ""), str(len(row["labels"])),
-              row["source"]] for row in rows]
+    cells = [[row["id"], row["modality"], "?" if row["cases"] is None else str(row["cases"]),
+              str(len(row["labels"])), row["source"]] for row in rows]  # ?: count not stated
     headers = ["id", "modality", "cases", "labels", "source"]
     widths = [max([len(h), *(len(c[k]) for c in cells)]) for k, h in enumerate(headers)]
     widths[-1] = min(widths[-1], MAX_SOURCE)

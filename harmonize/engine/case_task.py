@@ -185,7 +185,7 @@ def normalize_and_write(task: CaseTask, hashes: dict[Path, str], case_dir: Path)
     result = normalize_case(
         image, label, modality=desc.modality, settings=task.settings,
         dataset_window=desc.ct_window, series_window=case.ct_window,
-        dataset_stats=task.dataset_stats,
+        dataset_stats=task.dataset_stats, channels=case_channels(plugin, case),
     )
     write_volume(result.image, case_dir / IMAGE_FILE)  # creates case_dir
     folder = f"{desc.id}/{case.case_id}"

@@ -9,7 +9,8 @@
    then, with ``crop_foreground``, both cut to the box of image voxels > 0
    (:mod:`harmonize.engine.crop`, MONAI ``CropForeground``);
 4. intensity, by modality (:mod:`harmonize.engine.intensity`): CT clip to a window then [0, 1] or
-   z-score; MR/PET percentile clip + z-score; ``intensity="raw"`` changes nothing. Labels are
+   z-score; MR percentile clip + z-score; PET per channel (:mod:`harmonize.engine.pet`: SUV
+   clipped, CT of PET/CT windowed); ``intensity="raw"`` changes nothing. Labels are
    never intensity-scaled.
 
 The returned :class:`Normalized` carries the ordered operations, the parameters that undo the
@@ -19,6 +20,7 @@ intensity mapping (:func:`harmonize.engine.intensity.undo_intensity`) and the in
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,10 +130,12 @@ def normalize_intensity(
     series_window: tuple[float, float] | None = None,
     dataset_stats: dict | None = None,
     inplace: bool = False,
+    channels: Sequence[str] | None = None,
 ) -> tuple[Volume, dict[str, Any], dict[str, Any] | None]:
     """The intensity step alone: (new image, undo parameters, operation record or None).
 
-    ``inplace=True`` allows overwriting ``image.data`` (only for arrays the caller owns).
+    ``inplace=True`` allows overwriting ``image.data`` (only for arrays the caller owns);
+    ``channels`` (canonical names) select each channel's rule in a PET dataset.
     """
     none: dict[str, Any] = {"method": "none"}
     if image.kind != "image":
@@ -166,7 +170,15 @@ def normalize_intensity(
         data, params = ct_window(image.data, window, settings.ct_scaling, stats=dataset_stats,
                                  inplace=inplace)
         params["window_source"] = source
-    elif modality in ("MR", "PET"):
+    elif modality == "PET":  # per channel: SUV clip, CT window, MR rule (engine/pet.py)
+        from harmonize.engine.pet import pet_intensity
+
+        window = None
+        if "CT" in (channels or ()) and settings.ct_window is not None:
+            window = _ct_window_for(settings, series_window, dataset_window, dataset_stats)[0]
+        data, params, op = pet_intensity(image.data, channels, settings=settings,
+                                         ct_window_hu=window)
+    elif modality == "MR":
         if settings.mr_percentiles is None:
             return image, none, None
         data, params = percentile_zscore(image.data, settings.mr_percentiles)
@@ -186,6 +198,7 @@ def normalize_case(
     dataset_window: tuple[float, float] | None = None,
     series_window: tuple[float, float] | None = None,
     dataset_stats: dict | None = None,
+    channels: Sequence[str] | None = None,
 ) -> Normalized:
     """Reorient, resample and intensity-normalize one case (see the module doc for the order).
 
@@ -233,6 +246,7 @@ def normalize_case(
         image_ras, modality=modality, settings=settings, dataset_window=dataset_window,
         series_window=series_window, dataset_stats=dataset_stats,
         inplace=image_ras is not ras_view,  # a resampled array is ours to overwrite
+        channels=channels,
     )
     if op:
         operations.append(op)

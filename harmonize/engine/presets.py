@@ -50,6 +50,9 @@ class Settings:
     * ``crop_foreground``: after resampling, cut image and label to the box of image voxels > 0
       (MONAI ``CropForeground``; the ``sat`` preset), before the intensity statistics. Left out
       of :meth:`to_dict` at its default.
+    * ``pet_intensity``: PET channels ``"suv-clip"`` (default: SUV kept, clipped to 0..50) or
+      ``"percentile-zscore"`` (the MR rule; the ``sat`` preset). See :mod:`harmonize.engine.pet`.
+      Left out of :meth:`to_dict` at its default.
     """
 
     spacing: tuple[float, float, float] | None = None
@@ -62,6 +65,7 @@ class Settings:
     irregular_dicom: Literal["refuse", "resample"] = "refuse"
     grid: Literal["torchio", "monai"] = "torchio"
     crop_foreground: bool = False
+    pet_intensity: Literal["suv-clip", "percentile-zscore"] = "suv-clip"
 
     def __post_init__(self) -> None:
         def bad(message: str) -> HarmonizeError:
@@ -97,6 +101,9 @@ class Settings:
             raise bad(f"grid must be one of {GRID_CONVENTIONS}, got {self.grid!r}")
         if not isinstance(self.crop_foreground, bool):
             raise bad(f"crop_foreground must be true or false, got {self.crop_foreground!r}")
+        if self.pet_intensity not in ("suv-clip", "percentile-zscore"):
+            raise bad(f"pet_intensity must be 'suv-clip' or 'percentile-zscore', "
+                      f"got {self.pet_intensity!r}")
         if self.irregular_dicom not in ("refuse", "resample"):
             raise bad(f"irregular_dicom must be 'refuse' or 'resample', "
                       f"got {self.irregular_dicom!r}")
@@ -137,7 +144,7 @@ class Settings:
 
 
 #: Fields added after manifests v1: left out of :meth:`Settings.to_dict` at their default value.
-_OMITTED_AT_DEFAULT = ("irregular_dicom", "grid", "crop_foreground")
+_OMITTED_AT_DEFAULT = ("irregular_dicom", "grid", "crop_foreground", "pet_intensity")
 
 
 @dataclass(frozen=True)

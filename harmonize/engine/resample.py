@@ -346,3 +346,23 @@ def resample_to_ras(
 
 def orientation_code(affine: np.ndarray) -> str:
     return "".join(nib.aff2axcodes(affine))
+
+
+def resample_onto(volume: Volume, shape: tuple[int, ...], affine: np.ndarray,
+                  interpolation: Interpolation = "linear") -> Volume:
+    """``volume`` sampled on another grid (``shape``, ``affine``: e.g. a PET channel on its CT's
+    grid) by :func:`_sample`; outside ``volume`` is 0. Images interpolate (float32), labels take
+    the nearest value. The grids' axes must be parallel (scaling, flips, axis order and shift
+    differ); a :class:`ValueError` says so otherwise."""
+    index_map = np.linalg.inv(np.asarray(volume.affine, float)) @ np.asarray(affine, float)
+    step = np.linalg.norm(index_map[:3, :3], axis=0)
+    direction = index_map[:3, :3] / step
+    permutation = np.round(direction)
+    if not (np.allclose(direction, permutation, atol=1e-4)
+            and np.allclose(np.abs(permutation).sum(axis=0), 1)
+            and np.allclose(np.abs(permutation).sum(axis=1), 1)):
+        raise ValueError("the two grids' axes are not parallel (one is rotated against the "
+                         "other); only scaled, flipped, permuted and shifted grids are resampled")
+    new_shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    data = _sample(volume, new_shape, index_map[:3, 3], step, permutation, interpolation)
+    return Volume(data=data, affine=np.asarray(affine, float), kind=volume.kind)

@@ -95,12 +95,19 @@ SETTING_SCHEMAS: dict[str, dict[str, Any]] = {
         "mean/std; dataset-zscore the dataset's foreground mean/std.",
     },
     "mr_percentiles": {
-        "description": "MR/PET clip percentiles (low, high) (0 <= low < high <= 100) before a "
-        "per-image z-score; none (or null) leaves MR/PET raw.",
+        "description": "MR clip percentiles (low, high) (0 <= low < high <= 100) before a "
+        "per-image z-score (PET too with pet_intensity percentile-zscore); none (or null) "
+        "leaves them raw.",
         "anyOf": [
             _numbers(2, "two percentiles (low, high)", minimum=0, maximum=100),
             {"enum": [NONE_WORD, None]},
         ],
+    },
+    "pet_intensity": {
+        "enum": _words("pet_intensity"),
+        "description": "PET channels: suv-clip (default) keeps SUV units clipped to 0..50; "
+        "percentile-zscore clips to mr_percentiles and z-scores (the sat preset). CT channels "
+        "of PET/CT follow the CT settings.",
     },
     "intensity": {
         "enum": _words("intensity"),

@@ -27,6 +27,18 @@ def mapped(entry: Entry) -> bool:
     return entry.record.stage != "source" and entry.intensity.get("method", "none") != "none"
 
 
+def channel_clip(params: dict[str, Any], channel: int | None) -> list[float] | None:
+    """The recorded clip ``[low, high]`` of one channel, or None: a 4D record has one entry per
+    channel (``None`` for a channel left raw, as the CT of a PET/CT run with ``--ct-window
+    none``), a 3D record one clip."""
+    clip = params.get("clip")
+    if not clip:
+        return None
+    if isinstance(clip[0], list) or clip[0] is None:
+        clip = clip[channel or 0]
+    return None if clip is None else [float(clip[0]), float(clip[1])]
+
+
 def in_source_units(data: np.ndarray, entry: Entry, channel: int | None) -> np.ndarray:
     """One 3D channel of the record's stored image in source units (HU for CT), as nnU-Net
     expects: the recorded mapping undone (``channel`` selects per-channel parameters), values
@@ -36,9 +48,7 @@ def in_source_units(data: np.ndarray, entry: Entry, channel: int | None) -> np.n
     when nothing was mapped."""
     if not mapped(entry):
         return data
-    clip = entry.intensity.get("clip")
-    if clip and isinstance(clip[0], list):
-        clip = clip[channel or 0]
+    clip = channel_clip(entry.intensity, channel)
     out = np.empty(data.shape, dtype=np.float32)
     step = max(1, _SLAB // max(1, data.shape[0] * data.shape[1]))
     integral = True
@@ -73,10 +83,9 @@ def intensity_notes(entries: Sequence[Entry], names: Sequence[str],
                 name, {"units": "HU" if name == "CT" else "source", "undone": []})
             if method != "none" and method not in note["undone"]:
                 note["undone"] = sorted([*note["undone"], method])
-            clip = params.get("clip")
-            if name == "CT" and method == "ct_window" and clip:
-                clip = clip[index] if isinstance(clip[0], list) else clip
-                windows.setdefault(entry.dataset, set()).add((float(clip[0]), float(clip[1])))
+            clip = channel_clip(params, index)
+            if name == "CT" and method in ("ct_window", "pet") and clip:  # PET/CT: its CT
+                windows.setdefault(entry.dataset, set()).add((clip[0], clip[1]))
     warnings = []
     for dataset, found in sorted(windows.items()):
         shown = ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in sorted(found)[:3])

@@ -7,7 +7,8 @@ descriptor names SAT-DS datasets (``sat_ds:``) is therefore written as that meth
 * ``dataset`` is the SAT-DS name and ``label`` SAT-DS's list verbatim (SAT-DS's terminology,
   merged names included: the method derives them);
 * the mask follows :class:`~harmonize.labels.sat_ds.MaskLayout`: ``values`` (``label[i]`` is
-  value ``i + 1``; each of our mask values goes to the SAT-DS name of its most specific class)
+  value ``i + 1``; each of our mask values goes to the SAT-DS name of its most specific class
+  SAT-DS names)
   or ``channels`` (a ``(C, X, Y, Z)`` array, channel ``i`` = every voxel of the class
   ``label[i]`` resolves to, so overlapping classes keep their voxels);
 * ``modality`` is SAT-DS's string for the line's channel (``MRI T2`` / ``MRI ADC``), and
@@ -110,17 +111,20 @@ def _resolve(vocabulary: Vocabulary, name: str, sat: SatDataset, entry: Entry) -
 
 def _values_lut(data: np.ndarray, labels: dict[str, list[int]], canonical: list[str]
                 ) -> tuple[np.ndarray, list[int], list[str]]:
-    """Look-up table of our values -> SAT-DS's ``i + 1`` (by most specific class), the values
-    present, and the classes whose voxels no SAT-DS name takes."""
+    """Look-up table of our values -> SAT-DS's ``i + 1`` (by the most specific class SAT-DS
+    names: a 'pathological lymph node' value is SAT-DS's 'lymph node' when the record lists
+    it under both), the values present, and the classes whose voxels no SAT-DS name
+    takes."""
     position = {name: i + 1 for i, name in enumerate(canonical)}
     present = np.flatnonzero(np.bincount(data.reshape(-1))).tolist() if data.size else []
     lut = np.zeros((max(present) if present else 0) + 1, dtype=np.int64)
+    named = specific_names({n: v for n, v in labels.items() if n in position})
     lost = []
     for value, name in specific_names(labels).items():
         if value >= len(lut):
             continue
-        if name in position:
-            lut[value] = position[name]
+        if value in named:
+            lut[value] = position[named[value]]
         elif value in present:
             lost.append(name)
     return lut, present, sorted(set(lost))
@@ -144,6 +148,15 @@ def _images(entry: Entry, out: Path, sat: SatDataset
     """(image file, pseudo-path suffix or None, canonical channel) per line."""
     from harmonize.export.sat import converted_images  # one NIfTI per channel, shared
 
+    if sat.only:  # SAT-DS has lines for these channels only (the PET of a PET/CT case)
+        found: list[tuple[Path, str | None, str | None]] = [
+            (path, None, channel) for path, channel in converted_images(entry, out)
+            if channel in sat.only]
+        if not found:
+            raise entry.error(f"SAT-DS has {sat.name} lines for channels {list(sat.only)}; "
+                              f"this record has {record_channels(entry.record)}",
+                              kind=ExportError)
+        return found
     if not sat.suffixed:
         return [(path, None, channel) for path, channel in converted_images(entry, out)]
     names = record_channels(entry.record) or []

@@ -37,7 +37,9 @@ class SatDataset:
     """One SAT-DS dataset: ``label`` and ``modality`` strings as its JSONL has them;
     ``channels`` maps a canonical channel name to the modality string of its lines (datasets
     whose lines differ per sequence); ``suffixed`` lists canonical channels read from one 4D
-    file through ``<file>/<channel>`` pseudo-paths (channel index = position)."""
+    file through ``<file>/<channel>`` pseudo-paths (channel index = position); ``only`` lists
+    the canonical channels SAT-DS has lines for when it leaves others out (the PET of a
+    PET/CT case)."""
 
     name: str
     label: tuple[str, ...]
@@ -45,6 +47,7 @@ class SatDataset:
     mask: MaskLayout | None = None
     channels: dict[str, str] = field(default_factory=dict)
     suffixed: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
 
     def modality_of(self, channel: str | None) -> str:
         """The SAT-DS modality string of a line showing ``channel`` (canonical name)."""
@@ -81,9 +84,11 @@ def _parse(path: Path) -> dict[str, SatDataset]:
                 name=name, label=tuple(entry["label"]), modality=tuple(entry["modality"]),
                 mask=mask, channels=dict(entry.get("channels") or {}),
                 suffixed=tuple(image.get("order", ())) if image.get("layout") == "suffixed"
-                else ())
+                else (),
+                only=tuple(image.get("order", ())) if image.get("layout") == "only" else ())
         except (KeyError, TypeError, ValueError) as exc:
             raise DescriptorError(f"SAT-DS table entry {name!r} is malformed: {exc}", file=path,
                                   hint="each entry needs label, modality and optionally "
-                                  "mask {layout, count}, channels, image") from None
+                                  "mask {layout, count}, channels, image {layout: suffixed or "
+                                  "only, order}") from None
     return table

@@ -55,12 +55,19 @@ def case_class_values(
     """Canonical name -> mask values for a labelled case whose label map (as read) is ``label``
     (undeclared values raise). A label that carries its own class table (structure masks
     combined by :func:`~harmonize.labels.overlap.combine_structures`) replaces the descriptor's
-    classes and :attr:`Case.labels`: its structures are the case's annotated classes."""
+    classes and :attr:`Case.labels`: its structures are the case's annotated classes. With the
+    descriptor's ``partial_labels`` a class is annotated only where all its values occur."""
     observed = present_values(label.data) if label is not None else None
     read_classes = label.classes if label is not None else None
+    annotated: Sequence[str] | None = case.annotated if read_classes is None else None
+    if plugin.descriptor.partial_labels and read_classes is None and observed is not None:
+        # partially labelled (descriptor partial_labels): a class whose values do not all
+        # occur is not annotated in this case
+        labelled = [name for name, values in plugin.descriptor.classes.items()
+                    if set(values) <= set(observed)]
+        annotated = labelled if annotated is None else [n for n in annotated if n in labelled]
     return class_values(
-        plugin.descriptor, vocabulary, observed=observed,
-        annotated=case.annotated if read_classes is None else None,
+        plugin.descriptor, vocabulary, observed=observed, annotated=annotated,
         case_labels=case.labels if read_classes is None else read_classes,
         case=case.case_id, file=case.label,
     )

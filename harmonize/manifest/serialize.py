@@ -86,7 +86,7 @@ def intensity_rows(params: Mapping[str, Any], *, channels: int) -> list[dict[str
     if not params:
         return []
     listed = [k for k in PER_CHANNEL if isinstance(params.get(k), list)
-              and (k != "clip" or (params[k] and isinstance(params[k][0], list)))]
+              and (k != "clip" or any(isinstance(c, list) for c in params[k]))]  # or None
     count = len(params[listed[0]]) if listed else (
         channels if params.get("method", "none") == "none" else 1)
     return [{"channel": c, **{k: (v[c] if k in listed else v) for k, v in params.items()}}

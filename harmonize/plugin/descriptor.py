@@ -113,6 +113,8 @@ class Descriptor:
     layout: tuple[LayoutGroup, ...] = ()
     case_id: str | None = None
     patient_id: str | None = None
+    channel_grid: str = "same"
+    partial_labels: bool = False
     roi_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     structure_files: Mapping[str, str] = field(default_factory=dict)
     split_names: Mapping[str, str] = field(default_factory=dict)

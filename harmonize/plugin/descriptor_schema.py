@@ -88,11 +88,27 @@ DESCRIPTOR_SCHEMA: dict[str, Any] = {
             "channels of a 4D file): names or synonyms from registry/channels.yaml, or names "
             "mapped by channel_synonyms. Without it a case has its modality's one channel.",
         },
+        "channel_grid": {
+            "enum": ["same", "first"],
+            "description": "Channels from several files: same (default) requires one grid (a "
+            "channel on another grid is a read error); first resamples each channel on another "
+            "grid linearly onto the first channel's grid when read (PET/CT released on their "
+            "own grids; the label must be on the first channel's grid), recorded "
+            "in the record's operations.",
+            "examples": ["first"],
+        },
         "channel_synonyms": {
             "type": "object",
             "description": "This dataset's own channel names mapped onto canonical channel "
             "names of registry/channels.yaml ({MRI: T1}).",
             "additionalProperties": {**TEXT, "description": "a canonical channel name"},
+        },
+        "partial_labels": {
+            "type": "boolean",
+            "description": "The release labels only some classes in each case: a "
+            "class is annotated in a case only when every value of it occurs in the case's "
+            "label; a class without voxels there is not annotated (unknown, never read as "
+            "absent). Default false: every class is annotated in every labelled case.",
         },
         "ct_window": {
             "type": "array",

@@ -9,7 +9,7 @@ Used for descriptors that carry a ``layout`` section, e.g.::
         channel_files: {T1: "{parent}/{case}-t1n.nii.gz", T2: "{parent}/{case}-t2w.nii.gz"}
         label: "{parent}/{case}-seg.nii.gz"
       - {images: "PETCT_{patient}/{study}-{num}/CT.nii.gz",   # id from two parts
-         case_template: "{patient}_{num}", label: "AutoPET_{case}.nii.gz"}
+         case_template: "{patient}_{num}", label: "masks/{case}.nii.gz"}
     case_id: '^(?P<id>case_\\d{4})'        # on the {case} text or the file name
     patient_id: '^(?P<id>.+)$'             # on the case id; default: the case id
 

@@ -67,7 +67,7 @@ def physical_channels(record: ManifestRecord, manifest: Path, image: Volume,
     """Each channel of ``image`` (the record's stored image) in HU / source units where the
     record allows it (see the module doc), and what its units are."""
     from harmonize.export import Entry
-    from harmonize.export.nnunet_units import in_source_units, mapped
+    from harmonize.export.nnunet_units import channel_clip, in_source_units, mapped
 
     entry = Entry(record=record, base=manifest.resolve().parent, key=record.case_id,
                   manifest=manifest.resolve())
@@ -84,10 +84,9 @@ def physical_channels(record: ManifestRecord, manifest: Path, image: Volume,
         clipped = None
         if mapped(entry):
             data = in_source_units(data, entry, c)
-            clip = params.get("clip")
-            if is_ct and params.get("method") == "ct_window" and clip:
-                clip = clip[c] if isinstance(clip[0], list) else clip
-                clipped = [float(clip[0]), float(clip[1])]
+            clip = channel_clip(params, c)
+            if is_ct and params.get("method") in ("ct_window", "pet") and clip:
+                clipped = clip
         out.append(data)
         units.append(Units("HU" if is_ct else "source units", clipped))
     return out, units

@@ -42,8 +42,9 @@ from harmonize.manifest.records import Case, ManifestRecord
 from harmonize.plugin.case import case_rescale
 from harmonize.plugin.dataset import DatasetPlugin
 from harmonize.plugin.descriptor import Descriptor
+from harmonize.read.channel_grid import onto_first_grid
 from harmonize.read.dicom_seg import is_dicom_seg, names_from_labels, read_label_file
-from harmonize.read.grid import describe_grid, in_voxel_order_of, label_on_image_grid, same_grid
+from harmonize.read.grid import in_voxel_order_of, label_on_image_grid
 from harmonize.read.rtstruct_label import is_rtstruct, read_rtstruct_label
 from harmonize.read.volume import Volume, read_header, read_volume
 
@@ -189,7 +190,8 @@ def _read_plugin_case(plugin: DatasetPlugin, case: Case, *, label: bool, image_v
         if custom is not None:
             image = Volume(np.asarray(custom.data), np.asarray(custom.affine), "image")
         elif image_voxels:
-            image = _stack_channels(case.images, len(names) if names else 1, irregular_dicom)
+            image = _stack_channels(case.images, len(names) if names else 1, irregular_dicom,
+                                    plugin.descriptor.channel_grid)
         else:
             image = _grid_of(case.images[0], irregular_dicom)
         if image_voxels or custom is not None:
@@ -228,7 +230,7 @@ def _read_record(record: ManifestRecord, base: Path, *, label: bool, image_voxel
         expected = len(names) if names else max(
             len(images), record.shape[3] if len(record.shape) == 4 else 1)
         if image_voxels:
-            image = _stack_channels(images, expected)
+            image = _stack_channels(images, expected, channel_grid=_channel_grid(record, images))
             _check_channel_count(image, expected, names,
                                  file=images[0] if len(images) == 1 else None)
             image = rescaled(image, record_rescale(record))
@@ -270,6 +272,19 @@ def _record_label(record: ManifestRecord, mask: Path, images: list[Path]) -> Vol
             hint="the dataset's descriptor or the vocabulary changed since the manifest was "
                  "written: run `harmonize manifest` again")
     return raw
+
+
+def _channel_grid(record: ManifestRecord, images: list[Path]) -> str:
+    """The dataset's ``channel_grid`` for a source record with one file per channel (``same``
+    for one file, or a dataset no installed plugin knows)."""
+    if len(images) < 2:
+        return "same"
+    from harmonize.plugin.catalog import DESCRIPTORS_ENV
+
+    try:
+        return _dataset_matcher(record.dataset, os.environ.get(DESCRIPTORS_ENV, ""))[0].channel_grid
+    except HarmonizeError:
+        return "same"
 
 
 @functools.lru_cache(maxsize=64)
@@ -322,22 +337,20 @@ def record_rescale(record: ManifestRecord) -> tuple[float, float] | None:
 
 
 
-def _stack_channels(paths: Sequence[Path], n_channels: int, irregular_dicom: str = "refuse"
-                    ) -> Volume:
-    """One file (3D, or 4D when ``n_channels`` > 1) or one 3D file per channel on one grid."""
+def _stack_channels(paths: Sequence[Path], n_channels: int, irregular_dicom: str = "refuse",
+                    channel_grid: str = "same") -> Volume:
+    """One file (3D, or 4D when ``n_channels`` > 1) or one 3D file per channel on one grid;
+    with ``channel_grid="first"`` a channel on another grid is resampled (linear) onto the first
+    channel's grid (a PET on its CT's grid), recorded in the volume's operations."""
     if len(paths) == 1:
         return read_volume(paths[0], kind="image", allow_channels=n_channels > 1,
                            irregular_dicom=irregular_dicom)
     parts = [read_volume(p, kind="image", allow_channels=False, irregular_dicom=irregular_dicom)
              for p in paths]
-    for path, part in zip(paths[1:], parts[1:]):
-        if part.shape != parts[0].shape or not same_grid(part.affine, parts[0].affine):
-            raise ReadError(
-                f"channel grid ({describe_grid(part)}) differs from the first channel's "
-                f"({describe_grid(parts[0])})", file=path,
-                hint="the channels of a case must be 3D volumes on one grid",
-            )
-    return Volume(np.stack([p.data for p in parts], axis=-1), parts[0].affine, "image")
+    operations = onto_first_grid(paths, parts, channel_grid)
+    stacked = Volume(np.stack([p.data for p in parts], axis=-1), parts[0].affine, "image")
+    stacked.operations = operations
+    return stacked
 
 
 def _grid_of(path: Path, irregular_dicom: str = "refuse") -> Volume:
