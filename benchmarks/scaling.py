@@ -12,14 +12,19 @@ for every ``W`` in ``--workers`` (default 1 and the usable cores) and every exec
 ``LocalCluster`` of W single-threaded worker processes), ``--repeats`` times, in turn (W=1,
 W=2, W=1, W=2, ...: paired, so a drift of the machine hits both). Reported per row:
 
+Each figure is given twice, "a / b": end to end (a), and marginal (b): what one more case
+costs in a long run, ``(T(N cases) - T(N/2 cases)) / (N - N/2)`` from a second release made of
+the first half of the cases (hard links), run right after; the difference removes what does not
+grow with the number of cases (interpreter start, imports, pool or cluster start, the last
+straggling case) and keeps everything that does (discovery, dispatch, hashing, the case itself).
+
 * wall seconds per volume and throughput relative to the first row (median of the paired
   ratios); for Dask rows also its overhead: wall time / the local pool's at the same W;
-* CPU seconds per volume: user + system time of the whole process tree (``RUSAGE_CHILDREN``),
-  interpreter start, imports, discovery and splits included; and the marginal CPU seconds per
-  volume: the run's CPU minus that of the same command repeated at once (every case found up
-  to date: start-up, discovery, resume checks), divided by the cases;
+* CPU seconds per volume: user + system time of the whole process tree (``RUSAGE_CHILDREN``);
 * peak memory of the largest single process (``ru_maxrss`` of the children: the largest
-  worker's high-water mark) as a multiple of one float32 volume.
+  worker's high-water mark), in MB and as a multiple of one float32 volume; "working" subtracts
+  the peak of the same command repeated at once, which finds every case up to date
+  (interpreter, imports, discovery and the workers' resume checks, no case processed).
 
     python benchmarks/scaling.py                       # 8 full-size cases, presets sat
     python benchmarks/scaling.py --cases 4 --shape 256 256 100 --repeats 1   # quick
@@ -102,6 +107,25 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def half_release(root: Path, half: Path) -> int:
+    """The first half of ``root``'s training cases as a release of its own under ``half``
+    (hard links, ``dataset.json`` listing only them); returns the number of cases in it."""
+    src = root / "Task03_Liver"
+    info = json.loads((src / "dataset.json").read_text(encoding="utf-8"))
+    kept = info["training"][: len(info["training"]) // 2]
+    dst = half / "Task03_Liver"
+    if not (dst / "dataset.json").exists():
+        for folder in ("imagesTr", "labelsTr"):
+            (dst / folder).mkdir(parents=True, exist_ok=True)
+        for entry in kept:
+            for key in ("image", "label"):
+                name = Path(entry[key])
+                os.link(src / name, dst / name)
+        info.update(training=kept, numTraining=len(kept))
+        (dst / "dataset.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return len(kept)
+
+
 def measure(args: argparse.Namespace) -> dict:
     shape = tuple(args.shape)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="harmonize-scaling-"))
@@ -109,6 +133,8 @@ def measure(args: argparse.Namespace) -> dict:
     if not (root / "Task03_Liver" / "dataset.json").exists():
         print(f"fabricating {args.cases} cases of {shape} in {root}", file=sys.stderr)
         fabricate_dataset(root, args.cases, shape)
+    half_cases = half_release(root, work / "half")
+    extra = args.cases - half_cases  # cases the full run does beyond the half run
     workers = args.workers or sorted({1, usable_cores()})
     rows_keys = [(e, w) for w in workers for e in args.executors]
     runs: dict[tuple[str, int], list[dict]] = {k: [] for k in rows_keys}
@@ -120,7 +146,11 @@ def measure(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             out = work / f"out-{executor}-{w}"
             result = run_once(root, out, args.preset, w, executor)
-            result["rerun_cpu"] = run_once(root, out, args.preset, w, executor, fresh=False)["cpu"]
+            rerun = run_once(root, out, args.preset, w, executor, fresh=False)
+            half = run_once(work / "half", work / f"half-{executor}-{w}", args.preset, w, executor)
+            result.update(marginal_wall=(result["wall"] - half["wall"]) / extra,
+                          marginal_cpu=(result["cpu"] - half["cpu"]) / extra,
+                          rerun_peak_kb=rerun["peak_kb"])
             runs[(executor, w)].append(result)
             print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr)
     float32_mb = float(np.prod(shape)) * 4 / 2**20
@@ -128,43 +158,57 @@ def measure(args: argparse.Namespace) -> dict:
     rows = []
     for executor, w in rows_keys:
         mine = runs[(executor, w)]
-        ratios = [b["wall"] / r["wall"] for b, r in zip(base, mine, strict=True)]
+        paired = list(zip(base, mine, strict=True))
         local = runs.get(("local", w))
-        overhead = (statistics.median(r["wall"] / lo["wall"] for r, lo in zip(mine, local,
-                                                                              strict=True))
-                    if executor != "local" and local else None)
+        overhead = marginal_overhead = None
+        if executor != "local" and local:
+            pairs = list(zip(mine, local, strict=True))
+            overhead = statistics.median(r["wall"] / lo["wall"] for r, lo in pairs)
+            marginal_overhead = statistics.median(r["marginal_wall"] / lo["marginal_wall"]
+                                                  for r, lo in pairs)
         rows.append({
             "executor": executor,
             "workers": w,
             "wall_s_per_volume": statistics.median(r["wall"] for r in mine) / args.cases,
+            "marginal_wall_s_per_volume": statistics.median(r["marginal_wall"] for r in mine),
             "cpu_s_per_volume": statistics.median(r["cpu"] for r in mine) / args.cases,
-            "marginal_cpu_s_per_volume": statistics.median(r["cpu"] - r["rerun_cpu"]
-                                                           for r in mine) / args.cases,
-            "throughput_vs_first": statistics.median(ratios),
+            "marginal_cpu_s_per_volume": statistics.median(r["marginal_cpu"] for r in mine),
+            "throughput_vs_first": statistics.median(b["wall"] / r["wall"] for b, r in paired),
+            "marginal_throughput_vs_first": statistics.median(
+                b["marginal_wall"] / r["marginal_wall"] for b, r in paired),
             "overhead_vs_local": overhead,
+            "marginal_overhead_vs_local": marginal_overhead,
             "peak_mb": statistics.median(r["peak_kb"] for r in mine) / 1024,
             "peak_vs_float32": statistics.median(r["peak_kb"] for r in mine) / 1024 / float32_mb,
+            "working_peak_vs_float32": statistics.median(r["peak_kb"] - r["rerun_peak_kb"]
+                                                         for r in mine) / 1024 / float32_mb,
         })
-    return {"shape": list(shape), "cases": args.cases, "preset": args.preset,
-            "repeats": args.repeats, "usable_cores": usable_cores(),
+    return {"shape": list(shape), "cases": args.cases, "half_cases": half_cases,
+            "preset": args.preset, "repeats": args.repeats, "usable_cores": usable_cores(),
             "float32_volume_mb": float32_mb, "rows": rows}
 
 
 def markdown(report: dict) -> str:
+    """The README table: each figure end to end, then marginal (start-up and discovery removed)."""
+    def pair(a: float | None, b: float | None, fmt: str) -> str:
+        return "-" if a is None or b is None else f"{a:{fmt}} / {b:{fmt}}"
+
     lines = [f"`harmonize run --preset {report['preset']}`, {report['cases']} cases of "
              f"{'x'.join(map(str, report['shape']))} with masks, {report['usable_cores']} cores, "
-             f"median of {report['repeats']} paired runs",
+             f"median of {report['repeats']} paired runs; a / b = end to end / marginal",
              "",
-             "| executor | workers | wall s / volume | CPU s / volume | marginal CPU s / volume | "
-             "throughput vs first row | overhead vs local pool | peak MB (largest process) | "
-             "peak / float32 volume |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| executor | workers | wall s / volume | CPU s / volume | throughput vs first row "
+             "| overhead vs local pool | peak MB | peak / float32 volume (total / working) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
-        overhead = f"{r['overhead_vs_local']:.2f}x" if r["overhead_vs_local"] else "-"
-        lines.append(f"| {r['executor']} | {r['workers']} | {r['wall_s_per_volume']:.3f} | "
-                     f"{r['cpu_s_per_volume']:.3f} | {r['marginal_cpu_s_per_volume']:.3f} | "
-                     f"{r['throughput_vs_first']:.2f}x | "
-                     f"{overhead} | {r['peak_mb']:.0f} | {r['peak_vs_float32']:.2f}x |")
+        lines.append(
+            f"| {r['executor']} | {r['workers']} | "
+            f"{pair(r['wall_s_per_volume'], r['marginal_wall_s_per_volume'], '.3f')} | "
+            f"{pair(r['cpu_s_per_volume'], r['marginal_cpu_s_per_volume'], '.3f')} | "
+            f"{pair(r['throughput_vs_first'], r['marginal_throughput_vs_first'], '.2f')}x | "
+            f"{pair(r['overhead_vs_local'], r['marginal_overhead_vs_local'], '.2f')}"
+            f"{'x' if r['overhead_vs_local'] else ''} | {r['peak_mb']:.0f} | "
+            f"{pair(r['peak_vs_float32'], r['working_peak_vs_float32'], '.2f')}x |")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from harmonize.engine.allocator import keep_freed_memory
 from harmonize.engine.lifetime import die_with_parent
 from harmonize.engine.threads import limit_library_threads, threads_per_worker, usable_cores
 from harmonize.errors import HarmonizeError
@@ -40,9 +41,11 @@ def default_workers() -> int:
 
 
 def start_worker(parent: int, threads: int) -> None:
-    """Pool worker initializer: die with ``parent`` and use at most ``threads`` library threads."""
+    """Pool worker initializer: die with ``parent``, use at most ``threads`` library threads and
+    glibc's dynamic allocator behaviour (:func:`keep_freed_memory`)."""
     die_with_parent(parent)
     limit_library_threads(threads)
+    keep_freed_memory()
 
 
 class Executor(Protocol):
@@ -184,7 +187,8 @@ class LocalExecutor:
 class _LimitedThreads:
     """``fn`` run on a Dask worker with its library threads capped at its host's share of the
     cores: the worker's usable cores // the Dask threads of all workers on that host
-    (``dask_threads[host]``). Picklable."""
+    (``dask_threads[host]``), and glibc's allocator as in a local worker (Dask's nanny switches
+    its dynamic mmap threshold off: :mod:`harmonize.engine.allocator`). Picklable."""
 
     def __init__(self, fn: Callable[[Any], Any], dask_threads: dict[str, int]) -> None:
         self.fn = fn
@@ -195,6 +199,7 @@ class _LimitedThreads:
 
         host = _host(get_worker().address)
         limit_library_threads(threads_per_worker(self.dask_threads.get(host, 1)))
+        keep_freed_memory()
         return self.fn(item)
 
 
