@@ -6,6 +6,8 @@ datasets in a temporary folder, then measures, each in its own subprocess:
   a  harmonize HarmonizedDataset from the fast cache (.npy, built by build_cache), batches made
      by ThreadLoader (2 threads in the training process)
   p  the same through torch DataLoader with 2 worker processes
+  z  (p) with ``num_workers=0``: batches made in the training process, nothing handed over
+     between processes (what the worker processes' shared-memory handoff costs in (p))
   s  (p) with torch's ``file_system`` sharing strategy
      (``torch.multiprocessing.set_sharing_strategy("file_system")``): batches cross from the
      workers through named shared-memory files instead of file descriptors sent per tensor
@@ -51,6 +53,7 @@ DATASETS = {  # name: labels (canonical name -> mask values; shapes from make_no
     "bench-spleen": {"spleen": [3]},
 }
 METHODS = {"a": "harmonize ThreadLoader, fast cache", "p": "harmonize DataLoader, fast cache",
+           "z": "harmonize DataLoader, fast cache, no worker processes",
            "s": "harmonize DataLoader, fast cache, file_system sharing",
            "b": "harmonize DataLoader, .nii.gz", "f": "harmonize DataLoader, cache on first touch",
            "q": "harmonize bridge in tio.Queue, fast cache",
@@ -90,7 +93,7 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
         import torch.multiprocessing
 
         torch.multiprocessing.set_sharing_strategy("file_system")
-    if method in ("a", "p", "s", "b", "f"):
+    if method in ("a", "p", "z", "s", "b", "f"):
         from harmonize.loader.dataset import DatasetMixSampler, HarmonizedDataset, ThreadLoader
 
         cache = {"b": False, "f": data / f"cache-first-touch-{time.time_ns()}"}.get(
@@ -101,7 +104,7 @@ def run_method(method: str, args: argparse.Namespace) -> dict[str, float]:
             loader = ThreadLoader(ds, batch_size=args.batch, sampler=sampler, num_workers=args.workers)
         else:
             loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, sampler=sampler,
-                                                 num_workers=args.workers)
+                                                 num_workers=0 if method == "z" else args.workers)
         key = "image"
     elif method in ("c", "q", "r"):
         import torchio as tio
@@ -209,7 +212,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--samples-per-volume", type=int, default=8, help="TorchIO Queue")
     parser.add_argument("--queue-length", type=int, default=64, help="TorchIO Queue max_length")
-    parser.add_argument("--methods", default="apsbfqrcd")
+    parser.add_argument("--methods", default="apzsbfqrcd")
     parser.add_argument("--quick", action="store_true", help="9 volumes of 128x128x80, patch 64")
     parser.add_argument("--data", type=Path, help="reuse/keep fabricated data in this folder")
     parser.add_argument("--run", choices=sorted(METHODS), help=argparse.SUPPRESS)
@@ -250,7 +253,7 @@ def report(args: argparse.Namespace) -> None:
                 continue
             measure_warm = measure("d", argparse.Namespace(**{**vars(args), "warm": True}))
             print(f"d: PersistentDataset cache warmed ({measure_warm['seconds']:.1f} s)", flush=True)
-        if method in "apsq" and not cache_ready:
+        if method in "apzsq" and not cache_ready:
             t = time.perf_counter()
             built = build_cache(manifests, args.data / "cache", workers=args.workers)
             print(f"{method}: cache built in {time.perf_counter() - t:.1f} s ({built.counts})", flush=True)

@@ -1,6 +1,6 @@
 """Streaming NIfTI reading: nibabel's header classes, voxels read straight into one array.
 
-gzip goes through ISA-L when ``isal`` is installed (several times faster than zlib). The header is
+gzip goes through ISA-L when ``isal`` is installed (faster than zlib: README, Performance). The header is
 parsed reading forward only, its declared size is checked against the limit before allocating
 (:mod:`harmonize.read.limits`), and every problem (empty, truncated, corrupt gzip, bad affine) is a
 :class:`~harmonize.errors.ReadError` naming the file.
@@ -22,7 +22,7 @@ from harmonize.errors import ReadError
 from harmonize.read.limits import check_declared_size
 
 _gzip_impl: types.ModuleType
-try:  # ISA-L gzip: same deflate streams, 2-4x faster than zlib
+try:  # ISA-L gzip: the same deflate streams as zlib, faster
     from isal import igzip as _gzip_impl
 except ImportError:  # pragma: no cover - isal is a dependency; fall back to the stdlib
     _gzip_impl = gzip
