@@ -219,3 +219,32 @@ def test_pool_workers_get_their_share_of_the_cores(monkeypatch) -> None:
     results = collect(LocalExecutor(2), _library_threads, [None] * 4)
     for sitk_threads, blas in results.values():
         assert sitk_threads == 2 and all(n <= 2 for n in blas)
+
+
+def test_dask_chunks_grow_for_quick_items_and_stay_single_for_slow_ones(monkeypatch) -> None:
+    """Quick items travel many to a task (fewer Dask round trips); items slower than
+    CHUNK_SECONDS go one per task. Every item comes back once, with its own index."""
+    import distributed
+
+    from harmonize.engine import executors
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        executor = DaskExecutor(client=client)
+        sizes: list[int] = []
+        submit = client.submit
+
+        def counting(fn, chunk, **kwargs):
+            sizes.append(len(chunk))
+            return submit(fn, chunk, **kwargs)
+
+        monkeypatch.setattr(client, "submit", counting)
+        results = dict(executor.imap_unordered(math.sqrt, [float(v) for v in range(-1, 399)]))
+        assert sorted(results) == list(range(400)) and sum(sizes) == 400
+        assert isinstance(results[0], ValueError) and results[10] == 3.0
+        assert max(sizes) > 1 and len(sizes) < 200
+        sizes.clear()
+        monkeypatch.setattr(executors, "CHUNK_SECONDS", 0.0)  # every task counts as slow
+        results = dict(executor.imap_unordered(math.sqrt, [float(v) for v in range(20)]))
+        assert sizes == [1] * 20 and results[16] == 4.0

@@ -14,6 +14,7 @@ Dask is an optional extra (``pip install 'harmonize-med[dask]'``) and is importe
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -203,6 +204,29 @@ class _LimitedThreads:
         return self.fn(item)
 
 
+#: a Dask task that came back sooner than this (from submission) doubles the chunk size
+CHUNK_SECONDS = 0.5
+#: the most items one Dask task carries
+MAX_CHUNK = 32
+
+
+class _Chunk:
+    """``fn`` applied to each item of a list on a Dask worker; an exception is that item's result
+    (so one bad item does not fail its neighbours). Picklable."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, chunk: list[Any]) -> list[Any]:
+        results: list[Any] = []
+        for item in chunk:
+            try:
+                results.append(self.fn(item))
+            except Exception as exc:  # noqa: BLE001 - returned as the item's result
+                results.append(exc)
+        return results
+
+
 def _host(address: str) -> str:
     """``tcp://10.0.0.5:40123`` -> ``10.0.0.5``."""
     return address.split("://", 1)[-1].rsplit(":", 1)[0]
@@ -216,10 +240,13 @@ class DaskExecutor:
     by :meth:`close`. Workers must have ``harmonize-med`` (and any third-party plugin) installed, and
     must see the dataset and output folders at the same paths (a shared file system).
 
-    Submission is bounded: at most ``in_flight`` items (default twice the cluster's threads, at
+    Submission is bounded: at most ``in_flight`` tasks (default twice the cluster's threads, at
     least 4) are submitted at a time and each result is released as soon as it is yielded, so the
-    memory of this process does not grow with the number of items. On each Dask worker, a task's
-    library threads are capped at ``cores // Dask threads`` of its host.
+    memory of this process does not grow with the number of items. A task carries one item at
+    first; while tasks come back within ``CHUNK_SECONDS`` of their submission the chunk size
+    doubles (up to ``MAX_CHUNK``), so thousands of tiny items do not pay Dask's per-task cost
+    each, while large items stay one per task. On each Dask worker, a task's library threads
+    are capped at ``cores // Dask threads`` of its host.
     """
 
     name = "dask"
@@ -262,27 +289,32 @@ class DaskExecutor:
         from distributed import wait as dask_wait
 
         dask_threads = self._dask_threads()
-        task = _LimitedThreads(fn, dask_threads)
+        task = _Chunk(_LimitedThreads(fn, dask_threads))
         limit = self._in_flight or max(4, 2 * sum(dask_threads.values()))
-        pending: dict[Any, int] = {}
-        fresh = iter(range(len(items)))
+        pending: dict[Any, tuple[list[int], float]] = {}  # future -> (item indices, submitted)
+        size, next_index = 1, 0
         try:
             while True:
-                for index in fresh:
-                    pending[self.client.submit(task, items[index], pure=False)] = index
-                    if len(pending) >= limit:
-                        break
+                while next_index < len(items) and len(pending) < limit:
+                    # never so large that the last chunks leave workers idle
+                    take = max(1, min(size, (len(items) - next_index) // limit))
+                    chunk = list(range(next_index, min(next_index + take, len(items))))
+                    next_index += len(chunk)
+                    future = self.client.submit(task, [items[k] for k in chunk], pure=False)
+                    pending[future] = (chunk, time.perf_counter())
                 if not pending:
                     return
                 done = dask_wait(list(pending), return_when="FIRST_COMPLETED").done
-                finished = []
-                for future in sorted(done, key=lambda f: pending[f]):
-                    index = pending.pop(future)
+                finished: list[tuple[int, Any]] = []
+                for future in sorted(done, key=lambda f: pending[f][0][0]):
+                    chunk, submitted = pending.pop(future)
                     try:
-                        finished.append((index, future.result()))
+                        finished.extend(zip(chunk, future.result(), strict=True))
                     except Exception as exc:  # noqa: BLE001 - handed to the caller as a result
-                        finished.append((index, exc))
+                        finished.extend((k, exc) for k in chunk)
                     future.release()
+                    if time.perf_counter() - submitted < CHUNK_SECONDS and len(chunk) == size:
+                        size = min(2 * size, MAX_CHUNK)
                 del done, future  # the client holds a task's result while its Future lives
                 yield from finished
         finally:
