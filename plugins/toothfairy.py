@@ -13,7 +13,10 @@ the inferior alveolar canal of both sides in one value (SAT-DS's name "inferior 
 its loader reads ``mask == 1``), case id = patient id = folder name, official split from
 ``splits.json`` (``val`` is our ``val``; SAT-DS writes "valid"). A folder without ``gt_alpha.npy``
 (only the sparse annotation, not used) is reported as skipped with the reason, as is a case listed
-in two splits and a ``splits.json`` name without a folder. Hidden and AppleDouble files are skipped.
+in two splits and a ``splits.json`` name without a folder. Keys of ``splits.json`` other than
+train/val/test are no official split and are ignored (the baseline below also reads a
+``synthetic`` list, whose cases use a ``generated.npy`` not in this layout). Hidden and AppleDouble
+files are skipped.
 
 Geometry (the ``.npy`` files have none; each fact with its source, checked against no release file):
 
@@ -25,14 +28,18 @@ Geometry (the ``.npy`` files have none; each fact with its source, checked again
   (axis 0 = z) and names the axes of ``gt_sparse.npy`` points ``Z, Y, X``; it separates the two
   canals by the last axis (``points[:, -1] < gt.shape[-1] // 2``), so columns run across the
   patient (left-right). The challenge baseline (github.com/AImageLab-zip/alveolar_canal,
-  ``dataloader/ToothFairy.py``) gives the arrays an identity affine (``torch.eye(4)``) and
-  resizes to (168, 280, 360), the shortest axis first.
-* **Spacing 0.3 mm, isotropic.** The dataset paper's code resamples ``data.npy`` and
-  ``gt_alpha.npy`` with ``resample(ctvol, is_label, original_spacing=.3, out_spacing=.4)``
-  (``utils.py`` above). The paper itself (Cipriano et al., "Deep segmentation of the mandibular
-  canal: a new 3D annotated dataset of CBCT volumes", IEEE Access 10:11500-11510, 2022,
-  doi:10.1109/ACCESS.2022.3144840) was not available here: the value is its code's, not quoted
-  from its text.
+  ``dataloader/ToothFairy.py``) gives the arrays an identity affine (``torch.eye(4)``); its
+  example config's ``resize_shape`` is (168, 280, 360) and ``configs/preprocessing.yaml`` crops
+  or pads to (168, 288, 384), the shortest axis first.
+* **Spacing 0.3 mm, isotropic.** The dataset paper's code (``utils.py`` above,
+  ``create_dataset``) resamples ``data.npy`` and ``gt_alpha.npy`` with ``resample(image,
+  is_label=...)``, whose defaults are ``original_spacing=.3, out_spacing=.4``. That code was
+  written for the release the paper describes (its README links ditto.ing.unimore.it/maxillo),
+  which uses ToothFairy's file names (``data.npy``, ``gt_sparse.npy``, ``gt_alpha.npy``,
+  ``splits.json``); that ToothFairy's volumes share its 0.3 mm is assumed from that. The paper
+  itself (Cipriano et al., "Deep segmentation of the mandibular canal: a new 3D annotated dataset
+  of CBCT volumes", IEEE Access 10:11500-11510, 2022, doi:10.1109/ACCESS.2022.3144840) was not
+  available here (only its abstract): the value is its code's, not quoted from its text.
 * **Directions: an assumption.** :data:`AFFINE` is what that code's ``sitk.GetImageFromArray`` +
   ``SetSpacing(0.3)`` means (ITK's identity direction in LPS: columns towards the patient's left,
   rows towards posterior, slices towards superior, origin 0), written in RAS: orientation code
@@ -40,9 +47,11 @@ Geometry (the ``.npy`` files have none; each fact with its source, checked again
   is the lowest or the highest slice, and whether column 0 is the patient's right, are
   unverified. A flip would mirror the image and the mask together (they share the grid), so
   labels stay on their voxels; only the anatomical orientation could be wrong.
-* **Grey values: CBCT, not Hounsfield units.** Both codes above clip ``data.npy`` to 0..2100
-  before scaling (the paper's code keeps an unused ``DICOM_MAX = 3095``), i.e. non-negative
-  scanner grey values; their dtype is stated by no source (the reader takes any numeric dtype).
+* **Grey values: CBCT, not Hounsfield units.** The paper's code (``DICOM_MIN = 0``,
+  ``DICOM_MAX = 2100``; 3095 in a commented-out line), the baseline's
+  ``configs/preprocessing.yaml`` (``Clamp`` 0..2100) and the algorithm template all clip the
+  volumes to 0..2100 before scaling: non-negative scanner grey values. Their dtype is stated by
+  no source (the reader takes any numeric dtype).
   The descriptor's modality is ``CBCT``: MR's intensity rule (percentile clip + z-score), never a
   CT window. SAT-DS files the dataset as "CT" (its export modality) and its loader clips it to
   -500..1000 like CT; its README table says "MRI".
