@@ -9,9 +9,9 @@
    then, with ``crop_foreground``, both cut to the box of image voxels > 0
    (:mod:`harmonize.engine.crop`, MONAI ``CropForeground``);
 4. intensity, by modality (:mod:`harmonize.engine.intensity`): CT clip to a window then [0, 1] or
-   z-score; MR percentile clip + z-score; PET per channel (:mod:`harmonize.engine.pet`: SUV
-   clipped, CT of PET/CT windowed); ``intensity="raw"`` changes nothing. Labels are
-   never intensity-scaled.
+   z-score; MR and CBCT (:data:`PERCENTILE_ZSCORE_MODALITIES`) percentile clip + z-score; PET per
+   channel (:mod:`harmonize.engine.pet`: SUV clipped, CT of PET/CT windowed);
+   ``intensity="raw"`` changes nothing. Labels are never intensity-scaled.
 
 The returned :class:`Normalized` carries the ordered operations, the parameters that undo the
 intensity mapping (:func:`harmonize.engine.intensity.undo_intensity`) and the input's geometry.
@@ -48,6 +48,7 @@ from harmonize.read.nifti_writer import write_volume
 from harmonize.read.volume import ScaledVolume, Volume
 
 __all__ = [
+    "PERCENTILE_ZSCORE_MODALITIES",
     "PRESETS",
     "Normalized",
     "PresetInfo",
@@ -61,6 +62,11 @@ __all__ = [
     "undo_intensity",
     "write_volume",
 ]
+#: Modalities whose images get the per-image percentile clip + z-score (``mr_percentiles``): MR,
+#: and cone-beam CT, whose grey values are not calibrated Hounsfield units (they vary with the
+#: scanner and field of view), so a CT window in HU would cut them at arbitrary points.
+PERCENTILE_ZSCORE_MODALITIES = ("MR", "CBCT")
+
 
 @dataclass
 class Normalized:
@@ -178,7 +184,7 @@ def normalize_intensity(
             window = _ct_window_for(settings, series_window, dataset_window, dataset_stats)[0]
         data, params, op = pet_intensity(image.data, channels, settings=settings,
                                          ct_window_hu=window)
-    elif modality == "MR":
+    elif modality in PERCENTILE_ZSCORE_MODALITIES:
         if settings.mr_percentiles is None:
             return image, none, None
         data, params = percentile_zscore(image.data, settings.mr_percentiles)

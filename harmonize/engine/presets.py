@@ -37,7 +37,7 @@ class Settings:
     * ``ct_scaling``: after clipping, ``"unit"`` maps the window to [0, 1], ``"zscore"`` uses the
       image's own mean/std (SAT-DS), ``"dataset-zscore"`` the dataset foreground mean/std
       (nnU-Net).
-    * ``mr_percentiles``: MR/PET clip percentiles before a per-image z-score; ``None`` = raw.
+    * ``mr_percentiles``: MR/CBCT/PET clip percentiles before a per-image z-score; ``None`` = raw.
     * ``intensity``: ``"raw"`` disables every intensity change (all modalities).
     * ``preset``: the preset name these settings came from (recorded only).
     * ``irregular_dicom``: ``"refuse"`` (default) makes a DICOM series that is not one regular

@@ -68,7 +68,8 @@ from harmonize.read.volume import Volume, is_nifti
 if TYPE_CHECKING:
     from harmonize.plugin.catalog import Catalog
 
-SAT_MODALITY = {"CT": "CT", "MR": "MRI", "PET": "PET"}
+#: our modality -> SAT-DS's string; SAT-DS files its cone-beam CT dataset under "CT"
+SAT_MODALITY = {"CT": "CT", "CBCT": "CT", "MR": "MRI", "PET": "PET"}
 SAT_SPLIT = {None: "unknown", "train": "train", "val": "val", "test": "test"}
 REQUIRED_KEYS = ("image", "mask", "label", "modality", "dataset", "official_split", "patient_id")
 

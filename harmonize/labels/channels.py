@@ -145,7 +145,7 @@ def parse_channels(data: Any, *, source: Path | None = None) -> ChannelVocabular
             raise fail(f"{name!r}: entries take only {sorted(_ENTRY_KEYS)}")
         modality = entry.get("modality")
         if not isinstance(modality, str):
-            raise fail(f"{name!r}: 'modality' (CT, MR, PET, US, XR) is required")
+            raise fail(f"{name!r}: 'modality' (CT, CBCT, MR, PET, US, XR) is required")
         modalities[name] = modality
         synonyms = entry.get("synonyms", [])
         if not isinstance(synonyms, list) or not all(isinstance(s, str) for s in synonyms):

@@ -31,6 +31,7 @@ from harmonize.plugin.layout import LayoutDataset
 from harmonize.read.dicom_scan import read_header as read_dicom_header
 from harmonize.read.dicom_volume import regular_series
 from harmonize.read.matlab import read_mat_label
+from harmonize.read.npy import read_npy
 from harmonize.read.rtstruct import is_rtstruct, read_structure_set
 from harmonize.read.rtstruct_label import rtstruct_rois
 from harmonize.read.volume import Volume, read_header, read_volume, sitk_affine
@@ -70,6 +71,7 @@ __all__ = [
     "read_volume",
     "read_header",
     "read_mat_label",
+    "read_npy",
     # structure masks that may overlap -> one label map with its own class table
     "combine_structures",
     "structure_masks",

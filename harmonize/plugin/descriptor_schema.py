@@ -24,8 +24,10 @@ from harmonize.plugin.descriptor_schema_layout import (
     TEXT,
 )
 
-#: Imaging modalities a descriptor may declare.
-MODALITIES = ("CT", "MR", "PET", "US", "XR")
+#: Imaging modalities a descriptor may declare. ``CBCT`` (cone-beam CT) is its own modality: its
+#: grey values are not calibrated Hounsfield units, so it takes the MR intensity rule, not a CT
+#: window (:data:`harmonize.engine.normalize.PERCENTILE_ZSCORE_MODALITIES`).
+MODALITIES = ("CT", "CBCT", "MR", "PET", "US", "XR")
 #: A dataset id: lowercase letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit.
 DATASET_ID = r"^[a-z0-9][a-z0-9._-]*$"
 DESCRIPTOR_SCHEMA: dict[str, Any] = {

@@ -237,11 +237,15 @@ def read_volume(path: Path, kind: Kind = "image", *, allow_channels: bool = True
         _check_geometry(affine, path)
     else:
         data, affine = _read_with_sitk(path, kind)
-    data = _check_data(data, path, kind, allow_channels)
+    data = check_voxels(data, path, kind, allow_channels)
     return Volume(data=data, affine=affine, kind=kind, operations=operations)
 
 
-def _check_data(data: np.ndarray, path: Path, kind: Kind, allow_channels: bool) -> np.ndarray:
+def check_voxels(data: np.ndarray, path: Path, kind: Kind, allow_channels: bool) -> np.ndarray:
+    """``data`` as a 3-D volume (4-D with channels last when ``allow_channels`` and ``kind`` is
+    "image"; trailing axes of length 1 dropped, a 2-D array given a third axis), or a
+    :class:`ReadError` naming ``path``: more axes, NaN/inf voxels, a non-numeric type. Every
+    reader of voxels (volumes, ``.npy`` arrays) ends with this check."""
     if data.ndim == 5 and data.shape[3] == 1:  # NIfTI vector image (X, Y, Z, 1, C)
         data = data[:, :, :, 0, :]
     while data.ndim > 3 and data.shape[-1] == 1:
