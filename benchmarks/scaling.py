@@ -10,13 +10,14 @@ then runs the real command line, each run in a fresh output folder::
 for every ``W`` in ``--workers`` (default 1 and the usable cores) and every executor in
 ``--executors`` (``local``: the process pool; ``dask``: ``--executor dask``, a Dask
 ``LocalCluster`` of W single-threaded worker processes), ``--repeats`` times, in turn (W=1,
-W=2, W=1, W=2, ...: paired, so a drift of the machine hits both). Reported per row:
+W=2, W=1, W=2, ...: paired, so a drift of the machine hits both).
 
 Each figure is given twice, "a / b": end to end (a), and marginal (b): what one more case
 costs in a long run, ``(T(N cases) - T(N/2 cases)) / (N - N/2)`` from a second release made of
 the first half of the cases (hard links), run right after; the difference removes what does not
 grow with the number of cases (interpreter start, imports, pool or cluster start, the last
 straggling case) and keeps everything that does (discovery, dispatch, hashing, the case itself).
+Reported per row:
 
 * wall seconds per volume and throughput relative to the first row (median of the paired
   ratios); for Dask rows also its overhead: wall time / the local pool's at the same W;
