@@ -92,3 +92,31 @@ def test_label_sampler_over_every_class_channel_with_queue_workers(manifests):
     patches = [p for b in DataLoader(queue, batch_size=4) for p in b["mask"][tio.DATA]]
     assert len(patches) == 8
     assert all(bool(p[:, 3, 3, 3].any()) for p in patches)  # the centre voxel is labelled
+
+
+class _Recording:
+    """A CaseReader that remembers the arrays it handed over."""
+
+    def __init__(self, reader):
+        self.reader, self.handed = reader, []
+
+    def __call__(self, path):
+        array, affine = self.reader(path)
+        self.handed.append(array)
+        return array, affine
+
+
+def test_loading_keeps_the_readers_array_and_equals_torchios_own_load(manifests, tmp_path):
+    """The bridge's images hold the very array CaseReader returned (TorchIO's own ``Image.load``
+    copies it through ``torch.cat``); the values, dtype and affine equal TorchIO's own
+    ScalarImage and LabelMap loading with the same reader."""
+    subjects = to_torchio_subjects(manifests, classes=CLASSES, cache=tmp_path / "c")
+    for subject in subjects:
+        for key, plain_type in (("image", tio.ScalarImage), ("mask", tio.LabelMap)):
+            ours = subject[key]
+            recording = _Recording(ours.reader)
+            ours.reader = recording
+            plain = plain_type(ours.path, reader=recording.reader, verify_path=False)
+            assert torch.equal(ours.data, plain.data) and ours.data.dtype == plain.data.dtype
+            assert (ours.affine == plain.affine).all()
+            assert ours.data.data_ptr() == recording.handed[0].ctypes.data  # no copy
