@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harmonize.engine.intensity import clip_scale, ct_window, percentile_zscore
-from harmonize.engine.presets import Settings
+from harmonize.engine.presets import PET_INTENSITIES, Settings
 from harmonize.errors import HarmonizeError
 from harmonize.labels.channels import load_channels
 
@@ -32,8 +32,6 @@ __all__ = ["PET_INTENSITIES", "SUV_CLIP", "pet_intensity"]
 
 #: SUV range kept by the default PET convention (``suv-clip``)
 SUV_CLIP = (0.0, 50.0)
-#: ``Settings.pet_intensity`` values
-PET_INTENSITIES = ("suv-clip", "percentile-zscore")
 
 
 def pet_intensity(

@@ -22,6 +22,8 @@ from harmonize.errors import DescriptorError, HarmonizeError
 from harmonize.yamlio import load_registry
 
 CTWindow = tuple[float, float] | Literal["dataset", "foreground"] | None
+#: ``Settings.pet_intensity`` values (the rules are in :mod:`harmonize.engine.pet`)
+PET_INTENSITIES: tuple[str, ...] = ("suv-clip", "percentile-zscore")
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,9 @@ class Settings:
             raise bad(f"grid must be one of {GRID_CONVENTIONS}, got {self.grid!r}")
         if not isinstance(self.crop_foreground, bool):
             raise bad(f"crop_foreground must be true or false, got {self.crop_foreground!r}")
-        if self.pet_intensity not in ("suv-clip", "percentile-zscore"):
-            raise bad(f"pet_intensity must be 'suv-clip' or 'percentile-zscore', "
-                      f"got {self.pet_intensity!r}")
+        if self.pet_intensity not in PET_INTENSITIES:
+            raise bad(f"pet_intensity must be one of {PET_INTENSITIES}, got "
+                      f"{self.pet_intensity!r}")
         if self.irregular_dicom not in ("refuse", "resample"):
             raise bad(f"irregular_dicom must be 'refuse' or 'resample', "
                       f"got {self.irregular_dicom!r}")

@@ -7,8 +7,8 @@ descriptor names SAT-DS datasets (``sat_ds:``) is therefore written as that meth
 * ``dataset`` is the SAT-DS name and ``label`` SAT-DS's list verbatim (SAT-DS's terminology,
   merged names included: the method derives them);
 * the mask follows :class:`~harmonize.labels.sat_ds.MaskLayout`: ``values`` (``label[i]`` is
-  value ``i + 1``; each of our mask values goes to the SAT-DS name of its most specific class
-  SAT-DS names)
+  value ``i + 1``; each of our mask values goes to the SAT-DS name of the most specific of its
+  classes that SAT-DS names)
   or ``channels`` (a ``(C, X, Y, Z)`` array, channel ``i`` = every voxel of the class
   ``label[i]`` resolves to, so overlapping classes keep their voxels);
 * ``modality`` is SAT-DS's string for the line's channel (``MRI T2`` / ``MRI ADC``), and
